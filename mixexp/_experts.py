@@ -1,0 +1,106 @@
+"""Expert families: their E-step, M-step, penalty and parameter count.
+
+A family works on internally standardised inputs ``X`` (n, d) and a 2-D
+target ``Y`` (n, t); parameters live in a dict shared with the gate
+(``gate_coef``, ``gate_intercept``) so that a solver can treat them as one.
+"""
+
+import numpy as np
+from scipy import linalg
+
+# An expert whose total weight falls below this fraction of the data keeps
+# its parameters: the weighted fit would be noise, and leaving it unchanged
+# is a valid (generalised) M-step, so EM stays monotone.
+_EMPTY_EXPERT = 1e-10
+
+
+def _solve_normal_equations(A, b):
+    """Solve the symmetric positive semi-definite system A x = b."""
+    try:
+        return linalg.solve(A, b, assume_a="pos", check_finite=False)
+    except (linalg.LinAlgError, ValueError):
+        return linalg.lstsq(A, b, check_finite=False)[0]
+
+
+class GaussianExperts:
+    """Linear-Gaussian experts, p_k(y | x) = N(y; x w_k + c_k, diag(sigma2_k)).
+
+    Parameters
+    ----------
+    weight_penalty : ndarray of shape (d,)
+        Penalty per standardised weight: alpha / scale_j**2, so that it
+        equals alpha * ||w||^2 on the user's scale. It enters the negative
+        log-likelihood as alpha ||w_k||^2 / (2 sigma2_k): Ridge's convention
+        on the squared error, so one expert gives Ridge's coefficients.
+    variance_floor : ndarray of shape (t,)
+        Smallest variance an expert may take, per target.
+    """
+
+    def __init__(self, weight_penalty, variance_floor):
+        self.weight_penalty = weight_penalty
+        self.variance_floor = variance_floor
+
+    def e_step(self, kernels, X, Y, params, resp):
+        """Fill ``resp`` (n, K); return log p(y_i | x_i), shape (n,)."""
+        return kernels.gaussian_e_step(
+            X,
+            Y,
+            params["gate_coef"],
+            params["gate_intercept"],
+            params["coef"],
+            params["intercept"],
+            params["variance"],
+            resp,
+        )
+
+    def log_density(self, kernels, X, Y, params):
+        """Each expert's log-density, shape (n, K)."""
+        return kernels.gaussian_log_density(
+            X, Y, params["coef"], params["intercept"], params["variance"]
+        )
+
+    def m_step(self, kernels, X, Y, W, params):
+        """Exact M-step per expert: ridge weights, then the variance.
+
+        For expert k the penalised expected log-likelihood is
+        -S_k/2 log sigma2 - (RSS_k(w, c) + alpha ||w||^2) / (2 sigma2): its
+        maximiser in (w, c) is the weighted ridge solution whatever sigma2
+        is, and then sigma2 = (RSS_k + alpha ||w||^2) / S_k, floored.
+        """
+        gram, x_sum, xy, y_sum, w_sum = kernels.weighted_moments(X, Y, W)
+        coef = params["coef"].copy()
+        intercept = params["intercept"].copy()
+        variance = params["variance"].copy()
+        d = coef.shape[2]
+        active = w_sum > _EMPTY_EXPERT * max(w_sum.sum(), np.finfo(float).tiny)
+
+        system = np.empty((d + 1, d + 1))
+        for k in np.flatnonzero(active):
+            system[:d, :d] = gram[k]
+            system[np.arange(d), np.arange(d)] += self.weight_penalty
+            system[:d, d] = system[d, :d] = x_sum[k]
+            system[d, d] = w_sum[k]
+            rhs = np.concatenate([xy[k], y_sum[k][None, :]], axis=0)
+            solution = _solve_normal_equations(system, rhs)
+            coef[k] = solution[:d].T
+            intercept[k] = solution[d]
+
+        rss = kernels.gaussian_weighted_rss(X, Y, W, coef, intercept)
+        rss += self._weight_penalties(coef)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fitted_variance = rss / w_sum[:, None]
+        variance[active] = np.maximum(fitted_variance[active], self.variance_floor)
+        return {"coef": coef, "intercept": intercept, "variance": variance}
+
+    def _weight_penalties(self, coef):
+        """alpha ||w_kt||^2 on the user's scale, per expert and target: (K, t)."""
+        return np.sum(self.weight_penalty * coef**2, axis=2)
+
+    def penalty(self, params):
+        """Ridge penalty alpha ||w_kt||^2 / (2 sigma2_kt), summed over experts and targets."""
+        return float(np.sum(self._weight_penalties(params["coef"]) / (2.0 * params["variance"])))
+
+    @staticmethod
+    def n_parameters(n_experts, n_features, n_targets):
+        """Free parameters of the experts: weights, intercepts, variances."""
+        return n_experts * n_targets * (n_features + 2)

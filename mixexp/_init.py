@@ -1,0 +1,133 @@
+"""Starting points for EM: initial responsibilities, then one M-step.
+
+Two guarantees shape this module.
+
+* Row order and sample weights: the start is computed on the distinct rows
+  of the weighted data, in a canonical (sorted) order, with the weights of
+  repeated rows summed. Shuffling the rows, or replacing repeated rows by a
+  weight, gives the same start (scikit-learn's sample-weight equivalence).
+* Nested restarts: start ``i`` depends only on ``(seed, i)``, so fitting
+  with more starts explores a superset and never ends with a worse optimum.
+"""
+
+import numpy as np
+
+from ._solvers._em import m_step
+
+# Kinds of start cycled through by ``n_init``; k-means alone lands in the
+# same basin every time, so it is interleaved with random ones.
+START_KINDS = {
+    "kmeans": ("kmeans", "random_responsibilities", "random_partition"),
+    "random": ("random_responsibilities", "random_partition"),
+}
+# Hard partitions are softened so no expert starts empty and the initial
+# gate fit has finite weights.
+_PARTITION_SMOOTHING = 0.1
+_KMEANS_MAX_ITER = 100
+
+
+def start_kind(init_params, index):
+    """Which kind of start the ``index``-th initialisation uses."""
+    kinds = START_KINDS[init_params]
+    return kinds[index % len(kinds)]
+
+
+def _splitmix64(z):
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _row_hash(rows):
+    """A 64-bit hash of each row's bytes: (n,) uint64, independent of row order."""
+    bits = np.ascontiguousarray(rows + 0.0, dtype=np.float64).view(np.uint64)  # -0.0 -> 0.0
+    h = np.zeros(rows.shape[0], dtype=np.uint64)
+    for column in bits.T:
+        h = _splitmix64(h ^ column)
+    return h
+
+
+def canonical_rows(raw_rows, sample_weight, max_rows):
+    """Distinct positively-weighted rows, sorted, with summed weights.
+
+    Parameters
+    ----------
+    raw_rows : ndarray of shape (n, m)
+        The user's [X, Y] (before any arithmetic, so that equal rows are
+        bitwise equal in every ordering).
+    sample_weight : ndarray of shape (n,)
+    max_rows : int
+        Above this many rows, a subsample chosen by row hash is used: whole
+        groups of equal rows are kept or dropped together.
+
+    Returns
+    -------
+    index : ndarray of shape (m,)
+        Index in ``raw_rows`` of one representative of each distinct row.
+    weight : ndarray of shape (m,)
+        Total sample weight of each distinct row.
+    """
+    candidates = np.flatnonzero(sample_weight > 0)
+    if candidates.size > max_rows:
+        threshold = np.uint64(int(2**64 * max_rows / candidates.size) - 1)
+        candidates = candidates[_row_hash(raw_rows[candidates]) <= threshold]
+    _, first, inverse = np.unique(
+        raw_rows[candidates], axis=0, return_index=True, return_inverse=True
+    )
+    weight = np.bincount(inverse.ravel(), weights=sample_weight[candidates])
+    return candidates[first], weight
+
+
+def _weighted_kmeans(Z, weight, n_clusters, rng):
+    """Weighted k-means++ seeding and Lloyd iterations: labels (m,)."""
+    m = Z.shape[0]
+    centers = np.empty((n_clusters, Z.shape[1]))
+    centers[0] = Z[rng.choice(m, p=weight / weight.sum())]
+    closest = np.sum((Z - centers[0]) ** 2, axis=1)
+    for c in range(1, n_clusters):
+        mass = weight * closest
+        if mass.sum() <= 0:  # fewer distinct points than clusters
+            centers[c] = Z[rng.integers(m)]
+        else:
+            centers[c] = Z[rng.choice(m, p=mass / mass.sum())]
+        closest = np.minimum(closest, np.sum((Z - centers[c]) ** 2, axis=1))
+
+    labels = np.full(m, -1)
+    for _ in range(_KMEANS_MAX_ITER):
+        distances = (
+            np.sum(Z**2, axis=1)[:, None] - 2.0 * Z @ centers.T + np.sum(centers**2, axis=1)
+        )
+        new_labels = np.argmin(distances, axis=1)
+        if np.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+        for c in range(n_clusters):
+            member = labels == c
+            if weight[member].sum() > 0:
+                centers[c] = np.average(Z[member], axis=0, weights=weight[member])
+    return labels
+
+
+def _smoothed_one_hot(labels, n_experts):
+    resp = np.full((labels.size, n_experts), _PARTITION_SMOOTHING / n_experts)
+    resp[np.arange(labels.size), labels] += 1.0 - _PARTITION_SMOOTHING
+    return resp
+
+
+def initial_responsibilities(kind, Z, weight, n_experts, rng):
+    """Responsibilities (m, K) of one start, on standardised canonical rows ``Z``."""
+    m = Z.shape[0]
+    if kind == "kmeans":
+        return _smoothed_one_hot(_weighted_kmeans(Z, weight, n_experts, rng), n_experts)
+    if kind == "random_partition":
+        return _smoothed_one_hot(rng.integers(n_experts, size=m), n_experts)
+    if kind == "random_responsibilities":
+        return rng.dirichlet(np.ones(n_experts), size=m)
+    raise ValueError(f"Unknown start kind {kind!r}.")
+
+
+def initial_params(family, kernels, data, neutral_params, resp):
+    """One M-step from responsibilities ``resp`` on ``data``: the start."""
+    weighted = resp * data.sample_weight[:, None]
+    return m_step(family, kernels, data, neutral_params, weighted)

@@ -1,0 +1,133 @@
+"""NumPy reference kernels: the oracle every fast backend is tested against.
+
+Shapes: ``X`` (n, d) standardised inputs, ``Y`` (n, t) targets, ``K``
+experts. Gate parameters ``gate_coef`` (K, d), ``gate_intercept`` (K,).
+Gaussian expert parameters ``coef`` (K, t, d), ``intercept`` (K, t),
+``variance`` (K, t). ``W`` (n, K) holds non-negative per-sample weights of
+each expert (responsibilities times sample weights).
+
+These functions favour clarity over speed; they may allocate, but never an
+(n, K, d) temporary.
+"""
+
+import numpy as np
+from scipy.special import logsumexp
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def log_gate(X, gate_coef, gate_intercept, out=None):
+    """Log-softmax gate, log g_k(x_i): (n, K)."""
+    logits = np.matmul(X, gate_coef.T, out=out)
+    logits += gate_intercept
+    logits -= logsumexp(logits, axis=1, keepdims=True)
+    return logits
+
+
+def gaussian_log_density(X, Y, coef, intercept, variance, out=None):
+    """log N(y_i; x_i w_k + c_k, diag(variance_k)), summed over targets: (n, K)."""
+    n_experts = coef.shape[0]
+    if out is None:
+        out = np.empty((X.shape[0], n_experts), dtype=X.dtype)
+    for k in range(n_experts):
+        resid = Y - (X @ coef[k].T + intercept[k])
+        out[:, k] = -0.5 * (
+            (resid**2 / variance[k]).sum(axis=1) + np.sum(LOG_2PI + np.log(variance[k]))
+        )
+    return out
+
+
+def normalize_log_joint(log_joint, resp_out=None):
+    """Responsibilities from log g + log p.
+
+    Returns ``(log_norm, resp)``: log_norm (n,) is log sum_k exp(log_joint),
+    resp (n, K) the normalised posterior. A row whose joint is -inf for every
+    expert (impossible under every expert) gets zero responsibilities rather
+    than NaN.
+    """
+    log_norm = logsumexp(log_joint, axis=1)
+    with np.errstate(invalid="ignore"):
+        resp = np.exp(log_joint - log_norm[:, None], out=resp_out)
+    impossible = np.isneginf(log_norm)
+    if impossible.any():
+        resp[impossible] = 0.0
+    return log_norm, resp
+
+
+def gaussian_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, variance, resp):
+    """Whole E-step for Gaussian experts.
+
+    Writes the responsibilities into ``resp`` (n, K) and returns the
+    per-sample log-likelihood log p(y_i | x_i), shape (n,).
+    """
+    log_joint = log_gate(X, gate_coef, gate_intercept)
+    log_joint += gaussian_log_density(X, Y, coef, intercept, variance)
+    log_norm, _ = normalize_log_joint(log_joint, resp_out=resp)
+    return log_norm
+
+
+def gaussian_predict(X, coef, intercept):
+    """Each expert's mean: (n, K, t)."""
+    return np.einsum("nd,ktd->nkt", X, coef) + intercept[None]
+
+
+def weighted_moments(X, Y, W):
+    """Sufficient statistics of a weighted least-squares fit per expert.
+
+    Returns ``(gram, x_sum, xy, y_sum, w_sum)`` with shapes (K, d, d),
+    (K, d), (K, d, t), (K, t), (K,): X^T diag(W_k) X, X^T W_k,
+    X^T diag(W_k) Y, Y^T W_k and sum W_k.
+    """
+    n_experts = W.shape[1]
+    d = X.shape[1]
+    gram = np.empty((n_experts, d, d), dtype=X.dtype)
+    xy = np.empty((n_experts, d, Y.shape[1]), dtype=X.dtype)
+    for k in range(n_experts):
+        weighted_X = X * W[:, k : k + 1]
+        gram[k] = weighted_X.T @ X
+        xy[k] = weighted_X.T @ Y
+    return gram, (X.T @ W).T, xy, (Y.T @ W).T, W.sum(axis=0)
+
+
+def gaussian_weighted_rss(X, Y, W, coef, intercept):
+    """Weighted residual sum of squares per expert and target: (K, t)."""
+    n_experts = W.shape[1]
+    rss = np.empty((n_experts, Y.shape[1]), dtype=X.dtype)
+    for k in range(n_experts):
+        resid = Y - (X @ coef[k].T + intercept[k])
+        rss[k] = W[:, k] @ resid**2
+    return rss
+
+
+def gate_gradient_hessian(X, W, log_g):
+    """Gradient and Hessian of sum_ik W_ik log g_ik in the gate parameters.
+
+    Parameters are ordered (K, d + 1): the d weights then the intercept of
+    each expert. Returns the gradient (K, d + 1) and the Hessian
+    (K, d + 1, K, d + 1) (negative semi-definite). ``W`` rows sum to the
+    sample weight, ``log_g`` is the current log gate.
+    """
+    n_experts = W.shape[1]
+    d = X.shape[1]
+    g = np.exp(log_g)
+    s = W.sum(axis=1)
+    residual = W - g * s[:, None]
+    grad = np.empty((n_experts, d + 1), dtype=X.dtype)
+    grad[:, :d] = residual.T @ X
+    grad[:, d] = residual.sum(axis=0)
+
+    hess = np.empty((n_experts, d + 1, n_experts, d + 1), dtype=X.dtype)
+    for k in range(n_experts):
+        for l in range(k, n_experts):
+            # curvature weights s_i (g_ik [k == l] - g_ik g_il)
+            c = -s * g[:, k] * g[:, l]
+            if k == l:
+                c += s * g[:, k]
+            block = np.empty((d + 1, d + 1), dtype=X.dtype)
+            weighted_X = X * c[:, None]
+            block[:d, :d] = weighted_X.T @ X
+            block[:d, d] = block[d, :d] = weighted_X.sum(axis=0)
+            block[d, d] = c.sum()
+            hess[k, :, l, :] = -block
+            hess[l, :, k, :] = -block.T
+    return grad, hess

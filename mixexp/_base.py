@@ -17,7 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._backend import BACKENDS, resolve_backend
+from ._backend import BACKENDS, resolve_backend, single_threaded_blas
 from ._init import canonical_rows, initial_params, initial_responsibilities, start_kind
 from ._solvers import SOLVERS
 
@@ -134,6 +134,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     # ---- fitting ---------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
+    @single_threaded_blas
     def fit(self, X, y, sample_weight=None):
         """Fit the mixture of experts by EM.
 
@@ -260,6 +261,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         kernels = resolve_backend(self.backend, Xs)
         return kernels.log_gate(Xs, self._params["gate_coef"], self._params["gate_intercept"])
 
+    @single_threaded_blas
     def predict_gate(self, X):
         """Gate probabilities g_k(x).
 
@@ -286,6 +288,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         log_norm = self._family.e_step(kernels, Xs, Y, self._params, resp)
         return log_norm, resp
 
+    @single_threaded_blas
     def predict_responsibilities(self, X, y):
         """Posterior probability h_ik that expert k generated (x_i, y_i).
 
@@ -301,6 +304,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         return self._e_step(X, y)[1]
 
+    @single_threaded_blas
     def log_likelihood(self, X, y, sample_weight=None):
         """Mean per-sample log-likelihood log p(y | x) under the fitted model.
 

@@ -28,11 +28,13 @@ exported from the R package MASS (``MASS::mcycle``).
 """
 
 
-def load_motorcycle(*, as_frame=False):
+def load_motorcycle(*, return_X_y=False, as_frame=False):
     """Load the motorcycle crash data (133 samples, 1 feature).
 
     Parameters
     ----------
+    return_X_y : bool, default=False
+        If True, return ``(data, target)`` instead of a Bunch.
     as_frame : bool, default=False
         If True, ``data`` is a pandas DataFrame, ``target`` a Series and
         ``frame`` a DataFrame holding both (pandas required).
@@ -43,6 +45,8 @@ def load_motorcycle(*, as_frame=False):
         ``data`` (133, 1) times in ms, ``target`` (133,) acceleration in g,
         ``feature_names``, ``target_names``, ``frame`` (None unless
         ``as_frame``) and ``DESCR``.
+    (data, target) : tuple
+        If ``return_X_y`` is True.
 
     Examples
     --------
@@ -60,6 +64,8 @@ def load_motorcycle(*, as_frame=False):
 
         frame = pd.DataFrame(table, columns=feature_names + target_names)
         data, target = frame[feature_names], frame[target_names[0]]
+    if return_X_y:
+        return data, target
     return Bunch(
         data=data,
         target=target,

@@ -11,16 +11,40 @@ These functions favour clarity over speed; they may allocate, but never an
 """
 
 import numpy as np
-from scipy.special import logsumexp
 
 LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def row_logsumexp(a):
+    """log sum_k exp(a[:, k]) per row, shape (n,); -inf where a row is all -inf.
+
+    Reduces by looping over the K columns: NumPy's reductions along a short
+    last axis are an order of magnitude slower than K vector operations.
+    """
+    shift = a[:, 0].copy()
+    for k in range(1, a.shape[1]):
+        np.maximum(shift, a[:, k], out=shift)
+    shift[~np.isfinite(shift)] = 0.0  # an all -inf row sums to zero below
+    total = np.zeros_like(shift)
+    for k in range(a.shape[1]):
+        total += np.exp(a[:, k] - shift)
+    with np.errstate(divide="ignore"):
+        return shift + np.log(total)
+
+
+def row_sum(a):
+    """sum_k a[:, k] per row, shape (n,) (column loop, see row_logsumexp)."""
+    total = a[:, 0].copy()
+    for k in range(1, a.shape[1]):
+        total += a[:, k]
+    return total
 
 
 def log_gate(X, gate_coef, gate_intercept, out=None):
     """Log-softmax gate, log g_k(x_i): (n, K)."""
     logits = np.matmul(X, gate_coef.T, out=out)
     logits += gate_intercept
-    logits -= logsumexp(logits, axis=1, keepdims=True)
+    logits -= row_logsumexp(logits)[:, None]
     return logits
 
 
@@ -45,7 +69,7 @@ def normalize_log_joint(log_joint, resp_out=None):
     expert (impossible under every expert) gets zero responsibilities rather
     than NaN.
     """
-    log_norm = logsumexp(log_joint, axis=1)
+    log_norm = row_logsumexp(log_joint)
     with np.errstate(invalid="ignore"):
         resp = np.exp(log_joint - log_norm[:, None], out=resp_out)
     impossible = np.isneginf(log_norm)
@@ -68,7 +92,9 @@ def gaussian_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, variance, 
 
 def gaussian_predict(X, coef, intercept):
     """Each expert's mean: (n, K, t)."""
-    return np.einsum("nd,ktd->nkt", X, coef) + intercept[None]
+    n_experts, n_targets, d = coef.shape
+    means = X @ coef.reshape(n_experts * n_targets, d).T + intercept.ravel()
+    return means.reshape(X.shape[0], n_experts, n_targets)
 
 
 def weighted_moments(X, Y, W):
@@ -110,7 +136,7 @@ def gate_gradient_hessian(X, W, log_g):
     n_experts = W.shape[1]
     d = X.shape[1]
     g = np.exp(log_g)
-    s = W.sum(axis=1)
+    s = row_sum(W)
     residual = W - g * s[:, None]
     grad = np.empty((n_experts, d + 1), dtype=X.dtype)
     grad[:, :d] = residual.T @ X

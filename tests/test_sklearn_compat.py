@@ -1,0 +1,45 @@
+"""scikit-learn compatibility: common checks, clone, Pipeline, GridSearchCV, pickle."""
+
+import pickle
+
+import numpy as np
+from numpy.testing import assert_allclose
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from mixexp import MixtureOfExpertsRegressor
+from mixexp.datasets import make_moe_regression
+
+
+# Every common check must pass: no expected failures are declared.
+@parametrize_with_checks([MixtureOfExpertsRegressor(n_experts=2, random_state=0)])
+def test_sklearn_common_checks(estimator, check):
+    check(estimator)
+
+
+def test_pipeline_in_grid_search_selects_true_number_of_experts():
+    X, y, _ = make_moe_regression(
+        n_samples=600, n_features=2, n_experts=3, noise=0.1, random_state=3
+    )
+    pipe = make_pipeline(StandardScaler(), MixtureOfExpertsRegressor(n_init=3, random_state=0))
+    search = GridSearchCV(pipe, {"mixtureofexpertsregressor__n_experts": [1, 2, 3]}, cv=3)
+    search.fit(X, y)
+    assert search.best_params_["mixtureofexpertsregressor__n_experts"] == 3
+    assert search.best_score_ > 0.95
+
+
+def test_clone_and_pickle_round_trip():
+    X, y, _ = make_moe_regression(n_samples=300, random_state=1)
+    est = MixtureOfExpertsRegressor(n_experts=3, n_init=2, random_state=0).fit(X, y)
+    unfitted = clone(est)
+    assert not hasattr(unfitted, "gate_coef_")
+    assert unfitted.get_params() == est.get_params()
+    restored = pickle.loads(pickle.dumps(est))
+    mean, std = est.predict(X, return_std=True)
+    mean2, std2 = restored.predict(X, return_std=True)
+    assert_allclose(mean2, mean, rtol=0, atol=0)
+    assert_allclose(std2, std, rtol=0, atol=0)
+    assert restored.log_likelihood(X, y) == est.log_likelihood(X, y)

@@ -1,7 +1,8 @@
 """mixexp: classical mixture-of-experts estimators for scikit-learn users."""
 
+from ._classifier import MixtureOfExpertsClassifier
 from ._regressor import MixtureOfExpertsRegressor
 
 __version__ = "0.1.0"
 
-__all__ = ["MixtureOfExpertsRegressor", "__version__"]
+__all__ = ["MixtureOfExpertsClassifier", "MixtureOfExpertsRegressor", "__version__"]

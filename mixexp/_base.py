@@ -150,14 +150,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         -------
         self : object
         """
-        warm = self.warm_start and self._warm_startable(X)
         X, y = validate_data(
-            self, X, y, dtype=np.float64, multi_output=True, y_numeric=self._y_numeric
+            self, X, y, dtype=np.float64, multi_output=self._multi_output,
+            y_numeric=self._y_numeric,
         )
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
         Y = self._encode_targets(y, fitting=True)
+        warm = self.warm_start and self._warm_startable(X.shape[1], Y.shape[1])
         kernels = resolve_backend(self.backend, X)
         x_mean, x_scale = weighted_mean_and_scale(X, sample_weight)
         data = TrainingData((X - x_mean) / x_scale, Y, sample_weight, float(self.alpha))
@@ -203,11 +204,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.objective_history_ = np.asarray(best.objective_history)
         return self
 
-    def _warm_startable(self, X):
+    def _warm_startable(self, n_features, n_targets):
+        """A previous fit can seed this one if its parameters have the right shapes."""
         if not hasattr(self, "_params"):
             return False
-        n_experts = self._params["gate_coef"].shape[0]
-        return n_experts == self.n_experts and np.shape(X)[1:] == (self.n_features_in_,)
+        return self._params["coef"].shape == (self.n_experts, n_targets, n_features)
 
     def _initial_starts(self, X, Y, data, family, kernels):
         """Lazily built starts: (kind, callable returning params), nested in n_init."""

@@ -8,6 +8,8 @@ target ``Y`` (n, t); parameters live in a dict shared with the gate
 import numpy as np
 from scipy import linalg
 
+from ._logistic import fit_multinomial_logistic
+
 # An expert whose total weight falls below this fraction of the data keeps
 # its parameters: the weighted fit would be noise, and leaving it unchanged
 # is a valid (generalised) M-step, so EM stays monotone.
@@ -104,3 +106,55 @@ class GaussianExperts:
     def n_parameters(n_experts, n_features, n_targets):
         """Free parameters of the experts: weights, intercepts, variances."""
         return n_experts * n_targets * (n_features + 2)
+
+
+class LogisticExperts:
+    """Multinomial logistic experts, p_k(y = c | x) = softmax_c(x w_kc + b_kc).
+
+    Targets ``Y`` are one-hot classes (n, C); a binary problem is the
+    two-class case of the same model.
+
+    Parameters
+    ----------
+    weight_penalty : ndarray of shape (d,)
+        Penalty per standardised weight: alpha / scale_j**2, so that it
+        equals alpha * ||w||^2 on the user's scale, as LogisticRegression's
+        penalty ||w||^2 / (2 C) with alpha = 1 / (2 C).
+    """
+
+    def __init__(self, weight_penalty):
+        self.weight_penalty = weight_penalty
+
+    def e_step(self, kernels, X, Y, params, resp):
+        """Fill ``resp`` (n, K); return log p(y_i | x_i), shape (n,)."""
+        return kernels.logistic_e_step(
+            X, Y, params["gate_coef"], params["gate_intercept"], params["coef"],
+            params["intercept"], resp,
+        )
+
+    def m_step(self, kernels, X, Y, W, params):
+        """Each expert by weighted multinomial logistic regression (Newton, warm-started).
+
+        Expert k fits the classes with weights W[:, k]; each fit never lowers
+        its penalised objective, so EM stays monotone.
+        """
+        coef = params["coef"].copy()
+        intercept = params["intercept"].copy()
+        w_sum = W.sum(axis=0)
+        active = w_sum > _EMPTY_EXPERT * max(w_sum.sum(), np.finfo(float).tiny)
+        log_p = np.empty(Y.shape, dtype=X.dtype)
+        for k in np.flatnonzero(active):
+            coef[k], intercept[k] = fit_multinomial_logistic(
+                kernels, X, W[:, k : k + 1] * Y, coef[k], intercept[k], self.weight_penalty,
+                log_p=log_p,
+            )
+        return {"coef": coef, "intercept": intercept}
+
+    def penalty(self, params):
+        """alpha ||w_kc||^2 summed over experts and classes (user's scale)."""
+        return float(np.sum(self.weight_penalty * params["coef"] ** 2))
+
+    @staticmethod
+    def n_parameters(n_experts, n_features, n_classes):
+        """Free parameters: one class per expert is redundant under the softmax."""
+        return n_experts * (n_classes - 1) * (n_features + 1)

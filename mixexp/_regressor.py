@@ -126,10 +126,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     ...                               noise=0.1, random_state=0)
     >>> est = MixtureOfExpertsRegressor(n_experts=3, n_init=3, random_state=0)
     >>> round(est.fit(X, y).score(X, y), 3)
-    0.912
+    0.922
     >>> mean, std = est.predict(X[:2], return_std=True)
-    >>> std.round(2)  # wide where two experts compete, narrow where one owns x
-    array([1.22, 0.2 ])
+    >>> std.round(2)  # noise of the owning expert, plus disagreement where gates overlap
+    array([0.31, 0.56])
     >>> est.predict_gate(X[:2]).sum(axis=1)
     array([1., 1.])
     """
@@ -139,6 +139,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         "variance_floor": [Interval(Real, 0, None, closed="neither")],
     }
     _y_numeric = True
+    _multi_output = True
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ import numpy as np
 from scipy.special import softmax
 from sklearn.utils import Bunch, check_random_state
 
-__all__ = ["load_motorcycle", "make_moe_regression"]
+__all__ = ["load_motorcycle", "make_moe_classification", "make_moe_regression"]
 
 _MOTORCYCLE_DESCR = """\
 Motorcycle crash data (Silverman 1985)
@@ -76,6 +76,24 @@ def load_motorcycle(*, return_X_y=False, as_frame=False):
     )
 
 
+def _check_positive_integers(**values):
+    for name, value in values.items():
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def _sample_gate(rng, n_samples, n_features, n_experts, gate_strength):
+    """Inputs, a random softmax gate and the expert each sample is drawn from."""
+    gate_coef = gate_strength * rng.standard_normal((n_experts, n_features))
+    gate_intercept = rng.standard_normal(n_experts)
+    gate_intercept -= gate_intercept.mean()
+    X = rng.standard_normal((n_samples, n_features))
+    gate = softmax(X @ gate_coef.T + gate_intercept, axis=1)
+    draw = rng.uniform(size=(n_samples, 1))
+    expert = np.minimum((draw > np.cumsum(gate, axis=1)).sum(axis=1), n_experts - 1)
+    return X, gate_coef, gate_intercept, expert
+
+
 def make_moe_regression(
     n_samples=1000, n_features=2, n_experts=3, *, noise=0.1, gate_strength=4.0,
     random_state=None,
@@ -113,23 +131,15 @@ def make_moe_regression(
     >>> X.shape, y.shape, truth.expert_coef.shape
     ((100, 2), (100,), (3, 2))
     """
-    for name, value in [("n_samples", n_samples), ("n_features", n_features),
-                        ("n_experts", n_experts)]:
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    _check_positive_integers(n_samples=n_samples, n_features=n_features, n_experts=n_experts)
     if noise <= 0:
         raise ValueError(f"noise must be positive, got {noise!r}.")
     rng = check_random_state(random_state)
-    gate_coef = gate_strength * rng.standard_normal((n_experts, n_features))
-    gate_intercept = rng.standard_normal(n_experts)
-    gate_intercept -= gate_intercept.mean()
+    X, gate_coef, gate_intercept, expert = _sample_gate(
+        rng, n_samples, n_features, n_experts, gate_strength
+    )
     expert_coef = 2.0 * rng.standard_normal((n_experts, n_features))
     expert_intercept = rng.uniform(-3.0, 3.0, n_experts)
-
-    X = rng.standard_normal((n_samples, n_features))
-    gate = softmax(X @ gate_coef.T + gate_intercept, axis=1)
-    cumulative = np.cumsum(gate, axis=1)
-    expert = np.minimum((rng.uniform(size=(n_samples, 1)) > cumulative).sum(axis=1), n_experts - 1)
     means = np.einsum("nd,nd->n", X, expert_coef[expert]) + expert_intercept[expert]
     y = means + noise * rng.standard_normal(n_samples)
     truth = Bunch(
@@ -138,6 +148,71 @@ def make_moe_regression(
         expert_coef=expert_coef,
         expert_intercept=expert_intercept,
         expert_variance=np.full(n_experts, float(noise) ** 2),
+        expert=expert,
+    )
+    return X, y, truth
+
+
+def make_moe_classification(
+    n_samples=1000, n_features=2, n_experts=3, n_classes=2, *, gate_strength=4.0,
+    class_strength=5.0, random_state=None,
+):
+    """Draw classification data from a mixture of logistic experts with a softmax gate.
+
+    X ~ N(0, I); each sample's expert k is drawn from the gate
+    g(x) = softmax(x V^T + b); its class from expert k's multinomial logistic
+    model softmax_c(x W_k^T + c_k). Each gate region thus has its own linear
+    class boundaries, which a single logistic regression cannot fit.
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+    n_features : int, default=2
+    n_experts : int, default=3
+    n_classes : int, default=2
+    gate_strength : float, default=4.0
+        Scale of the gate weights; larger means sharper region boundaries.
+    class_strength : float, default=5.0
+        Scale of the experts' weights; larger means cleaner class boundaries.
+    random_state : int, RandomState instance or None, default=None
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+        Integer classes 0 .. n_classes - 1.
+    truth : :class:`~sklearn.utils.Bunch`
+        ``gate_coef`` (K, d), ``gate_intercept`` (K,), ``expert_coef``
+        (K, C, d), ``expert_intercept`` (K, C), and ``expert``
+        (n_samples,), the expert that drew each sample.
+
+    Examples
+    --------
+    >>> from mixexp.datasets import make_moe_classification
+    >>> X, y, truth = make_moe_classification(n_samples=100, n_classes=3, random_state=0)
+    >>> X.shape, sorted(set(y.tolist())), truth.expert_coef.shape
+    ((100, 2), [0, 1, 2], (3, 3, 2))
+    """
+    _check_positive_integers(n_samples=n_samples, n_features=n_features, n_experts=n_experts)
+    if int(n_classes) != n_classes or n_classes < 2:
+        raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}.")
+    rng = check_random_state(random_state)
+    X, gate_coef, gate_intercept, expert = _sample_gate(
+        rng, n_samples, n_features, n_experts, gate_strength
+    )
+    expert_coef = class_strength * rng.standard_normal((n_experts, n_classes, n_features))
+    expert_coef -= expert_coef.mean(axis=1, keepdims=True)
+    expert_intercept = rng.standard_normal((n_experts, n_classes))
+    expert_intercept -= expert_intercept.mean(axis=1, keepdims=True)
+    logits = np.einsum("nd,ncd->nc", X, expert_coef[expert]) + expert_intercept[expert]
+    proba = softmax(logits, axis=1)
+    draw = rng.uniform(size=(n_samples, 1))
+    y = np.minimum((draw > np.cumsum(proba, axis=1)).sum(axis=1), n_classes - 1)
+    truth = Bunch(
+        gate_coef=gate_coef,
+        gate_intercept=gate_intercept,
+        expert_coef=expert_coef,
+        expert_intercept=expert_intercept,
         expert=expert,
     )
     return X, y, truth

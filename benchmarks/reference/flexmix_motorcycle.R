@@ -41,8 +41,7 @@ polish <- function(fit, dat, k) {
                 control = list(maxit = 1e4, reltol = 1e-16))$par
   }
   b1 <- th[k + 1:k]; g1 <- th[4 * k - 1 + 1:(k - 1)]  # back to uncentred x
-  cat(sprintf("polished (direct MLE) logLik = %.6f
-", -nll(th, k, xc, dat$accel)))
+  cat(sprintf("polished (direct MLE) logLik = %.6f\n", -nll(th, k, xc, dat$accel)))
   print(rbind(intercept = th[1:k] - m * b1, slope = b1, sigma = exp(th[2 * k + 1:k]),
               gate_intercept = c(0, th[3 * k + 1:(k - 1)] - m * g1),
               gate_slope = c(0, g1)), digits = 10)

@@ -17,6 +17,9 @@ KERNEL_NAMES = (
     "weighted_moments",
     "gaussian_weighted_rss",
     "gate_gradient_hessian",
+    "logistic_log_density",
+    "logistic_e_step",
+    "logistic_predict_log_proba",
 )
 
 _MODULES = {"numpy": "mixexp._kernels._numpy"}

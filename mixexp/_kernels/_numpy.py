@@ -144,16 +144,48 @@ def gate_gradient_hessian(X, W, log_g):
 
     hess = np.empty((n_experts, d + 1, n_experts, d + 1), dtype=X.dtype)
     for k in range(n_experts):
-        for l in range(k, n_experts):
-            # curvature weights s_i (g_ik [k == l] - g_ik g_il)
-            c = -s * g[:, k] * g[:, l]
-            if k == l:
+        for j in range(k, n_experts):
+            # curvature weights s_i (g_ik [k == j] - g_ik g_ij)
+            c = -s * g[:, k] * g[:, j]
+            if k == j:
                 c += s * g[:, k]
             block = np.empty((d + 1, d + 1), dtype=X.dtype)
             weighted_X = X * c[:, None]
             block[:d, :d] = weighted_X.T @ X
             block[:d, d] = block[d, :d] = weighted_X.sum(axis=0)
             block[d, d] = c.sum()
-            hess[k, :, l, :] = -block
-            hess[l, :, k, :] = -block.T
+            hess[k, :, j, :] = -block
+            hess[j, :, k, :] = -block.T
     return grad, hess
+
+
+def logistic_log_density(X, Y, coef, intercept, out=None):
+    """log p_k(y_i | x_i) of multinomial logistic experts: (n, K).
+
+    ``coef`` (K, C, d), ``intercept`` (K, C), ``Y`` (n, C) one-hot classes:
+    sum_c Y_ic log softmax_c(x_i . w_kc + b_kc).
+    """
+    n_experts = coef.shape[0]
+    if out is None:
+        out = np.empty((X.shape[0], n_experts), dtype=X.dtype)
+    for k in range(n_experts):
+        log_p = log_gate(X, coef[k], intercept[k])
+        out[:, k] = row_sum(Y * log_p)
+    return out
+
+
+def logistic_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, resp):
+    """Whole E-step for logistic experts: fills ``resp`` (n, K), returns log p(y_i | x_i)."""
+    log_joint = log_gate(X, gate_coef, gate_intercept)
+    log_joint += logistic_log_density(X, Y, coef, intercept)
+    log_norm, _ = normalize_log_joint(log_joint, resp_out=resp)
+    return log_norm
+
+
+def logistic_predict_log_proba(X, coef, intercept):
+    """Each expert's class log-probabilities: (n, K, C)."""
+    n_experts, n_classes, _ = coef.shape
+    out = np.empty((X.shape[0], n_experts, n_classes), dtype=X.dtype)
+    for k in range(n_experts):
+        out[:, k] = log_gate(X, coef[k], intercept[k])
+    return out

@@ -4,19 +4,33 @@ import functools
 
 from ._kernels import get_kernels
 
-BACKENDS = ("auto", "numpy")
+BACKENDS = ("auto", "numpy", "numba")
+
+# How to get each optional backend's package (numba is a core dependency:
+# it is missing only from a broken or minimal environment).
+_INSTALL = {"numba": "pip install numba"}
 
 
 def resolve_backend(backend, X=None):
     """Return the kernel bundle for the ``backend`` parameter.
 
     ``"auto"`` never fails: it picks the fastest backend available for the
-    input. An explicit name that cannot be served raises ImportError naming
-    the extra to install.
+    input (Numba when it imports, else NumPy). An explicit name that cannot
+    be served raises ImportError naming what to install.
     """
     if backend == "auto":
-        return get_kernels("numpy")
-    return get_kernels(backend)
+        try:
+            return get_kernels("numba")
+        except ImportError:
+            return get_kernels("numpy")
+    try:
+        return get_kernels(backend)
+    except ImportError as exc:
+        raise ImportError(
+            f"backend={backend!r} needs the {backend} package, which could not be imported "
+            f"({exc}). Install it with `{_INSTALL.get(backend, f'pip install {backend}')}`, "
+            "or use backend='numpy'."
+        ) from exc
 
 
 _THREADPOOL_CONTROLLER = None

@@ -15,11 +15,21 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._backend import BACKENDS, resolve_backend, single_threaded_blas
 from ._init import canonical_rows, initial_params, initial_responsibilities, start_kind
-from ._solvers import SOLVERS
+from ._resize import resize_experts
+from ._routing import routed_e_step, routed_log_gate, routing_k, training_summary
+from ._solvers import (
+    SOLVER_NAMES,
+    SOLVERS,
+    STOCHASTIC_SOLVERS,
+    SolverOptions,
+    check_solver_options,
+)
+from ._solvers._adam import adam_partial_fit
 
 # Initialisation runs on at most this many distinct rows (a hash-chosen
 # subsample above it); EM itself always uses all the data.
@@ -40,14 +50,52 @@ class TrainingData:
         return float(self.sample_weight.sum())
 
 
+# Rows per block of the weighted column statistics below.
+_STATISTICS_ROWS = 65_536
+
+
+# Squares of larger values overflow float64 (residuals, variances, Gram
+# matrices), so such inputs are refused rather than fitted into NaN.
+_MAX_MAGNITUDE = 1e150
+
+
+def _check_magnitude(A, name):
+    largest = float(np.max(np.abs(A))) if A.size else 0.0
+    if largest > _MAX_MAGNITUDE:
+        raise ValueError(
+            f"{name} has values as large as {largest:.3g}; values beyond "
+            f"{_MAX_MAGNITUDE:.0e} overflow when squared. Rescale {name} (for example "
+            "with StandardScaler or by dividing by a constant)."
+        )
+
+
 def weighted_mean_and_scale(A, sample_weight):
-    """Column means and standard deviations under ``sample_weight``; zero scales become 1."""
+    """Column means and standard deviations under ``sample_weight``; zero scales become 1.
+
+    Accumulated in float64 over blocks of rows, so that no temporary the size
+    of A (twice its size for float32 A) is made: at a million rows those
+    dominated the peak memory of a fit.
+    """
     weights = sample_weight / sample_weight.sum()
-    mean = weights @ A
-    scale = np.sqrt(weights @ (A - mean) ** 2)
+    blocks = [slice(start, start + _STATISTICS_ROWS)
+              for start in range(0, A.shape[0], _STATISTICS_ROWS)]
+    mean = sum(weights[rows] @ A[rows].astype(np.float64, copy=False) for rows in blocks)
+    scale = np.sqrt(sum(weights[rows] @ (A[rows] - mean) ** 2 for rows in blocks))
     # A constant column (or one whose spread is lost in rounding) is not scaled.
     scale[scale <= 1e-12 * np.maximum(np.abs(mean), 1e-300)] = 1.0
     return mean, scale
+
+
+# Input dtypes kept as they are (anything else becomes float64): float32 input
+# stays float32 in X, Y and the (n, K) buffers; parameters stay float64.
+FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def standardize(X, mean, scale):
+    """(X - mean) / scale in the dtype of X, with a single temporary."""
+    Xs = X - mean.astype(X.dtype)
+    Xs /= scale.astype(X.dtype)
+    return Xs
 
 
 def to_internal_scale(coef, intercept, mean, scale):
@@ -67,6 +115,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     _parameter_constraints: dict = {
         "n_experts": [Interval(Integral, 1, None, closed="left")],
         "solver": [StrOptions(set(SOLVERS))],
+        "gating": [StrOptions({"soft", "hard"})],
+        "top_k": [Interval(Integral, 1, None, closed="left"), None],
+        "balance": [Interval(Real, 0, None, closed="left")],
+        "gate_noise": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "shuffle": ["boolean"],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -84,11 +140,19 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         n_experts,
         *,
         solver,
+        gating,
+        top_k,
         alpha,
+        balance,
+        gate_noise,
         max_iter,
         tol,
         n_init,
         init_params,
+        batch_size,
+        learning_rate_init,
+        shuffle,
+        n_iter_no_change,
         backend,
         warm_start,
         random_state,
@@ -96,7 +160,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     ):
         self.n_experts = n_experts
         self.solver = solver
+        self.gating = gating
+        self.top_k = top_k
         self.alpha = alpha
+        self.balance = balance
+        self.gate_noise = gate_noise
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.shuffle = shuffle
+        self.n_iter_no_change = n_iter_no_change
         self.max_iter = max_iter
         self.tol = tol
         self.n_init = n_init
@@ -132,11 +204,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _expert_family_class():
         """The expert family class (for counting parameters)."""
 
+    def _check_target_kind(self, y):
+        """Refuse a target of the wrong kind with a clear message (before conversion)."""
+
     # ---- fitting ---------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
     @single_threaded_blas
     def fit(self, X, y, sample_weight=None):
-        """Fit the mixture of experts by EM.
+        """Fit the mixture of experts with ``solver`` (EM by default).
 
         Parameters
         ----------
@@ -150,23 +225,31 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         -------
         self : object
         """
+        self._check_solver_options()
+        self._check_target_kind(y)
         X, y = validate_data(
-            self, X, y, dtype=np.float64, multi_output=self._multi_output,
+            self, X, y, dtype=FLOAT_DTYPES, multi_output=self._multi_output,
             y_numeric=self._y_numeric,
         )
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
-        Y = self._encode_targets(y, fitting=True)
+        _check_magnitude(X, "X")
+        Y = self._encode_targets(y, fitting=True).astype(X.dtype, copy=False)
+        _check_magnitude(Y, "y")
         warm = self.warm_start and self._warm_startable(X.shape[1], Y.shape[1])
         kernels = resolve_backend(self.backend, X)
         x_mean, x_scale = weighted_mean_and_scale(X, sample_weight)
-        data = TrainingData((X - x_mean) / x_scale, Y, sample_weight, float(self.alpha))
+        data = TrainingData(standardize(X, x_mean, x_scale), Y, sample_weight, float(self.alpha))
         family = self._make_family(x_scale, Y, sample_weight)
         solve = SOLVERS[self.solver]
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
 
         if warm:
-            starts = [("warm", self._params_from_user(x_mean, x_scale))]
+            # a different n_experts grows (splits) or prunes the previous fit
+            params = resize_experts(family, kernels, data, self._params_from_user(x_mean, x_scale),
+                                    self.n_experts, np.random.default_rng([seed, 2]))
+            starts = [("warm", params)]
         else:
             starts = self._initial_starts(X, Y, data, family, kernels)
 
@@ -176,7 +259,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 params = params()
             result = solve(
                 family, kernels, data, params, max_iter=self.max_iter, tol=self.tol,
-                verbose=self.verbose > 1,
+                verbose=self.verbose > 1, options=self._solver_options((seed, index)),
             )
             if self.verbose:
                 print(
@@ -188,7 +271,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         if not best.converged:
             warnings.warn(
-                f"The best of {len(starts)} EM run(s) did not converge within "
+                f"The best of {len(starts)} {SOLVER_NAMES[self.solver]} run(s) did not "
+                "converge within "
                 f"max_iter={self.max_iter} iterations (tol={self.tol}). Increase max_iter "
                 "or tol, or scale the input.",
                 ConvergenceWarning,
@@ -202,13 +286,121 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.log_likelihood_ = best.log_likelihood
         self.log_likelihood_history_ = np.asarray(best.log_likelihood_history)
         self.objective_history_ = np.asarray(best.objective_history)
+        self._finish_fit(family, kernels, data, best)
+        return self
+
+    # ---- solver options, partial_fit -------------------------------------
+    def _check_solver_options(self):
+        check_solver_options(self.solver, n_experts=self.n_experts, gating=self.gating,
+                             top_k=self.top_k, gate_noise=self.gate_noise)
+
+    def _solver_options(self, seed):
+        return SolverOptions(
+            gating=self.gating, top_k=self.top_k, balance=float(self.balance),
+            gate_noise=float(self.gate_noise), batch_size=self.batch_size,
+            learning_rate_init=float(self.learning_rate_init), shuffle=bool(self.shuffle),
+            n_iter_no_change=int(self.n_iter_no_change), seed=tuple(int(v) for v in seed),
+        )
+
+    def _finish_fit(self, family, kernels, data, result):
+        """Attributes that depend on the gating mode: usage, routed log-likelihood."""
+        log_likelihood, self.expert_usage_ = training_summary(
+            family, kernels, data, result.params, self.gating, self.top_k
+        )
+        # soft gating keeps the solver's own value (the same number, no re-rounding)
+        if routing_k(self.gating, self.top_k, self.n_experts) is not None:
+            self.log_likelihood_ = log_likelihood
+        self._solver_state = result.state
+
+    def _check_partial_fit_solver(self):
+        if self.solver not in STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                f"partial_fit is only available with solver='adam', not {self.solver!r}: "
+                "it takes one pass of mini-batch gradient steps over the data it is given."
+            )
+        return True
+
+    @available_if(_check_partial_fit_solver)
+    @_fit_context(prefer_skip_nested_validation=True)
+    @single_threaded_blas
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch of mini-batch Adam over (X, y), continuing from the current model.
+
+        Only with ``solver="adam"``. The first call (on an unfitted
+        estimator) initialises the model from its batch, which also fixes
+        the input standardisation; later calls, and calls after ``fit``,
+        continue from the current parameters and Adam state. Each call
+        adds one entry to the histories (the objective on its own batch,
+        which need not increase) and counts one iteration in ``n_iter_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        return self._partial_fit(X, y, sample_weight)
+
+    def _encode_partial_targets(self, y, first_call):
+        """Targets of a partial_fit batch (the classifier knows its classes beforehand)."""
+        return self._encode_targets(y, fitting=first_call)
+
+    def _partial_fit(self, X, y, sample_weight):
+        self._check_solver_options()
+        first_call = not hasattr(self, "_params")
+        self._check_target_kind(y)
+        X, y = validate_data(
+            self, X, y, dtype=FLOAT_DTYPES, reset=first_call, multi_output=self._multi_output,
+            y_numeric=self._y_numeric,
+        )
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+        _check_magnitude(X, "X")
+        Y = self._encode_partial_targets(y, first_call).astype(X.dtype, copy=False)
+        _check_magnitude(Y, "y")
+        kernels = resolve_backend(self.backend, X)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        if first_call:
+            # the first batch fixes the input standardisation and the expert family
+            self._x_mean, self._x_scale = weighted_mean_and_scale(X, sample_weight)
+            self._family = self._make_family(self._x_scale, Y, sample_weight)
+        data = TrainingData(standardize(X, self._x_mean, self._x_scale), Y, sample_weight,
+                            float(self.alpha))
+        if first_call:
+            params, state = self._initial_starts(X, Y, data, self._family, kernels)[0][1](), None
+            self.n_iter_ = 0
+            self.log_likelihood_history_ = self.objective_history_ = np.empty(0)
+        else:
+            params, state = self._params, getattr(self, "_solver_state", None)
+            if params["gate_coef"].shape[0] != self.n_experts:
+                params, state = resize_experts(
+                    self._family, kernels, data, params, self.n_experts,
+                    np.random.default_rng([seed, 2]),
+                ), None
+        result = adam_partial_fit(self._family, kernels, data, params, state,
+                                  self._solver_options((seed, 0)))
+        self._params = result.params
+        self._set_user_params(result.params)
+        self.n_iter_ += 1
+        self.converged_ = False
+        self.log_likelihood_ = result.log_likelihood
+        self.log_likelihood_history_ = np.append(self.log_likelihood_history_,
+                                                 result.log_likelihood)
+        self.objective_history_ = np.append(self.objective_history_, result.objective)
+        self._finish_fit(self._family, kernels, data, result)
         return self
 
     def _warm_startable(self, n_features, n_targets):
         """A previous fit can seed this one if its parameters have the right shapes."""
         if not hasattr(self, "_params"):
             return False
-        return self._params["coef"].shape == (self.n_experts, n_targets, n_features)
+        # any number of experts: resize_experts adds or removes experts
+        return self._params["coef"].shape[1:] == (n_targets, n_features)
 
     def _initial_starts(self, X, Y, data, family, kernels):
         """Lazily built starts: (kind, callable returning params), nested in n_init."""
@@ -253,14 +445,21 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return params
 
     # ---- prediction plumbing -------------------------------------------
+    @property
+    def _fitted_n_experts(self):
+        """Experts of the fitted model (``n_experts`` may have been set since)."""
+        return self._params["gate_coef"].shape[0]
+
     def _standardize(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        return (X - self._x_mean) / self._x_scale
+        X = validate_data(self, X, dtype=FLOAT_DTYPES, reset=False)
+        return standardize(X, self._x_mean, self._x_scale)
 
-    def _log_gate(self, Xs):
+    def _log_gate(self, Xs, routed=True):
+        """Log gate (n, K); routed: the one prediction mixes with (``gating``, ``top_k``)."""
         kernels = resolve_backend(self.backend, Xs)
-        return kernels.log_gate(Xs, self._params["gate_coef"], self._params["gate_intercept"])
+        log_g = kernels.log_gate(Xs, self._params["gate_coef"], self._params["gate_intercept"])
+        return routed_log_gate(kernels, log_g, self.gating, self.top_k) if routed else log_g
 
     @single_threaded_blas
     def predict_gate(self, X):
@@ -275,7 +474,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         gate : ndarray of shape (n_samples, n_experts)
             Rows sum to 1.
         """
-        return np.exp(self._log_gate(self._standardize(X)))
+        return np.exp(self._log_gate(self._standardize(X), routed=False))
 
     def _e_step(self, X, y):
         Xs = self._standardize(X)
@@ -285,13 +484,18 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 f"X and y have inconsistent numbers of samples: {Xs.shape[0]} and {Y.shape[0]}."
             )
         kernels = resolve_backend(self.backend, Xs)
-        resp = np.empty((Xs.shape[0], self.n_experts))
-        log_norm = self._family.e_step(kernels, Xs, Y, self._params, resp)
+        resp = np.empty((Xs.shape[0], self._fitted_n_experts), dtype=Xs.dtype)
+        log_norm = routed_e_step(self._family, kernels, Xs, Y, self._params, resp, self.gating,
+                                 self.top_k)
         return log_norm, resp
 
     @single_threaded_blas
     def predict_responsibilities(self, X, y):
         """Posterior probability h_ik that expert k generated (x_i, y_i).
+
+        Under the gate prediction uses: with ``top_k`` zero outside each
+        row's kept experts, with hard gating one-hot on the argmax-gate
+        expert.
 
         Parameters
         ----------
@@ -308,6 +512,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     @single_threaded_blas
     def log_likelihood(self, X, y, sample_weight=None):
         """Mean per-sample log-likelihood log p(y | x) under the fitted model.
+
+        The density is the one prediction uses (``gating``, ``top_k``): the
+        renormalised top-k mixture, or the argmax-gate expert alone for hard
+        gating.
 
         Parameters
         ----------
@@ -328,9 +536,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Free parameters: the gate's (one expert's logits are redundant) and the experts'."""
         check_is_fitted(self)
         n_features = self.n_features_in_
-        gate = (self.n_experts - 1) * (n_features + 1)
+        n_experts = self._fitted_n_experts
+        gate = (n_experts - 1) * (n_features + 1)
         return gate + self._expert_family_class().n_parameters(
-            self.n_experts, n_features, self._n_targets
+            n_experts, n_features, self._n_targets
         )
 
     def bic(self, X, y):

@@ -2,8 +2,9 @@
 
 import numpy as np
 from scipy.special import logsumexp
-from sklearn.base import ClassifierMixin
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
 from ._backend import resolve_backend, single_threaded_blas
@@ -12,7 +13,7 @@ from ._experts import LogisticExperts
 
 
 class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
-    r"""Mixture of multinomial logistic experts with a softmax gate, trained by EM.
+    r"""Mixture of multinomial logistic experts with a softmax gate, trained by EM or by gradient.
 
     Each expert is a multinomial logistic regression that owns the region of
     input space where its gate is large (Jacobs et al. 1991; Jordan & Jacobs
@@ -35,8 +36,33 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     ----------
     n_experts : int, default=3
         Number of experts K.
-    solver : {"em"}, default="em"
-        Training method: expectation-maximisation.
+    solver : {"em", "lbfgs", "adam"}, default="em"
+        Training method; all three maximise the same penalised objective,
+        so their fits can be compared. ``"em"``: expectation-maximisation
+        (Jordan & Jacobs 1994), monotone. ``"lbfgs"``: full-batch L-BFGS on
+        all gate and expert parameters at once, with the analytic gradient
+        computed from the responsibilities (Jacobs et al. 1991).
+        ``"adam"``: mini-batch Adam (``batch_size``, ``learning_rate_init``,
+        ``shuffle``, ``n_iter_no_change``); the only solver with
+        ``partial_fit`` and ``gate_noise``.
+    gating : {"soft", "hard"}, default="soft"
+        ``"soft"``: the gate mixes all experts. ``"hard"``: each input goes
+        to one expert. Training maximises the classification
+        log-likelihood sum_i max_k log g_k(x_i) p_k(y_i | x_i)
+        (classification EM with ``solver="em"``: each sample is given to
+        its most responsible expert); prediction, ``log_likelihood`` and the
+        scores use the expert of largest gate alone.
+    top_k : int or None, default=None
+        With soft gating, keep each input's ``top_k`` most probable experts
+        only, the gate renormalised over them: ``predict``,
+        ``predict_proba``, ``predict_log_proba``,
+        ``log_likelihood`` and ``predict_responsibilities`` follow it,
+        ``predict_gate`` stays the dense softmax. ``top_k=n_experts`` is
+        soft gating. Training fits the dense model (an EM step is not
+        defined for a gate whose support moves, and the top-k likelihood
+        jumps where the kept set changes, which stalls L-BFGS), except with
+        ``gate_noise > 0``: Adam then trains the noisy top-k model itself
+        (Shazeer et al. 2017), which needs ``top_k >= 2``.
     alpha : float, default=0.5
         L2 penalty ``alpha * ||w||^2`` added to the negative total
         log-likelihood, intercepts unpenalised. On the experts it acts on the
@@ -45,13 +71,33 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         multinomial model, so the default matches its default ``C=1.0``. On
         the gate it acts on the weights of the internally standardised
         inputs.
+    balance : float, default=0.0
+        Strength of a load-balancing penalty against the gate collapsing
+        onto a few experts: ``balance * CV^2(I)``, where I_k is the mean
+        (dense) gate of expert k over the training data and
+        ``CV^2 = K sum_k I_k^2 - 1`` its squared coefficient of variation
+        (0 when every expert takes 1/K, K - 1 when one takes all). It is
+        subtracted from the mean log-likelihood, so it is in nats per
+        sample. Every solver; with EM it enters the gate M-step, which keeps
+        EM monotone. See ``expert_usage_``.
+    gate_noise : float, default=0.0
+        Standard deviation of Gaussian noise added to the gate logits at
+        every training step of ``solver="adam"``, redrawn each step. With
+        ``top_k``, the kept experts are chosen on the noisy logits and
+        training maximises the likelihood of the top-k model (noisy top-k
+        gating, Shazeer et al. 2017): the noise lets experts just outside
+        the top k be chosen, and so trained, and smooths the jumps of the
+        top-k likelihood. Fixed, not learned; prediction and the reported
+        objective are noise-free. Other solvers need 0.
     max_iter : int, default=1000
-        EM iterations per start, at most. Classification likelihoods are
-        often flat (EM needed about 400 iterations on pure-noise labels), so
-        the default is higher than the regressor's.
+        Iterations per start, at most: EM or L-BFGS iterations, Adam
+        epochs. Classification likelihoods are often flat (EM needed about
+        400 iterations on pure-noise labels), so the default is higher than
+        the regressor's.
     tol : float, default=1e-6
         Convergence threshold on the gain in mean penalised log-likelihood
-        per sample between two EM iterations.
+        per sample between two iterations (L-BFGS: three iterations in a row;
+        Adam: see ``n_iter_no_change``).
     n_init : int, default=1
         Number of starts; the best penalised log-likelihood is kept. Start
         ``i`` is the same whatever ``n_init`` is, so more starts never give
@@ -60,12 +106,32 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         ``"kmeans"``: the first start clusters the standardised inputs and
         one-hot classes with weighted k-means, later ones alternate with
         random responsibilities and random partitions. ``"random"``: random
-        starts only.
+        starts only. Every solver starts from the same points.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size of ``solver="adam"``; ``"auto"`` is
+        ``min(200, n_samples)``. Ignored by the other solvers.
+    learning_rate_init : float, default=0.01
+        Step size of ``solver="adam"``. Parameters move in units where the
+        inputs are standardised, so it does not depend on the data's scale.
+    shuffle : bool, default=True
+        Whether ``solver="adam"`` reshuffles the rows every epoch.
+    n_iter_no_change : int, default=10
+        ``solver="adam"`` stops when the training objective has not
+        improved by more than ``tol`` for this many epochs (and returns the
+        best parameters seen), as MLPRegressor does.
     backend : {"auto", "numpy"}, default="auto"
         Kernel backend. ``"auto"`` picks the fastest available.
     warm_start : bool, default=False
-        If True and the estimator is already fitted with the same number of
-        experts, classes and features, fit starts from the previous solution.
+        If True and the estimator is already fitted on data with the same
+        features and classes, fit starts from the previous solution (and
+        ``n_init`` is ignored). If ``n_experts`` changed in between, the
+        previous solution is resized first: an expert is added by
+        splitting the one with the largest share of the negative
+        log-likelihood into two halves that start from its parameters and
+        share its gate (so the larger model starts from the smaller one's
+        log-likelihood, up to a tiny symmetry-breaking step, and training
+        improves it); experts are removed least used first (the gate of
+        the others is renormalised).
     random_state : int, RandomState instance or None, default=None
         Seeds the starts. An int gives the same fit every time.
     verbose : int, default=0
@@ -83,19 +149,30 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         Each expert's class weights w_kc (centred over classes).
     expert_intercept_ : ndarray of shape (n_experts, n_classes)
         Each expert's class intercepts b_kc (centred over classes).
+    expert_usage_ : ndarray of shape (n_experts,)
+        Fraction of the training weight each expert takes: the weighted
+        mean of the gate that prediction uses (one-hot for hard gating,
+        renormalised top-k with ``top_k``). Sums to 1; near-zero entries
+        show a collapsed gate (see ``balance``).
     n_iter_ : int
-        EM iterations of the returned run.
+        Iterations of the returned run (Adam: epochs; ``partial_fit``
+        counts one per call).
     converged_ : bool
         Whether the returned run met ``tol``.
     log_likelihood_ : float
-        Mean (weighted) training log-likelihood of the returned model.
-    log_likelihood_history_ : ndarray of shape (n_iter_,)
-        Mean training log-likelihood after each EM iteration.
-    objective_history_ : ndarray of shape (n_iter_,)
-        Mean penalised log-likelihood after each EM iteration (what EM
-        maximises; non-decreasing).
+        Mean (weighted) training log-likelihood of the returned model, under
+        the gating that prediction uses (``gating``, ``top_k``).
+    log_likelihood_history_ : ndarray of shape (`n_iter_`,)
+        Mean training log-likelihood after each iteration (for hard gating,
+        the classification log-likelihood that training maximises).
+    objective_history_ : ndarray of shape (`n_iter_`,)
+        Mean penalised log-likelihood after each iteration (what the solver
+        maximises, ``balance`` penalty included; non-decreasing). Adam
+        records the best parameters so far, which are the ones it returns;
+        ``partial_fit`` appends each call's objective on its own batch,
+        which need not increase.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when X has string feature names.
 
     See Also
@@ -109,6 +186,12 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
        "Adaptive mixtures of local experts", Neural Computation 3(1), 1991.
     .. [2] M. I. Jordan and R. A. Jacobs, "Hierarchical mixtures of experts
        and the EM algorithm", Neural Computation 6(2), 1994.
+    .. [3] N. Shazeer, A. Mirhoseini, K. Maziarz, A. Davis, Q. Le, G. Hinton
+       and J. Dean, "Outrageously large neural networks: the sparsely-gated
+       mixture-of-experts layer", ICLR 2017.
+    .. [4] G. Celeux and G. Govaert, "A classification EM algorithm for
+       clustering and two stochastic versions", Computational Statistics &
+       Data Analysis 14(3), 1992.
 
     Examples
     --------
@@ -131,11 +214,19 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         n_experts=3,
         *,
         solver="em",
+        gating="soft",
+        top_k=None,
         alpha=0.5,
+        balance=0.0,
+        gate_noise=0.0,
         max_iter=1000,
         tol=1e-6,
         n_init=1,
         init_params="kmeans",
+        batch_size="auto",
+        learning_rate_init=0.01,
+        shuffle=True,
+        n_iter_no_change=10,
         backend="auto",
         warm_start=False,
         random_state=None,
@@ -144,18 +235,64 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         super().__init__(
             n_experts,
             solver=solver,
+            gating=gating,
+            top_k=top_k,
             alpha=alpha,
+            balance=balance,
+            gate_noise=gate_noise,
             max_iter=max_iter,
             tol=tol,
             n_init=n_init,
             init_params=init_params,
+            batch_size=batch_size,
+            learning_rate_init=learning_rate_init,
+            shuffle=shuffle,
+            n_iter_no_change=n_iter_no_change,
             backend=backend,
             warm_start=warm_start,
             random_state=random_state,
             verbose=verbose,
         )
 
+    @available_if(BaseMixtureOfExperts._check_partial_fit_solver)
+    @_fit_context(prefer_skip_nested_validation=True)
+    @single_threaded_blas
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch of mini-batch Adam over (X, y), continuing from the current model.
+
+        Only with ``solver="adam"``. The first call (on an unfitted
+        estimator) needs ``classes``, since a batch need not contain every
+        class; it initialises the model from its batch, which also fixes
+        the input standardisation. Later calls, and calls after ``fit``,
+        continue from the current parameters and Adam state. Each call
+        adds one entry to the histories (the objective on its own batch,
+        which need not increase) and counts one iteration in ``n_iter_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        classes : array-like of shape (n_classes,), default=None
+            Every class of the stream; required on the first call, and if
+            given later it must equal ``classes_``.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        if _check_partial_fit_first_call(self, classes) and self.classes_.size < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 classes, got classes={classes!r}."
+            )
+        return self._partial_fit(X, y, sample_weight)
+
     # ---- hooks -----------------------------------------------------------
+    def _encode_partial_targets(self, y, first_call):
+        # classes_ was set from ``classes`` by partial_fit, not from this batch
+        self._n_targets = self.classes_.size
+        return self._encode_targets(y, fitting=False)
+
     def _encode_targets(self, y, *, fitting):
         """One-hot classes (n, C); learns ``classes_`` when fitting."""
         if fitting:
@@ -164,7 +301,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             if self.classes_.size < 2:
                 raise ValueError(
                     f"{type(self).__name__} needs samples of at least 2 classes in the data, "
-                    f"but the data contains only one class: {self.classes_[0]!r}."
+                    f"but the data contains only one class: {self.classes_.tolist()[0]!r}."
                 )
             self._n_targets = self.classes_.size
         else:
@@ -234,6 +371,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
 
     def predict_proba(self, X):
         """Class probabilities sum_k g_k(x) p_k(y = c | x).
+
+        The gate g is the one ``gating`` and ``top_k`` define: the argmax
+        expert alone for hard gating, the renormalised top-k mixture with
+        ``top_k``.
 
         Parameters
         ----------

@@ -6,22 +6,14 @@ target ``Y`` (n, t); parameters live in a dict shared with the gate
 """
 
 import numpy as np
-from scipy import linalg
 
+from ._linalg import solve_psd
 from ._logistic import fit_multinomial_logistic
 
 # An expert whose total weight falls below this fraction of the data keeps
 # its parameters: the weighted fit would be noise, and leaving it unchanged
 # is a valid (generalised) M-step, so EM stays monotone.
 _EMPTY_EXPERT = 1e-10
-
-
-def _solve_normal_equations(A, b):
-    """Solve the symmetric positive semi-definite system A x = b."""
-    try:
-        return linalg.solve(A, b, assume_a="pos", check_finite=False)
-    except (linalg.LinAlgError, ValueError):
-        return linalg.lstsq(A, b, check_finite=False)[0]
 
 
 class GaussianExperts:
@@ -83,13 +75,19 @@ class GaussianExperts:
             system[:d, d] = system[d, :d] = x_sum[k]
             system[d, d] = w_sum[k]
             rhs = np.concatenate([xy[k], y_sum[k][None, :]], axis=0)
-            solution = _solve_normal_equations(system, rhs)
-            coef[k] = solution[:d].T
-            intercept[k] = solution[d]
+            # Solve for the step from the current parameters, not the new ones:
+            # where an ill-conditioned system is solved by truncated least
+            # squares, truncated directions then stay put instead of jumping
+            # to zero, so the penalised RSS can only go down (EM stays monotone).
+            current = np.concatenate([coef[k].T, intercept[k][None, :]], axis=0)
+            step = solve_psd(system, rhs - system @ current)
+            coef[k] += step[:d].T
+            intercept[k] += step[d]
 
         rss = kernels.gaussian_weighted_rss(X, Y, W, coef, intercept)
         rss += self._weight_penalties(coef)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        # inactive experts (masked below) may divide by a vanishing weight
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             fitted_variance = rss / w_sum[:, None]
         variance[active] = np.maximum(fitted_variance[active], self.variance_floor)
         return {"coef": coef, "intercept": intercept, "variance": variance}
@@ -101,6 +99,23 @@ class GaussianExperts:
     def penalty(self, params):
         """Ridge penalty alpha ||w_kt||^2 / (2 sigma2_kt), summed over experts and targets."""
         return float(np.sum(self._weight_penalties(params["coef"]) / (2.0 * params["variance"])))
+
+    def gradient(self, kernels, X, Y, W, params, penalty_scale=1.0):
+        """Gradient of sum_ik W_ik log p_k(y_i | x_i) - penalty_scale * penalty.
+
+        Returns a dict keyed like the parameters: "coef" (K, t, d),
+        "intercept" (K, t) and "variance" (K, t), the last being the
+        derivative with respect to log sigma2_kt, the scale on which the
+        gradient solvers move variances.
+        """
+        coef, variance = params["coef"], params["variance"]
+        xr, r_sum, rss = kernels.gaussian_residual_moments(X, Y, W, coef, params["intercept"])
+        penalties = penalty_scale * self._weight_penalties(coef)
+        return {
+            "coef": (xr - penalty_scale * self.weight_penalty * coef) / variance[:, :, None],
+            "intercept": r_sum / variance,
+            "variance": 0.5 * ((rss + penalties) / variance - W.sum(axis=0)[:, None]),
+        }
 
     @staticmethod
     def n_parameters(n_experts, n_features, n_targets):
@@ -132,6 +147,10 @@ class LogisticExperts:
             params["intercept"], resp,
         )
 
+    def log_density(self, kernels, X, Y, params):
+        """Each expert's log-probability of the observed class, shape (n, K)."""
+        return kernels.logistic_log_density(X, Y, params["coef"], params["intercept"])
+
     def m_step(self, kernels, X, Y, W, params):
         """Each expert by weighted multinomial logistic regression (Newton, warm-started).
 
@@ -153,6 +172,17 @@ class LogisticExperts:
     def penalty(self, params):
         """alpha ||w_kc||^2 summed over experts and classes (user's scale)."""
         return float(np.sum(self.weight_penalty * params["coef"] ** 2))
+
+    def gradient(self, kernels, X, Y, W, params, penalty_scale=1.0):
+        """Gradient of sum_ik W_ik log p_k(y_i | x_i) - penalty_scale * penalty.
+
+        Returns a dict keyed like the parameters: "coef" (K, C, d) and
+        "intercept" (K, C).
+        """
+        coef = params["coef"]
+        grad_coef, grad_intercept = kernels.logistic_gradient(X, Y, W, coef, params["intercept"])
+        grad_coef -= 2.0 * penalty_scale * self.weight_penalty * coef
+        return {"coef": grad_coef, "intercept": grad_intercept}
 
     @staticmethod
     def n_parameters(n_experts, n_features, n_classes):

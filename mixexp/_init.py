@@ -41,10 +41,11 @@ def _splitmix64(z):
 
 def _row_hash(rows):
     """A 64-bit hash of each row's bytes: (n,) uint64, independent of row order."""
-    bits = np.ascontiguousarray(rows + 0.0, dtype=np.float64).view(np.uint64)  # -0.0 -> 0.0
     h = np.zeros(rows.shape[0], dtype=np.uint64)
-    for column in bits.T:
-        h = _splitmix64(h ^ column)
+    for j in range(rows.shape[1]):
+        # a column at a time: no copy of the whole array (the peak memory of large fits)
+        bits = np.ascontiguousarray(rows[:, j] + 0.0, dtype=np.float64).view(np.uint64)
+        h = _splitmix64(h ^ bits)  # + 0.0 above: -0.0 hashes as 0.0
     return h
 
 
@@ -71,7 +72,8 @@ def canonical_rows(raw_rows, sample_weight, max_rows):
     candidates = np.flatnonzero(sample_weight > 0)
     if candidates.size > max_rows:
         threshold = np.uint64(int(2**64 * max_rows / candidates.size) - 1)
-        candidates = candidates[_row_hash(raw_rows[candidates]) <= threshold]
+        rows = raw_rows if candidates.size == raw_rows.shape[0] else raw_rows[candidates]
+        candidates = candidates[_row_hash(rows) <= threshold]
     _, first, inverse = np.unique(
         raw_rows[candidates], axis=0, return_index=True, return_inverse=True
     )

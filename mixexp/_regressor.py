@@ -5,6 +5,7 @@ from numbers import Real
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array
 
 from ._backend import resolve_backend, single_threaded_blas
@@ -13,7 +14,7 @@ from ._experts import GaussianExperts
 
 
 class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
-    r"""Mixture of linear-Gaussian experts with a softmax gate, trained by EM.
+    r"""Mixture of linear-Gaussian experts with a softmax gate, trained by EM or by gradient.
 
     The conditional density of the target is a gated mixture of linear
     regressions (Jacobs et al. 1991; Jordan & Jacobs 1994):
@@ -35,8 +36,33 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     ----------
     n_experts : int, default=3
         Number of experts K.
-    solver : {"em"}, default="em"
-        Training method: expectation-maximisation.
+    solver : {"em", "lbfgs", "adam"}, default="em"
+        Training method; all three maximise the same penalised objective,
+        so their fits can be compared. ``"em"``: expectation-maximisation
+        (Jordan & Jacobs 1994), monotone. ``"lbfgs"``: full-batch L-BFGS on
+        all gate and expert parameters at once, with the analytic gradient
+        computed from the responsibilities (Jacobs et al. 1991); variances
+        move on a log scale. ``"adam"``: mini-batch Adam (``batch_size``, ``learning_rate_init``,
+        ``shuffle``, ``n_iter_no_change``); the only solver with
+        ``partial_fit`` and ``gate_noise``.
+    gating : {"soft", "hard"}, default="soft"
+        ``"soft"``: the gate mixes all experts. ``"hard"``: each input goes
+        to one expert. Training maximises the classification
+        log-likelihood sum_i max_k log g_k(x_i) p_k(y_i | x_i)
+        (classification EM with ``solver="em"``: each sample is given to
+        its most responsible expert); prediction, ``log_likelihood`` and the
+        scores use the expert of largest gate alone.
+    top_k : int or None, default=None
+        With soft gating, keep each input's ``top_k`` most probable experts
+        only, the gate renormalised over them: ``predict``,
+        ``predict(return_std=True)``, ``log_likelihood`` and
+        ``predict_responsibilities`` follow it,
+        ``predict_gate`` stays the dense softmax. ``top_k=n_experts`` is
+        soft gating. Training fits the dense model (an EM step is not
+        defined for a gate whose support moves, and the top-k likelihood
+        jumps where the kept set changes, which stalls L-BFGS), except with
+        ``gate_noise > 0``: Adam then trains the noisy top-k model itself
+        (Shazeer et al. 2017), which needs ``top_k >= 2``.
     alpha : float, default=1e-4
         L2 penalty ``alpha * ||w||^2`` added to the negative total
         log-likelihood (Ridge's convention; intercepts are not penalised).
@@ -46,14 +72,37 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         depend on how the features are scaled. The small default only keeps
         the gate finite where regions are perfectly separated; increase it
         for strong shrinkage, or set 0 for the plain maximum likelihood.
+    balance : float, default=0.0
+        Strength of a load-balancing penalty against the gate collapsing
+        onto a few experts: ``balance * CV^2(I)``, where I_k is the mean
+        (dense) gate of expert k over the training data and
+        ``CV^2 = K sum_k I_k^2 - 1`` its squared coefficient of variation
+        (0 when every expert takes 1/K, K - 1 when one takes all). It is
+        subtracted from the mean log-likelihood, so it is in nats per
+        sample. Every solver; with EM it enters the gate M-step, which keeps
+        EM monotone. See ``expert_usage_``.
+    gate_noise : float, default=0.0
+        Standard deviation of Gaussian noise added to the gate logits at
+        every training step of ``solver="adam"``, redrawn each step. With
+        ``top_k``, the kept experts are chosen on the noisy logits and
+        training maximises the likelihood of the top-k model (noisy top-k
+        gating, Shazeer et al. 2017): the noise lets experts just outside
+        the top k be chosen, and so trained, and smooths the jumps of the
+        top-k likelihood. Fixed, not learned; prediction and the reported
+        objective are noise-free. Other solvers need 0.
     variance_floor : float, default=1e-6
         Smallest expert variance, as a fraction of the (weighted) variance
         of each target. Stops an expert from collapsing onto a few points.
+        A target that is constant (up to rounding) has no spread to scale
+        by: its floor is (1e-6 |y|)^2 in float64 and (1.2e-3 |y|)^2 in
+        float32, well above rounding errors, so it is fitted without
+        numerical noise.
     max_iter : int, default=300
-        EM iterations per start, at most.
+        Iterations per start, at most: EM or L-BFGS iterations, Adam epochs.
     tol : float, default=1e-6
         Convergence threshold on the gain in mean penalised log-likelihood
-        per sample between two EM iterations.
+        per sample between two iterations (L-BFGS: three iterations in a row;
+        Adam: see ``n_iter_no_change``).
     n_init : int, default=1
         Number of starts; the fit with the highest penalised log-likelihood is
         kept. Starts cycle through k-means on standardised ``[X, y]``,
@@ -64,12 +113,40 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         ``"kmeans"``: the first start clusters the standardised ``[X, y]``
         with weighted k-means, later ones alternate with random starts.
         ``"random"``: random responsibilities and random partitions only.
-    backend : {"auto", "numpy"}, default="auto"
-        Kernel backend. ``"auto"`` picks the fastest available.
+        Every solver starts from the same points.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size of ``solver="adam"``; ``"auto"`` is
+        ``min(200, n_samples)``. Ignored by the other solvers.
+    learning_rate_init : float, default=0.01
+        Step size of ``solver="adam"``. Parameters move in units where the
+        inputs are standardised and each expert's mean and variance are
+        measured against its noise level at the start, so it does not
+        depend on the data's scale.
+    shuffle : bool, default=True
+        Whether ``solver="adam"`` reshuffles the rows every epoch.
+    n_iter_no_change : int, default=10
+        ``solver="adam"`` stops when the training objective has not
+        improved by more than ``tol`` for this many epochs (and returns the
+        best parameters seen), as MLPRegressor does.
+    backend : {"auto", "numpy", "numba"}, default="auto"
+        Kernel backend for the per-sample work. ``"numba"``: compiled,
+        fused and multi-threaded CPU kernels (compiled on first use, then
+        cached on disk). ``"numpy"``: the reference implementation.
+        ``"auto"`` picks Numba when it can be imported, else NumPy, and
+        never fails; an explicit ``"numba"`` without Numba raises an
+        ImportError. The fitted model does not depend on the backend beyond
+        rounding.
     warm_start : bool, default=False
-        If True and the estimator is already fitted with the same number of
-        experts and features, fit starts from the previous solution (and
-        ``n_init`` is ignored).
+        If True and the estimator is already fitted on data with the same
+        features and number of targets, fit starts from the previous
+        solution (and ``n_init`` is ignored). If ``n_experts`` changed in between, the
+        previous solution is resized first: an expert is added by
+        splitting the one with the largest share of the negative
+        log-likelihood into two halves that start from its parameters and
+        share its gate (so the larger model starts from the smaller one's
+        log-likelihood, up to a tiny symmetry-breaking step, and training
+        improves it); experts are removed least used first (the gate of
+        the others is renormalised).
     random_state : int, RandomState instance or None, default=None
         Seeds the starts. An int gives the same fit every time.
     verbose : int, default=0
@@ -82,27 +159,37 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         Gate weights v_k, on the user's scale.
     gate_intercept_ : ndarray of shape (n_experts,)
         Gate intercepts b_k (centred: they sum to zero).
-    expert_coef_ : ndarray of shape (n_experts, n_features) or \
-            (n_experts, n_targets, n_features)
+    expert_coef_ : ndarray of shape (n_experts, n_features) or (n_experts, n_targets, n_features)
         Expert weights w_k.
     expert_intercept_ : ndarray of shape (n_experts,) or (n_experts, n_targets)
         Expert intercepts c_k.
     expert_variance_ : ndarray of shape (n_experts,) or (n_experts, n_targets)
         Expert noise variances sigma_k^2.
+    expert_usage_ : ndarray of shape (n_experts,)
+        Fraction of the training weight each expert takes: the weighted
+        mean of the gate that prediction uses (one-hot for hard gating,
+        renormalised top-k with ``top_k``). Sums to 1; near-zero entries
+        show a collapsed gate (see ``balance``).
     n_iter_ : int
-        EM iterations of the returned run.
+        Iterations of the returned run (Adam: epochs; ``partial_fit``
+        counts one per call).
     converged_ : bool
         Whether the returned run met ``tol``.
     log_likelihood_ : float
-        Mean (weighted) training log-likelihood of the returned model.
-    log_likelihood_history_ : ndarray of shape (n_iter_,)
-        Mean training log-likelihood after each EM iteration.
-    objective_history_ : ndarray of shape (n_iter_,)
-        Mean penalised log-likelihood after each EM iteration: the quantity
-        EM maximises, non-decreasing (equal to the log-likelihood history
-        when ``alpha=0``).
+        Mean (weighted) training log-likelihood of the returned model, under
+        the gating that prediction uses (``gating``, ``top_k``).
+    log_likelihood_history_ : ndarray of shape (`n_iter_`,)
+        Mean training log-likelihood after each iteration (for hard gating,
+        the classification log-likelihood that training maximises).
+    objective_history_ : ndarray of shape (`n_iter_`,)
+        Mean penalised log-likelihood after each iteration: the quantity
+        the solver maximises (minus the ``balance`` penalty), non-decreasing
+        (equal to the log-likelihood history when ``alpha=0`` and
+        ``balance=0``). Adam records the best parameters so far, which are
+        the ones it returns; ``partial_fit`` appends each call's objective
+        on its own batch, which need not increase.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when X has string feature names.
 
     See Also
@@ -117,6 +204,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
        "Adaptive mixtures of local experts", Neural Computation 3(1), 1991.
     .. [2] M. I. Jordan and R. A. Jacobs, "Hierarchical mixtures of experts
        and the EM algorithm", Neural Computation 6(2), 1994.
+    .. [3] N. Shazeer, A. Mirhoseini, K. Maziarz, A. Davis, Q. Le, G. Hinton
+       and J. Dean, "Outrageously large neural networks: the sparsely-gated
+       mixture-of-experts layer", ICLR 2017.
+    .. [4] G. Celeux and G. Govaert, "A classification EM algorithm for
+       clustering and two stochastic versions", Computational Statistics &
+       Data Analysis 14(3), 1992.
 
     Examples
     --------
@@ -146,12 +239,20 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         n_experts=3,
         *,
         solver="em",
+        gating="soft",
+        top_k=None,
         alpha=1e-4,
+        balance=0.0,
+        gate_noise=0.0,
         variance_floor=1e-6,
         max_iter=300,
         tol=1e-6,
         n_init=1,
         init_params="kmeans",
+        batch_size="auto",
+        learning_rate_init=0.01,
+        shuffle=True,
+        n_iter_no_change=10,
         backend="auto",
         warm_start=False,
         random_state=None,
@@ -160,11 +261,19 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         super().__init__(
             n_experts,
             solver=solver,
+            gating=gating,
+            top_k=top_k,
             alpha=alpha,
+            balance=balance,
+            gate_noise=gate_noise,
             max_iter=max_iter,
             tol=tol,
             n_init=n_init,
             init_params=init_params,
+            batch_size=batch_size,
+            learning_rate_init=learning_rate_init,
+            shuffle=shuffle,
+            n_iter_no_change=n_iter_no_change,
             backend=backend,
             warm_start=warm_start,
             random_state=random_state,
@@ -178,6 +287,19 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         return tags
 
     # ---- hooks -----------------------------------------------------------
+    def _check_target_kind(self, y):
+        values = np.asarray(y)
+        if values.dtype.kind in "USO":
+            try:
+                values.astype(np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{type(self).__name__} needs a numeric target, but y holds labels "
+                    f"such as {values.ravel().tolist()[0]!r} (type_of_target: "
+                    f"{type_of_target(values)!r}). Use MixtureOfExpertsClassifier for "
+                    "class labels."
+                ) from None
+
     def _encode_targets(self, y, *, fitting):
         if fitting:
             self._y_ndim = np.ndim(y)
@@ -210,9 +332,17 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     def _target_variance_floor(self, Y, sample_weight):
         mean = np.average(Y, axis=0, weights=sample_weight)
         variance = np.average((Y - mean) ** 2, axis=0, weights=sample_weight)
-        # A constant target still needs a positive floor, in its own units.
-        reference = np.where(variance > 0, variance, np.maximum(mean**2, 1.0))
-        return self.variance_floor * reference
+        mean_square = np.average(Y**2, axis=0, weights=sample_weight)
+        # A target constant up to rounding (relative spread below 1e-12; its
+        # computed variance is ~1e-31, not 0) has no noise scale of its own:
+        # use a millionth of its magnitude, far above the rounding errors of
+        # the residuals, so the fit is never driven by rounding noise.
+        constant = variance <= 1e-24 * mean_square
+        # float32 residuals round at ~1e-7 |y|: the floor stays well above that
+        relative_std = max(1e-6, 1e4 * float(np.finfo(Y.dtype).eps))
+        constant_floor = relative_std**2 * mean_square
+        floor = np.where(constant, constant_floor, self.variance_floor * variance)
+        return np.maximum(floor, 1e-300)
 
     def _neutral_expert_params(self, Y, sample_weight, n_features):
         n_targets = Y.shape[1]
@@ -238,10 +368,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
     def _expert_params_from_user(self, x_mean, x_scale):
         n_targets = self._n_targets
-        coef = np.reshape(self.expert_coef_, (self.n_experts, n_targets, -1))
-        intercept = np.reshape(self.expert_intercept_, (self.n_experts, n_targets))
+        n_experts = self.gate_intercept_.shape[0]  # as fitted: n_experts may have changed
+        coef = np.reshape(self.expert_coef_, (n_experts, n_targets, -1))
+        intercept = np.reshape(self.expert_intercept_, (n_experts, n_targets))
         coef, intercept = to_internal_scale(coef, intercept, x_mean, x_scale)
-        variance = np.reshape(self.expert_variance_, (self.n_experts, n_targets)).copy()
+        variance = np.reshape(self.expert_variance_, (n_experts, n_targets)).copy()
         return {"coef": coef, "intercept": intercept, "variance": variance}
 
     # ---- prediction --------------------------------------------------------
@@ -261,6 +392,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             noise plus their disagreement,
             ``sqrt(sum_k g_k (sigma_k^2 + mu_k^2) - mean^2)``.
 
+        The gate g is the one ``gating`` and ``top_k`` define: the argmax
+        expert alone for hard gating, the renormalised top-k mixture with
+        ``top_k``.
+
         Returns
         -------
         mean : ndarray of shape (n_samples,) or (n_samples, n_targets)
@@ -273,7 +408,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         mean = np.einsum("nk,nkt->nt", gate, means)
         if not return_std:
             return self._squeeze_targets(mean, 1)
-        second_moment = np.einsum("nk,nkt->nt", gate, means**2) + gate @ self._params["variance"]
+        variance = self._params["variance"].astype(gate.dtype)  # float32 input stays float32
+        second_moment = np.einsum("nk,nkt->nt", gate, means**2) + gate @ variance
         std = np.sqrt(np.maximum(second_moment - mean**2, 0.0))
         return self._squeeze_targets(mean, 1), self._squeeze_targets(std, 1)
 

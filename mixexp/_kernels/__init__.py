@@ -20,9 +20,14 @@ KERNEL_NAMES = (
     "logistic_log_density",
     "logistic_e_step",
     "logistic_predict_log_proba",
+    # hard / top-k gating and expert gradients (gradient solvers)
+    "top_k_log_gate",
+    "classify_log_joint",
+    "gaussian_residual_moments",
+    "logistic_gradient",
 )
 
-_MODULES = {"numpy": "mixexp._kernels._numpy"}
+_MODULES = {"numpy": "mixexp._kernels._numpy", "numba": "mixexp._kernels._numba"}
 _CACHE = {}
 
 

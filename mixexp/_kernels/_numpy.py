@@ -189,3 +189,82 @@ def logistic_predict_log_proba(X, coef, intercept):
     for k in range(n_experts):
         out[:, k] = log_gate(X, coef[k], intercept[k])
     return out
+
+
+# ---------------------------------------------------------------------------
+# Hard and top-k gating (mixexp._routing), and the data terms of the expert
+# gradients (the gradient solvers). Same conventions as above.
+
+
+def top_k_log_gate(log_g, k, out=None):
+    """Log gate restricted to each row's ``k`` largest entries, renormalised: (n, K).
+
+    Entries outside the top ``k`` are -inf; ties go to the lower expert
+    index. ``k=1`` is the hard gate: 0 at the row's argmax, -inf elsewhere.
+    Renormalising the log-softmax over a subset equals the softmax of the
+    raw logits over that subset, so the input may be logits or a log gate.
+    """
+    if out is None:
+        out = np.empty_like(log_g)
+    # a stable sort of the negated row keeps the lower index first on ties
+    order = np.argsort(-log_g, axis=1, kind="stable")[:, :k]
+    kept = np.take_along_axis(log_g, order, axis=1)
+    kept -= row_logsumexp(kept)[:, None]
+    out.fill(-np.inf)
+    np.put_along_axis(out, order, kept, axis=1)
+    return out
+
+
+def classify_log_joint(log_joint, resp_out=None):
+    """Classification E-step: every row goes to its most probable expert.
+
+    Returns ``(best, resp)``: best (n,) is max_k log_joint, the row's
+    classification log-likelihood; resp (n, K) is one-hot at the argmax
+    (the lower index on ties). A row that is -inf for every expert gets zero
+    responsibilities, as in :func:`normalize_log_joint`.
+    """
+    n = log_joint.shape[0]
+    winner = np.argmax(log_joint, axis=1)
+    best = log_joint[np.arange(n), winner]
+    resp = resp_out if resp_out is not None else np.empty_like(log_joint)
+    resp.fill(0.0)
+    resp[np.arange(n), winner] = np.where(np.isneginf(best), 0.0, 1.0)
+    return best, resp
+
+
+def gaussian_residual_moments(X, Y, W, coef, intercept):
+    """Weighted residual moments behind the gradient of Gaussian experts.
+
+    With r_ikt = y_it - (x_i w_kt + c_kt), returns ``(xr, r_sum, rss)`` of
+    shapes (K, t, d), (K, t), (K, t): sum_i W_ik r_ikt x_i,
+    sum_i W_ik r_ikt and sum_i W_ik r_ikt^2.
+    """
+    n_experts, n_targets, d = coef.shape
+    xr = np.empty((n_experts, n_targets, d), dtype=X.dtype)
+    r_sum = np.empty((n_experts, n_targets), dtype=X.dtype)
+    rss = np.empty((n_experts, n_targets), dtype=X.dtype)
+    for k in range(n_experts):
+        resid = Y - (X @ coef[k].T + intercept[k])
+        weighted = resid * W[:, k : k + 1]
+        xr[k] = weighted.T @ X
+        r_sum[k] = weighted.sum(axis=0)
+        rss[k] = (weighted * resid).sum(axis=0)
+    return xr, r_sum, rss
+
+
+def logistic_gradient(X, Y, W, coef, intercept):
+    """Gradient of sum_ik W_ik sum_c Y_ic log softmax_c(x_i w_kc + b_kc).
+
+    Returns the gradient in the weights (K, C, d) and in the intercepts
+    (K, C): sum_i W_ik (Y_ic - p_ikc s_i) x_i with s_i = sum_c Y_ic.
+    """
+    n_experts, n_classes, d = coef.shape
+    grad_coef = np.empty((n_experts, n_classes, d), dtype=X.dtype)
+    grad_intercept = np.empty((n_experts, n_classes), dtype=X.dtype)
+    s = row_sum(Y)
+    for k in range(n_experts):
+        p = np.exp(log_gate(X, coef[k], intercept[k]))
+        residual = (Y - p * s[:, None]) * W[:, k : k + 1]
+        grad_coef[k] = residual.T @ X
+        grad_intercept[k] = residual.sum(axis=0)
+    return grad_coef, grad_intercept

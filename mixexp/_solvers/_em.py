@@ -4,41 +4,66 @@ E-step: responsibilities h_ik in log space. M-step: each expert by its
 family's weighted fit, the gate by a weighted multinomial logistic
 regression on the soft targets h. Every step is a (generalised) M-step, so
 the penalised log-likelihood never decreases.
+
+With hard gating the E-step is a classification step (each sample to its
+most probable expert, Celeux & Govaert 1992) and the monotone quantity is
+the classification log-likelihood. A load-balancing penalty depends on the
+gate alone, so it only changes the gate M-step (see ``mixexp._balance``).
 """
 
 import numpy as np
 
+from .._balance import balance_terms, fit_balanced_gate
 from .._gating import fit_gate, gate_penalty
+from .._routing import posterior
+from ._options import SolverOptions
 from ._result import SolverResult
 
 
 class _Evaluation:
     """E-step at given parameters: responsibilities and the objectives."""
 
-    def __init__(self, family, kernels, data, params, resp):
-        log_norm = family.e_step(kernels, data.X, data.Y, params, resp)
+    def __init__(self, family, kernels, data, params, resp, options):
+        log_g = None
+        if options.classify or options.balance > 0:
+            log_g = kernels.log_gate(data.X, params["gate_coef"], params["gate_intercept"])
+        if options.classify:
+            log_joint = log_g + family.log_density(kernels, data.X, data.Y, params)
+            log_norm = posterior(kernels, log_joint, True, resp_out=resp)[0]
+        else:
+            log_norm = family.e_step(kernels, data.X, data.Y, params, resp)
         total = data.total_weight
         self.log_likelihood = float(data.sample_weight @ log_norm) / total
         penalty = family.penalty(params) + gate_penalty(params["gate_coef"], data.alpha)
         self.objective = self.log_likelihood - penalty / total
+        if options.balance > 0:
+            self.objective -= balance_terms(np.exp(log_g), data.sample_weight,
+                                            options.balance)[0]
 
 
-def m_step(family, kernels, data, params, weighted_resp, log_g=None):
+def m_step(family, kernels, data, params, weighted_resp, log_g=None, balance=0.0):
     """One M-step from weighted responsibilities (n, K): new parameters."""
     new_params = family.m_step(kernels, data.X, data.Y, weighted_resp, params)
-    new_params["gate_coef"], new_params["gate_intercept"] = fit_gate(
-        kernels,
-        data.X,
-        weighted_resp,
-        params["gate_coef"],
-        params["gate_intercept"],
-        data.alpha,
-        log_g=log_g,
-    )
+    if balance > 0:
+        gate = fit_balanced_gate(
+            kernels, data.X, weighted_resp, data.sample_weight, params["gate_coef"],
+            params["gate_intercept"], data.alpha, balance, log_g=log_g,
+        )
+    else:
+        gate = fit_gate(
+            kernels,
+            data.X,
+            weighted_resp,
+            params["gate_coef"],
+            params["gate_intercept"],
+            data.alpha,
+            log_g=log_g,
+        )
+    new_params["gate_coef"], new_params["gate_intercept"] = gate
     return new_params
 
 
-def run_em(family, kernels, data, params, *, max_iter, tol, verbose=0):
+def run_em(family, kernels, data, params, *, max_iter, tol, verbose=0, options=None):
     """Run EM from ``params`` until the objective gains less than ``tol``.
 
     Parameters
@@ -53,6 +78,9 @@ def run_em(family, kernels, data, params, *, max_iter, tol, verbose=0):
     tol : float
         Convergence threshold on the gain in mean penalised log-likelihood.
     verbose : int
+    options : SolverOptions, optional
+        Gating mode (hard gating: classification EM) and load balancing;
+        ``top_k`` only concerns prediction here: EM trains the dense gate.
 
     Returns
     -------
@@ -60,18 +88,20 @@ def run_em(family, kernels, data, params, *, max_iter, tol, verbose=0):
         The returned parameters are those of the last E-step, so the
         reported log-likelihood and responsibilities belong to them.
     """
+    options = options or SolverOptions()
     n_experts = params["gate_coef"].shape[0]
     # (n, K) buffers reused across iterations
     resp = np.empty((data.X.shape[0], n_experts), dtype=data.X.dtype)
     log_g = np.empty_like(resp)
-    current = _Evaluation(family, kernels, data, params, resp)
+    current = _Evaluation(family, kernels, data, params, resp, options)
     objective_history, log_likelihood_history = [], []
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         resp *= data.sample_weight[:, None]
-        params = m_step(family, kernels, data, params, resp, log_g=log_g)
-        previous, current = current, _Evaluation(family, kernels, data, params, resp)
+        params = m_step(family, kernels, data, params, resp, log_g=log_g,
+                        balance=options.balance)
+        previous, current = current, _Evaluation(family, kernels, data, params, resp, options)
         objective_history.append(current.objective)
         log_likelihood_history.append(current.log_likelihood)
         change = current.objective - previous.objective

@@ -21,6 +21,9 @@ class SolverResult:
     converged : bool
     objective_history, log_likelihood_history : list of float
         One value per iteration, for the parameters after that iteration.
+    state : object or None
+        What a solver needs to continue later (Adam's moments, for
+        ``partial_fit``); None for solvers that restart from parameters.
     """
 
     params: dict
@@ -30,3 +33,4 @@ class SolverResult:
     converged: bool
     objective_history: list = field(default_factory=list)
     log_likelihood_history: list = field(default_factory=list)
+    state: object = None

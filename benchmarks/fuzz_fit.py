@@ -1,0 +1,97 @@
+"""Fuzz both estimators with thousands of random, messy data sets.
+
+Each case draws a shape, per-feature scales from 1e-8 to 1e8, duplicated
+rows, constant or collinear columns, a target (continuous, constant, huge,
+tiny, integer classes), sample weights with zeros, float32 or float64, and
+n_experts from 1 to more than n_samples. A case is handled when the fit
+either raises a clear ValueError or passes mixexp._testing.check_fit
+(finite parameters and predictions, normalised gate and responsibilities,
+monotone EM). Prints how many cases were tried and how many were mishandled.
+
+    python benchmarks/fuzz_fit.py [--cases 2000] [--seed 0]
+"""
+
+import argparse
+import time
+from collections import Counter
+
+import numpy as np
+
+from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from mixexp._testing import InvariantViolation, check_fit
+
+
+def random_case(rng):
+    """One random (estimator, X, y, sample_weight, description)."""
+    n = int(rng.choice([1, 2, 3, 5, 10, 30, 100, 300]))
+    d = int(rng.integers(1, 6))
+    X = rng.standard_normal((n, d)) * 10.0 ** rng.uniform(-8, 8, size=d)
+    X += rng.choice([0.0, 1e3, -1e6]) * rng.integers(0, 2, size=d)  # offsets
+    if n > 2 and rng.random() < 0.3:  # few distinct rows, repeated
+        X = X[rng.integers(0, max(1, n // 5), size=n)]
+    if d > 1 and rng.random() < 0.2:
+        X[:, -1] = 2.0 * X[:, 0]  # collinear
+    if rng.random() < 0.1:
+        X[:, 0] = 3.0  # constant column
+    classify = rng.random() < 0.4
+    if classify:
+        n_classes = int(rng.integers(2, 5))
+        y = rng.integers(0, n_classes, size=n)
+        if rng.random() < 0.3:
+            y = (X[:, 0] > np.median(X[:, 0])).astype(int)  # separable
+    else:
+        kind = rng.choice(["linear", "constant", "huge", "tiny", "integer"])
+        y = {
+            "linear": X @ rng.standard_normal(d) + rng.standard_normal(n),
+            "constant": np.full(n, 7.0),
+            "huge": rng.standard_normal(n) * 1e100,
+            "tiny": rng.standard_normal(n) * 1e-100,
+            "integer": rng.integers(0, 3, size=n).astype(float),
+        }[kind]
+    sample_weight = None
+    if rng.random() < 0.3:
+        sample_weight = rng.integers(0, 4, size=n).astype(float)
+    if rng.random() < 0.3:
+        X = X.astype(np.float32)
+    n_experts = int(rng.integers(1, n + 4))
+    params = dict(n_experts=n_experts, n_init=int(rng.integers(1, 3)), max_iter=50,
+                  random_state=int(rng.integers(1000)))
+    if rng.random() < 0.3:
+        params["alpha"] = float(rng.choice([0.0, 1e-8, 10.0]))
+    estimator = (MixtureOfExpertsClassifier if classify else MixtureOfExpertsRegressor)(**params)
+    description = (f"{type(estimator).__name__}(n_experts={n_experts}) n={n} d={d} "
+                   f"dtype={X.dtype} weighted={sample_weight is not None}")
+    return estimator, X, y, sample_weight, description
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    outcomes, failures = Counter(), []
+    start = time.perf_counter()
+    for case in range(args.cases):
+        estimator, X, y, sample_weight, description = random_case(rng)
+        X_before, y_before = X.copy(), np.copy(y)
+        try:
+            outcome, detail = check_fit(estimator, X, y, sample_weight)
+            if not (np.array_equal(X, X_before) and np.array_equal(y, y_before)):
+                raise InvariantViolation("the input arrays were modified")
+        except InvariantViolation as error:
+            outcome, detail = "mishandled", str(error)
+            failures.append((case, description, detail))
+        outcomes[outcome] += 1
+    seconds = time.perf_counter() - start
+    print(f"cases tried: {args.cases} (seed {args.seed}, {seconds:.0f} s)")
+    print(f"  fitted:     {outcomes['fitted']}")
+    print(f"  refused with a ValueError: {outcomes['refused']}")
+    print(f"  mishandled: {outcomes['mishandled']}")
+    for case, description, detail in failures[:20]:
+        print(f"    case {case}: {description}: {detail[:200]}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

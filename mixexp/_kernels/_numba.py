@@ -1,0 +1,1124 @@
+"""Numba CPU kernels: the functions of ``_numpy`` compiled, fused and threaded.
+
+Same names, signatures, shapes and semantics as :mod:`mixexp._kernels._numpy`
+(the oracle they are tested against); see there for the meaning of each
+argument. What differs is how the work is done:
+
+* one pass over the rows of ``X`` per call. The E-step computes a block of
+  rows' gate logits, expert log-densities, both log-normalisers and the
+  responsibilities in small scratch arrays; the only (n, K) array it writes
+  is ``resp``. The M-step statistics (weighted Gram matrices of all experts,
+  the gate's gradient and Hessian) are accumulated block by block, so no
+  (n, K, d) temporary exists;
+* rows are processed in blocks of ``_BLOCK`` held transposed (quantity by
+  row), so inner loops run over rows: long, contiguous, vectorised,
+  including exp and log (:func:`_exp_shifted`, :func:`_log_block`; libm's
+  are scalar);
+* per-row arithmetic and every reduction are carried out in float64; arrays
+  with a sample axis keep the dtype of ``X`` (float32 or float64), except
+  the E-steps' per-sample log-likelihood, always float64 (see
+  :func:`gaussian_e_step`); parameter arrays are read at the precision they
+  are given in (the estimators keep them in float64);
+* reductions split the rows into chunks fixed by ``n`` alone (not by the
+  number of threads), sum each chunk into its own float64 partial, then add
+  the partials in chunk order: results do not depend on the thread count;
+* every kernel is one compiled function over a range of rows (``nogil``).
+  Below ``_PARALLEL_MIN_WORK`` (n * K) it runs on all rows in the calling
+  thread (the serial twin), so small fits pay no threading overhead; above,
+  it runs on one range per thread (see the plumbing section). Row-wise
+  results never depend on which twin ran, nor on the other rows.
+
+No blanket ``fastmath``: -inf is a legal value in log space. Two flags are
+used where they pay, neither of which assumes finite values: ``contract``
+(fused multiply-add) in the exp and log polynomials, the linear maps and
+the sums of products; ``reassoc`` only in :func:`_accumulate_products`, the sums of
+products behind the M-step statistics, so that its dot products vectorise.
+
+Arrays with a sample axis are made C-contiguous (a copy only when they are
+not already), which keeps the compiled specialisations to one per dtype.
+"""
+
+import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache, partial
+
+import numba
+import numpy as np
+from numba import njit, types
+from numba.extending import intrinsic
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+# Per-sample work (n * K) below which the serial twin runs: threads pay from
+# a few tens of thousands of row-expert pairs (a few hundred microseconds of
+# work); below that, handing tasks to the pool costs more than it saves.
+_PARALLEL_MIN_WORK = 20_000
+# Rows per transposed block: its scratch stays in L1/L2 for K up to ~32.
+_BLOCK = 128
+# Parallel work is cut into pieces of at least _MIN_CHUNK_ROWS rows;
+# reductions into at most _MAX_CHUNKS chunks, a number fixed by n alone
+# (not by the thread count) so that their results are reproducible.
+_MAX_CHUNKS = 64
+_MIN_CHUNK_ROWS = 2048
+
+# exp(x) = 2**k exp(r), x = k ln2 + r, |r| <= ln2 / 2 (Cody-Waite split of
+# ln 2: k * _LN2_HI is exact for |k| < 2**11).
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+# log(x) = e ln2 + log m, m in [sqrt(1/2), sqrt(2)), from x's bit pattern.
+_SQRT2 = 1.4142135623730951
+_MANTISSA = 0x000FFFFFFFFFFFFF
+_EXPONENT_OF_ONE = 0x3FF0000000000000
+_SMALLEST_NORMAL = 2.2250738585072014e-308
+
+# Every kernel: no GIL (the parallel twin runs on threads), cached on disk,
+# and IEEE division (x / 0 is inf or NaN as in NumPy, not an exception, which
+# would also stop the loops from vectorising).
+_JIT = {"nogil": True, "cache": True, "error_model": "numpy"}
+# Fused multiply-adds (one rounding instead of two) in the polynomials, the
+# linear maps and the sums of products: a fast-math flag that assumes
+# nothing about infinities or NaN.
+_FMA = {"contract"}
+
+
+# ---------------------------------------------------------------------------
+# Bit casts (free, and vectorised like any arithmetic), for exp and log.
+
+
+@intrinsic
+def _float_from_bits(typingctx, bits):
+    """The float64 whose IEEE-754 bit pattern is the int64 ``bits``."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+
+    return types.float64(types.int64), codegen
+
+
+@intrinsic
+def _bits_of_float(typingctx, x):
+    """The IEEE-754 bit pattern of the float64 ``x``, as an int64."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+
+    return types.int64(types.float64), codegen
+
+
+# ---------------------------------------------------------------------------
+# Block helpers. A block of nb <= _BLOCK rows is held transposed: a quantity
+# with M components per row is an (M, _BLOCK) array, row i in column i.
+
+
+@njit(**_JIT, fastmath=_FMA)
+def _exp_shifted(z, shift, nb, out):
+    """out[i] = exp(z[i] - shift[i]) for i < nb (1-D rows of a block), vectorised.
+
+    Taylor polynomial of degree 13 on the reduced argument (truncation
+    below 1e-17), then an exact scaling by 2**k as two powers of two built
+    from their bit patterns, so that results underflowing into subnormals
+    are rounded once. Within 1 ulp of libm's exp; exp(-inf) = 0. Arguments
+    are clamped to [-746, 710], where exp is already 0 and inf.
+    """
+    for i in range(nb):
+        x = z[i] - shift[i]
+        x = -746.0 if x < -746.0 else x  # NaN passes both tests unchanged
+        x = 710.0 if x > 710.0 else x
+        kf = math.floor(x * _LOG2E + 0.5)
+        r = (x - kf * _LN2_HI) - kf * _LN2_LO
+        p = 1.0 / 6227020800.0
+        p = p * r + 1.0 / 479001600.0
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        p = p * r + 1.0
+        k = np.int64(kf)
+        half = k >> 1
+        p = p * _float_from_bits((half + 1023) << 52)  # exact: stays a normal number
+        out[i] = p * _float_from_bits((k - half + 1023) << 52)  # the one rounding
+
+
+@njit(**_JIT, fastmath=_FMA)
+def _log_block(x, nb, out):
+    """out[i] = log(x[i]) for i < nb, vectorised.
+
+    x = 2**e m with m in [sqrt(1/2), sqrt(2)) (from the bit pattern), then
+    log m = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172, by its series to
+    s**23. Within 1 ulp of libm's log for positive normal x; anything else
+    (0, subnormals, inf, negative, NaN) goes to libm in a second pass.
+    """
+    for i in range(nb):
+        bits = _bits_of_float(x[i])
+        m = _float_from_bits((bits & _MANTISSA) | _EXPONENT_OF_ONE)
+        e = float((bits >> 52) - 1023)
+        big = m > _SQRT2
+        m = m * 0.5 if big else m
+        e = e + 1.0 if big else e
+        f = m - 1.0
+        s = f / (2.0 + f)
+        s2 = s * s
+        p = 1.0 / 23.0
+        p = p * s2 + 1.0 / 21.0
+        p = p * s2 + 1.0 / 19.0
+        p = p * s2 + 1.0 / 17.0
+        p = p * s2 + 1.0 / 15.0
+        p = p * s2 + 1.0 / 13.0
+        p = p * s2 + 1.0 / 11.0
+        p = p * s2 + 1.0 / 9.0
+        p = p * s2 + 1.0 / 7.0
+        p = p * s2 + 1.0 / 5.0
+        p = p * s2 + 1.0 / 3.0
+        # 2 atanh(s) = 2 s + 2 s^3 p(s^2), and 2 s = f - s f exactly in real arithmetic
+        out[i] = e * _LN2_HI + ((e * _LN2_LO + 2.0 * s * s2 * p) + (f - s * f))
+    for i in range(nb):
+        v = x[i]
+        if not (v >= _SMALLEST_NORMAL and v < np.inf):
+            out[i] = math.log(v) if v > 0.0 else (-np.inf if v == 0.0 else np.nan)
+
+
+@njit(**_JIT)
+def _load_transposed(rows, out):
+    """out[j, i] = rows[i, j] as float64 (rows: the block's (nb, m) view)."""
+    for i in range(rows.shape[0]):
+        for j in range(rows.shape[1]):
+            out[j, i] = rows[i, j]
+
+
+@njit(**_JIT, fastmath=_FMA)
+def _linear_block(xt, nb, weights, bias, out):
+    """out[m, i] = bias[m] + sum_j weights[m, j] xt[j, i], summed over j in order.
+
+    The order is a row's own: its value does not depend on its block. Four
+    features per sweep (left-to-right, so the same order) quarter the
+    loads and stores of ``out``.
+    """
+    d = weights.shape[1]
+    d_four = d - d % 4
+    for m in range(weights.shape[0]):
+        row, bm = out[m], bias[m]
+        for i in range(nb):
+            row[i] = bm
+        for j in range(0, d_four, 4):
+            w0, w1, w2, w3 = weights[m, j], weights[m, j + 1], weights[m, j + 2], weights[m, j + 3]
+            x0, x1, x2, x3 = xt[j], xt[j + 1], xt[j + 2], xt[j + 3]
+            for i in range(nb):
+                row[i] = row[i] + w0 * x0[i] + w1 * x1[i] + w2 * x2[i] + w3 * x3[i]
+        for j in range(d_four, d):
+            w, xj = weights[m, j], xt[j]
+            for i in range(nb):
+                row[i] += w * xj[i]
+
+
+@njit(**_JIT)
+def _lse_block(z, nb, e, shift, total, norm):
+    """Log-sum-exp over the rows of z (G, _BLOCK), per column i < nb.
+
+    Leaves e = exp(z - shift), total[i] = sum_g e[g, i] (in g order) and the
+    log-normaliser norm[i] = shift[i] + log(total[i]); shift[i] is the
+    column's maximum, or 0 where that is not finite (the reference's
+    convention: an all -inf column sums to 0 and gets -inf, not NaN).
+    """
+    for i in range(nb):
+        shift[i] = z[0, i]
+    for g in range(1, z.shape[0]):
+        row = z[g]
+        for i in range(nb):
+            shift[i] = row[i] if row[i] > shift[i] else shift[i]
+    for i in range(nb):
+        s = shift[i]
+        shift[i] = s if (s - s) == 0.0 else 0.0  # a finiteness test that vectorises
+    for g in range(z.shape[0]):
+        _exp_shifted(z[g], shift, nb, e[g])
+    for i in range(nb):
+        total[i] = e[0, i]
+    for g in range(1, z.shape[0]):
+        row = e[g]
+        for i in range(nb):
+            total[i] += row[i]
+    _log_block(total, nb, norm)
+    for i in range(nb):
+        norm[i] += shift[i]
+
+
+@njit(**_JIT)
+def _gaussian_joint_block(yt, nb, mu, half_precision, log_const, z):
+    """z[k, i] += log N(y_i; mu_k(x_i), diag(variance_k)) for a block; overwrites mu.
+
+    The quadratic form is summed over targets into mu's first row of each
+    expert, so that every loop runs over the rows of the block.
+    """
+    n_targets = yt.shape[0]
+    for k in range(z.shape[0]):
+        # 1-D row views keep the inner loops free of index arithmetic (vectorised)
+        first = k * n_targets
+        quad, y_row, h = mu[first], yt[0], half_precision[first]
+        for i in range(nb):
+            resid = y_row[i] - quad[i]
+            quad[i] = resid * resid * h
+        for s in range(1, n_targets):
+            mu_row, y_row, h = mu[first + s], yt[s], half_precision[first + s]
+            for i in range(nb):
+                resid = y_row[i] - mu_row[i]
+                quad[i] += resid * resid * h
+        z_row, c = z[k], log_const[k]
+        for i in range(nb):
+            z_row[i] += c - quad[i]
+
+
+@njit(**_JIT)
+def _logistic_joint_block(yt, nb, logits, e, shift, total, norm, z):
+    """z[k, i] += sum_c Y_ic log softmax_c(logits[k*C:(k+1)*C, i]) for a block."""
+    n_classes = yt.shape[0]
+    for k in range(z.shape[0]):
+        group = logits[k * n_classes:(k + 1) * n_classes]
+        _lse_block(group, nb, e, shift, total, norm)
+        z_row = z[k]
+        for c in range(n_classes):
+            y_row, logit = yt[c], group[c]
+            for i in range(nb):
+                z_row[i] += y_row[i] * (logit[i] - norm[i])
+
+
+@njit(**_JIT)
+def _write_posterior(e, total, norm, gate_norm, nb, resp, log_norm):
+    """resp[i] = e[:, i] / total[i] and log_norm[i] = norm[i] - gate_norm[i].
+
+    ``resp`` and ``log_norm`` are the block's views. A row whose joint is
+    -inf for every expert (total 0) gets zero responsibilities and -inf.
+    """
+    for i in range(nb):
+        log_norm[i] = norm[i] - gate_norm[i]
+        total[i] = 1.0 / total[i] if total[i] > 0.0 else 0.0  # now the inverse
+    for i in range(nb):
+        inverse = total[i]
+        for k in range(resp.shape[1]):
+            resp[i, k] = e[k, i] * inverse
+
+
+@njit(**_JIT)
+def _write_log_softmax(z, norm, nb, out):
+    """out[i, g] = z[g, i] - norm[i] (out: the block's view)."""
+    for i in range(nb):
+        for g in range(z.shape[0]):
+            out[i, g] = z[g, i] - norm[i]
+
+
+@njit(**_JIT)
+def _write_transposed(z, nb, out):
+    for i in range(nb):
+        for g in range(z.shape[0]):
+            out[i, g] = z[g, i]
+
+
+@njit(**_JIT, fastmath=_FMA | {"reassoc"})
+def _accumulate_products(A, nb, B, acc):
+    """acc[m, q] += sum_{i < nb} A[m, i] B[q, i]: a small A B^T over a block.
+
+    Two by two outputs per sweep over i, so each loaded value feeds two
+    products; the sums may be reassociated (vectorised over i).
+    """
+    n_a, n_b = A.shape[0], B.shape[0]
+    m_even, q_even = n_a - n_a % 2, n_b - n_b % 2
+    for m in range(0, m_even, 2):
+        for q in range(0, q_even, 2):
+            s00 = 0.0
+            s01 = 0.0
+            s10 = 0.0
+            s11 = 0.0
+            for i in range(nb):
+                a0, a1, b0, b1 = A[m, i], A[m + 1, i], B[q, i], B[q + 1, i]
+                s00 += a0 * b0
+                s01 += a0 * b1
+                s10 += a1 * b0
+                s11 += a1 * b1
+            acc[m, q] += s00
+            acc[m, q + 1] += s01
+            acc[m + 1, q] += s10
+            acc[m + 1, q + 1] += s11
+    for m in range(n_a):
+        first_q = q_even if m < m_even else 0  # the odd last column, or the odd last row
+        for q in range(first_q, n_b):
+            s = 0.0
+            for i in range(nb):
+                s += A[m, i] * B[q, i]
+            acc[m, q] += s
+
+
+@njit(**_JIT)
+def _pair_products(zt, nb, out):
+    """out[p(a, b), i] = zt[a, i] zt[b, i] for a <= b, row-major upper-triangle order."""
+    p = 0
+    for a in range(zt.shape[0]):
+        za = zt[a]
+        for b in range(a, zt.shape[0]):
+            zb, row = zt[b], out[p]
+            for i in range(nb):
+                row[i] = za[i] * zb[i]
+            p += 1
+    return p
+
+
+@njit(**_JIT)
+def _new_features(d, n_extra):
+    """(d + 1 + n_extra, _BLOCK) scratch whose row d is the constant 1 (the intercept)."""
+    xt = np.empty((d + 1 + n_extra, _BLOCK))
+    xt[d, :] = 1.0
+    return xt
+
+
+@njit(**_JIT)
+def _new_lse_scratch():
+    """shift, total and norm rows for :func:`_lse_block`."""
+    return np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK)
+
+
+# ---------------------------------------------------------------------------
+# Row-wise kernels over rows start..stop (the plumbing below splits the rows
+# among threads).
+
+
+@njit(**_JIT)
+def _log_gate_rows(X, gate_w, gate_b, out, start, stop):
+    n_experts = gate_b.shape[0]
+    xt = np.empty((X.shape[1], _BLOCK))
+    z = np.empty((n_experts, _BLOCK))
+    e = np.empty((n_experts, _BLOCK))
+    shift, total, norm = _new_lse_scratch()
+    for s0 in range(start, stop, _BLOCK):
+        nb = min(_BLOCK, stop - s0)
+        _load_transposed(X[s0:s0 + nb], xt)
+        _linear_block(xt, nb, gate_w, gate_b, z)
+        _lse_block(z, nb, e, shift, total, norm)
+        _write_log_softmax(z, norm, nb, out[s0:s0 + nb])
+
+
+@njit(**_JIT)
+def _gaussian_log_density_rows(X, Y, mean_w, mean_b, half_precision, log_const, out, start,
+                               stop):
+    xt = np.empty((X.shape[1], _BLOCK))
+    yt = np.empty((Y.shape[1], _BLOCK))
+    mu = np.empty((mean_b.shape[0], _BLOCK))
+    z = np.empty((log_const.shape[0], _BLOCK))
+    for s0 in range(start, stop, _BLOCK):
+        nb = min(_BLOCK, stop - s0)
+        _load_transposed(X[s0:s0 + nb], xt)
+        _load_transposed(Y[s0:s0 + nb], yt)
+        _linear_block(xt, nb, mean_w, mean_b, mu)
+        z[:] = 0.0
+        _gaussian_joint_block(yt, nb, mu, half_precision, log_const, z)
+        _write_transposed(z, nb, out[s0:s0 + nb])
+
+
+@njit(**_JIT)
+def _logistic_log_density_rows(X, Y, class_w, class_b, out, start, stop):
+    xt = np.empty((X.shape[1], _BLOCK))
+    yt = np.empty((Y.shape[1], _BLOCK))
+    logits = np.empty((class_b.shape[0], _BLOCK))
+    e = np.empty((Y.shape[1], _BLOCK))
+    z = np.empty((out.shape[1], _BLOCK))
+    shift, total, norm = _new_lse_scratch()
+    for s0 in range(start, stop, _BLOCK):
+        nb = min(_BLOCK, stop - s0)
+        _load_transposed(X[s0:s0 + nb], xt)
+        _load_transposed(Y[s0:s0 + nb], yt)
+        _linear_block(xt, nb, class_w, class_b, logits)
+        z[:] = 0.0
+        _logistic_joint_block(yt, nb, logits, e, shift, total, norm, z)
+        _write_transposed(z, nb, out[s0:s0 + nb])
+
+
+@njit(**_JIT)
+def _normalize_rows(log_joint, log_norm, resp, start, stop):
+    n_experts = log_joint.shape[1]
+    z = np.empty((n_experts, _BLOCK))
+    e = np.empty((n_experts, _BLOCK))
+    shift, total, norm = _new_lse_scratch()
+    zero = np.zeros(_BLOCK)
+    for s0 in range(start, stop, _BLOCK):
+        nb = min(_BLOCK, stop - s0)
+        _load_transposed(log_joint[s0:s0 + nb], z)  # a copy: resp may be log_joint
+        _lse_block(z, nb, e, shift, total, norm)
+        _write_posterior(e, total, norm, zero, nb, resp[s0:s0 + nb], log_norm[s0:s0 + nb])
+
+
+@njit(**_JIT)
+def _gaussian_e_step_rows(X, Y, gate_w, gate_b, mean_w, mean_b, half_precision, log_const,
+                          resp, log_norm, start, stop):
+    n_experts = gate_b.shape[0]
+    xt = np.empty((X.shape[1], _BLOCK))
+    yt = np.empty((Y.shape[1], _BLOCK))
+    mu = np.empty((mean_b.shape[0], _BLOCK))
+    z = np.empty((n_experts, _BLOCK))
+    e = np.empty((n_experts, _BLOCK))
+    shift, total, norm = _new_lse_scratch()
+    gate_norm = np.empty(_BLOCK)
+    for s0 in range(start, stop, _BLOCK):
+        nb = min(_BLOCK, stop - s0)
+        _load_transposed(X[s0:s0 + nb], xt)
+        _load_transposed(Y[s0:s0 + nb], yt)
+        # log g_k = logit_k - G: the joint's log-sum-exp is taken on the raw
+        # logits and G subtracted once at the end (equal up to rounding).
+        _linear_block(xt, nb, gate_w, gate_b, z)
+        _lse_block(z, nb, e, shift, total, gate_norm)
+        _linear_block(xt, nb, mean_w, mean_b, mu)
+        _gaussian_joint_block(yt, nb, mu, half_precision, log_const, z)
+        _lse_block(z, nb, e, shift, total, norm)
+        _write_posterior(e, total, norm, gate_norm, nb, resp[s0:s0 + nb],
+                         log_norm[s0:s0 + nb])
+
+
+@njit(**_JIT)
+def _logistic_e_step_rows(X, Y, gate_w, gate_b, class_w, class_b, resp, log_norm, start,
+                          stop):
+    n_experts, n_classes = gate_b.shape[0], Y.shape[1]
+    xt = np.empty((X.shape[1], _BLOCK))
+    yt = np.empty((n_classes, _BLOCK))
+    logits = np.empty((class_b.shape[0], _BLOCK))
+    z = np.empty((n_experts, _BLOCK))
+    e = np.empty((max(n_experts, n_classes), _BLOCK))
+    shift, total, norm = _new_lse_scratch()
+    gate_norm = np.empty(_BLOCK)
+    for s0 in range(start, stop, _BLOCK):
+        nb = min(_BLOCK, stop - s0)
+        _load_transposed(X[s0:s0 + nb], xt)
+        _load_transposed(Y[s0:s0 + nb], yt)
+        _linear_block(xt, nb, gate_w, gate_b, z)
+        _lse_block(z, nb, e[:n_experts], shift, total, gate_norm)
+        _linear_block(xt, nb, class_w, class_b, logits)
+        _logistic_joint_block(yt, nb, logits, e[:n_classes], shift, total, norm, z)
+        _lse_block(z, nb, e[:n_experts], shift, total, norm)
+        _write_posterior(e, total, norm, gate_norm, nb, resp[s0:s0 + nb],
+                         log_norm[s0:s0 + nb])
+
+
+@njit(**_JIT)
+def _linear_rows(X, weights, bias, out, start, stop):
+    """out[i] = weights @ X[i] + bias for rows start..stop; out is (n, M)."""
+    xt = np.empty((X.shape[1], _BLOCK))
+    z = np.empty((bias.shape[0], _BLOCK))
+    for s0 in range(start, stop, _BLOCK):
+        nb = min(_BLOCK, stop - s0)
+        _load_transposed(X[s0:s0 + nb], xt)
+        _linear_block(xt, nb, weights, bias, z)
+        _write_transposed(z, nb, out[s0:s0 + nb])
+
+
+@njit(**_JIT)
+def _log_softmax_groups_rows(X, weights, bias, n_classes, out, start, stop):
+    """Each expert's class log-softmax; out is (n, K*C), classes contiguous per expert."""
+    n_out = bias.shape[0]
+    xt = np.empty((X.shape[1], _BLOCK))
+    logits = np.empty((n_out, _BLOCK))
+    e = np.empty((n_classes, _BLOCK))
+    shift, total, norm = _new_lse_scratch()
+    for s0 in range(start, stop, _BLOCK):
+        nb = min(_BLOCK, stop - s0)
+        _load_transposed(X[s0:s0 + nb], xt)
+        _linear_block(xt, nb, weights, bias, logits)
+        for begin in range(0, n_out, n_classes):
+            group = logits[begin:begin + n_classes]
+            _lse_block(group, nb, e, shift, total, norm)
+            _write_log_softmax(group, norm, nb, out[s0:s0 + nb, begin:begin + n_classes])
+
+
+@njit(**_JIT)
+def _top_k_rows(log_g, k, out, start, stop):
+    """Per row: keep the k largest entries (lower index first on ties), renormalised."""
+    n_experts = log_g.shape[1]
+    row = np.empty(n_experts)
+    kept = np.zeros(n_experts, np.bool_)
+    for i in range(start, stop):
+        for j in range(n_experts):
+            row[j] = log_g[i, j]
+            kept[j] = False
+        # k sweeps of "first maximum among the rest": a stable descending order
+        shift = 0.0
+        for r in range(k):
+            best = -1
+            for j in range(n_experts):
+                if not kept[j] and (best < 0 or row[j] > row[best]):
+                    best = j
+            kept[best] = True
+            if r == 0:
+                shift = row[best]
+        if not math.isfinite(shift):
+            shift = 0.0
+        total = 0.0
+        for j in range(n_experts):
+            if kept[j]:
+                total += math.exp(row[j] - shift)
+        norm = shift + math.log(total)  # log(0) = -inf under the NumPy error model
+        for j in range(n_experts):
+            out[i, j] = row[j] - norm if kept[j] else -np.inf
+
+
+@njit(**_JIT)
+def _classify_rows(log_joint, best, resp, start, stop):
+    """Per row: the first maximum; one-hot there (all zero if it is -inf)."""
+    n_experts = log_joint.shape[1]
+    for i in range(start, stop):
+        winner = 0
+        for j in range(1, n_experts):
+            if log_joint[i, j] > log_joint[i, winner]:
+                winner = j
+        value = log_joint[i, winner]
+        best[i] = value
+        for j in range(n_experts):
+            resp[i, j] = 0.0
+        if value != -np.inf:
+            resp[i, winner] = 1.0
+
+
+# ---------------------------------------------------------------------------
+# Reductions over chunks of rows: bounds (m, 2) holds each chunk's first and
+# last + 1 row, and every accumulator has a leading chunk axis (m, ...): one
+# float64 partial per chunk.
+
+
+@njit(**_JIT)
+def _moments_rows(X, Y, W, bounds, acc):
+    """acc[k, :] += sum_i W[i, k] f_i, f_i = (upper triangle of z z^T, z y^T), z = (x_i, 1).
+
+    The upper triangle holds X^T W X, X^T W and sum W at once; z y^T holds
+    X^T W Y and Y^T W. acc is (m, K, F).
+    """
+    d, n_targets = X.shape[1], Y.shape[1]
+    zt = _new_features(d, 0)
+    yt = np.empty((n_targets, _BLOCK))
+    wt = np.empty((W.shape[1], _BLOCK))
+    f = np.empty((acc.shape[2], _BLOCK))
+    for chunk in range(bounds.shape[0]):
+        for s0 in range(bounds[chunk, 0], bounds[chunk, 1], _BLOCK):
+            nb = min(_BLOCK, bounds[chunk, 1] - s0)
+            _load_transposed(X[s0:s0 + nb], zt)
+            _load_transposed(Y[s0:s0 + nb], yt)
+            _load_transposed(W[s0:s0 + nb], wt)
+            q = _pair_products(zt, nb, f)
+            for a in range(d + 1):
+                za = zt[a]
+                for s in range(n_targets):
+                    ys, row = yt[s], f[q]
+                    for i in range(nb):
+                        row[i] = za[i] * ys[i]
+                    q += 1
+            _accumulate_products(wt, nb, f, acc[chunk])
+
+
+@njit(**_JIT)
+def _weighted_rss_rows(X, Y, W, mean_w, mean_b, bounds, acc):
+    """acc[k, s] += sum_i W[i, k] (Y[i, s] - mean_ks(x_i))^2; acc is (m, K, t)."""
+    n_experts, n_targets = W.shape[1], Y.shape[1]
+    xt = np.empty((X.shape[1], _BLOCK))
+    yt = np.empty((n_targets, _BLOCK))
+    wt = np.empty((n_experts, _BLOCK))
+    sq = np.empty((mean_b.shape[0], _BLOCK))
+    for chunk in range(bounds.shape[0]):
+        for s0 in range(bounds[chunk, 0], bounds[chunk, 1], _BLOCK):
+            nb = min(_BLOCK, bounds[chunk, 1] - s0)
+            _load_transposed(X[s0:s0 + nb], xt)
+            _load_transposed(Y[s0:s0 + nb], yt)
+            _load_transposed(W[s0:s0 + nb], wt)
+            _linear_block(xt, nb, mean_w, mean_b, sq)
+            for k in range(n_experts):
+                for s in range(n_targets):
+                    m = k * n_targets + s
+                    for i in range(nb):
+                        resid = yt[s, i] - sq[m, i]
+                        sq[m, i] = resid * resid
+                _accumulate_products(wt[k:k + 1], nb, sq[k * n_targets:(k + 1) * n_targets],
+                                     acc[chunk, k:k + 1])
+
+
+@njit(**_JIT)
+def _residual_moments_rows(X, Y, W, mean_w, mean_b, bounds, acc):
+    """acc[k*t + s] += sum_i W_ik r_iks (x_i, 1, r_iks); acc is (m, K*t, d + 2)."""
+    n_experts, n_targets, d = W.shape[1], Y.shape[1], X.shape[1]
+    zt = _new_features(d, 1)  # rows: x, 1, then the residual of the current output
+    yt = np.empty((n_targets, _BLOCK))
+    wt = np.empty((n_experts, _BLOCK))
+    mu = np.empty((mean_b.shape[0], _BLOCK))
+    wr = np.empty((1, _BLOCK))
+    for chunk in range(bounds.shape[0]):
+        for s0 in range(bounds[chunk, 0], bounds[chunk, 1], _BLOCK):
+            nb = min(_BLOCK, bounds[chunk, 1] - s0)
+            _load_transposed(X[s0:s0 + nb], zt)
+            _load_transposed(Y[s0:s0 + nb], yt)
+            _load_transposed(W[s0:s0 + nb], wt)
+            _linear_block(zt[:d], nb, mean_w, mean_b, mu)
+            for m in range(mean_b.shape[0]):
+                k, s = m // n_targets, m % n_targets
+                for i in range(nb):
+                    resid = yt[s, i] - mu[m, i]
+                    zt[d + 1, i] = resid
+                    wr[0, i] = wt[k, i] * resid
+                _accumulate_products(wr, nb, zt, acc[chunk, m:m + 1])
+
+
+@njit(**_JIT)
+def _logistic_gradient_rows(X, Y, W, class_w, class_b, bounds, acc):
+    """acc[k*C + c] += sum_i W_ik (Y_ic - p_ikc s_i) (x_i, 1); acc is (m, K*C, d + 1)."""
+    n_experts, n_classes, d = W.shape[1], Y.shape[1], X.shape[1]
+    zt = _new_features(d, 0)
+    yt = np.empty((n_classes, _BLOCK))
+    wt = np.empty((n_experts, _BLOCK))
+    logits = np.empty((class_b.shape[0], _BLOCK))
+    e = np.empty((n_classes, _BLOCK))
+    resid = np.empty((n_classes, _BLOCK))
+    s_row = np.empty(_BLOCK)
+    shift, total, norm = _new_lse_scratch()
+    for chunk in range(bounds.shape[0]):
+        for s0 in range(bounds[chunk, 0], bounds[chunk, 1], _BLOCK):
+            nb = min(_BLOCK, bounds[chunk, 1] - s0)
+            _load_transposed(X[s0:s0 + nb], zt)
+            _load_transposed(Y[s0:s0 + nb], yt)
+            _load_transposed(W[s0:s0 + nb], wt)
+            _linear_block(zt[:d], nb, class_w, class_b, logits)
+            for i in range(nb):
+                s_row[i] = yt[0, i]
+            for c in range(1, n_classes):
+                for i in range(nb):
+                    s_row[i] += yt[c, i]
+            for k in range(n_experts):
+                group = logits[k * n_classes:(k + 1) * n_classes]
+                _lse_block(group, nb, e, shift, total, norm)
+                for c in range(n_classes):
+                    e_row, y_row, w_row, r_row = e[c], yt[c], wt[k], resid[c]
+                    for i in range(nb):
+                        p = e_row[i] / total[i]
+                        r_row[i] = (y_row[i] - p * s_row[i]) * w_row[i]
+                rows = slice(k * n_classes, (k + 1) * n_classes)
+                _accumulate_products(resid, nb, zt, acc[chunk, rows])
+
+
+@njit(**_JIT)
+def _gate_gradient_hessian_rows(X, W, log_g, bounds, grad, curv):
+    """Gradient (m, K, d+1) and curvature sums (m, P, Q) of the gate over the chunks.
+
+    curv[p(k, l), q(a, b)] += sum_i c_ikl z_ia z_ib over expert pairs k <= l
+    and feature pairs a <= b of z = (x, 1), c_ikl = s_i g_ik ([k == l] -
+    g_il): each distinct entry of the Hessian once, as a product of two
+    (pairs by rows) blocks.
+    """
+    n_experts, d = W.shape[1], X.shape[1]
+    zt = _new_features(d, 0)
+    wt = np.empty((n_experts, _BLOCK))
+    log_gt = np.empty((n_experts, _BLOCK))
+    g = np.empty((n_experts, _BLOCK))
+    resid = np.empty((n_experts, _BLOCK))
+    f = np.empty((curv.shape[2], _BLOCK))
+    curvature = np.empty((curv.shape[1], _BLOCK))
+    s_row, zero = np.empty(_BLOCK), np.zeros(_BLOCK)
+    for chunk in range(bounds.shape[0]):
+        for s0 in range(bounds[chunk, 0], bounds[chunk, 1], _BLOCK):
+            nb = min(_BLOCK, bounds[chunk, 1] - s0)
+            _load_transposed(X[s0:s0 + nb], zt)
+            _load_transposed(W[s0:s0 + nb], wt)
+            _load_transposed(log_g[s0:s0 + nb], log_gt)
+            for k in range(n_experts):
+                _exp_shifted(log_gt[k], zero, nb, g[k])
+            for i in range(nb):
+                s_row[i] = wt[0, i]
+            for k in range(1, n_experts):
+                for i in range(nb):
+                    s_row[i] += wt[k, i]
+            for k in range(n_experts):
+                for i in range(nb):
+                    resid[k, i] = wt[k, i] - g[k, i] * s_row[i]
+            _accumulate_products(resid, nb, zt, grad[chunk])
+            p = 0
+            for k in range(n_experts):
+                gk, row = g[k], curvature[p]
+                for i in range(nb):
+                    sg = s_row[i] * gk[i]
+                    row[i] = sg - sg * gk[i]
+                p += 1
+                for other in range(k + 1, n_experts):
+                    gl, row = g[other], curvature[p]
+                    for i in range(nb):
+                        row[i] = -(s_row[i] * gk[i]) * gl[i]
+                    p += 1
+            _pair_products(zt, nb, f)
+            _accumulate_products(curvature, nb, f, curv[chunk])
+
+
+# ---------------------------------------------------------------------------
+# Python-level plumbing: serial/parallel dispatch, layouts, dtypes.
+#
+# The parallel twin runs the same compiled row kernel (nogil) on contiguous
+# ranges of rows from a small thread pool, one task per thread. A prange
+# driver per kernel does the same, but compiling it cost two to three times
+# as much as the kernel itself (2-7 s per kernel and dtype here): with
+# fifteen kernels and two dtypes, over a minute of every cold start.
+
+
+def _n_threads():
+    """Threads of the parallel twin: NUMBA_NUM_THREADS (all cores by default)."""
+    return max(1, int(numba.config.NUMBA_NUM_THREADS))
+
+
+_POOL = None
+_POOL_PID = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool():
+    """The shared thread pool, re-created in a forked child (threads are not inherited)."""
+    global _POOL, _POOL_PID
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_PID != os.getpid():
+            _POOL = ThreadPoolExecutor(max_workers=_n_threads(), thread_name_prefix="mixexp")
+            _POOL_PID = os.getpid()
+        return _POOL
+
+
+def _large(n_samples, n_experts):
+    """Enough work for threads: the parallel twin, and reductions in several chunks."""
+    return n_samples * n_experts >= _PARALLEL_MIN_WORK
+
+
+def _split(n_items, n_parts):
+    """Bounds of ``n_parts`` contiguous, nearly equal ranges of ``n_items``."""
+    edges = (np.arange(n_parts + 1) * n_items) // n_parts
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
+
+
+def _run(tasks):
+    """Run the callables, all but the first on the pool; re-raise their errors."""
+    futures = [_pool().submit(task) for task in tasks[1:]]
+    tasks[0]()
+    for future in futures:
+        future.result()
+
+
+def _row_wise(rows_kernel, n_experts, *args):
+    """Run a row-wise kernel on all rows of ``args[0]``: serial twin, or a range per thread."""
+    n_samples = args[0].shape[0]
+    if not _large(n_samples, n_experts) or _n_threads() == 1:
+        rows_kernel(*args, 0, n_samples)
+        return
+    n_tasks = min(_n_threads(), max(1, n_samples // _MIN_CHUNK_ROWS))
+    _run([partial(rows_kernel, *args, start, stop) for start, stop in _split(n_samples, n_tasks)])
+
+
+def _reduce(rows_kernel, n_experts, arrays, params, shapes):
+    """Sum a reduction over the rows of ``arrays``: one float64 array per entry of ``shapes``.
+
+    The rows are cut into chunks fixed by their number alone (one chunk for
+    small work); each chunk sums into its own float64 partial and the
+    partials are added in chunk order, so the result does not depend on the
+    number of threads nor on how the chunks were shared among them.
+    """
+    n_samples = arrays[0].shape[0]
+    n_chunks = 1
+    if _large(n_samples, n_experts):
+        n_chunks = int(min(_MAX_CHUNKS, max(1, n_samples // _MIN_CHUNK_ROWS)))
+    bounds = np.array(_split(n_samples, n_chunks), dtype=np.int64).reshape(n_chunks, 2)
+    partials = [np.zeros((n_chunks, *shape)) for shape in shapes]
+    _run([
+        partial(rows_kernel, *arrays, *params, bounds[first:last],
+                *(p[first:last] for p in partials))
+        for first, last in _split(n_chunks, min(_n_threads(), n_chunks))
+    ])
+    return [p.sum(axis=0) for p in partials]
+
+
+def _rows(a, dtype):
+    """An array with a sample axis, C-contiguous in ``dtype`` (copied only if needed)."""
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _f64(a):
+    """A small parameter array as contiguous float64, for the per-row arithmetic."""
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _output(out, shape, dtype):
+    """The array to write into: ``out`` itself when the kernels can, else a fresh one."""
+    if out is not None and out.flags.c_contiguous and out.dtype == dtype:
+        return out
+    return np.empty(shape, dtype=dtype)
+
+
+def _deliver(result, out):
+    """Copy ``result`` into ``out`` if it is not already there; return what the caller gets."""
+    if out is None:
+        return result
+    if result is not out:
+        out[...] = result
+    return out
+
+
+def _stacked_linear_params(coef, intercept):
+    """(K, M, d) weights and (K, M) biases as one (K*M, d) map and (K*M,) biases."""
+    n_experts, n_out, d = coef.shape
+    return _f64(np.reshape(coef, (n_experts * n_out, d))), _f64(np.ravel(intercept))
+
+
+def _gaussian_params(coef, intercept, variance):
+    mean_w, mean_b = _stacked_linear_params(coef, intercept)
+    variance = _f64(variance)
+    half_precision = np.ravel(0.5 / variance)
+    log_const = -0.5 * np.sum(LOG_2PI + np.log(variance), axis=1)
+    return mean_w, mean_b, half_precision, log_const
+
+
+@lru_cache(maxsize=64)
+def _triangle_index(size):
+    """(size, size) map from (a, b) to the index of (min, max) in row-major upper triangles."""
+    rows, cols = np.triu_indices(size)
+    index = np.empty((size, size), dtype=np.intp)
+    index[rows, cols] = np.arange(rows.size)
+    index[cols, rows] = np.arange(rows.size)
+    index.setflags(write=False)
+    return index
+
+
+# ---------------------------------------------------------------------------
+# The kernels (signatures of ``_numpy``)
+
+
+def log_gate(X, gate_coef, gate_intercept, out=None):
+    """Log-softmax gate, log g_k(x_i): (n, K)."""
+    X = _rows(X, X.dtype)
+    gate_w, gate_b = _f64(gate_coef), _f64(gate_intercept)
+    result = _output(out, (X.shape[0], gate_b.shape[0]), X.dtype)
+    _row_wise(_log_gate_rows, gate_b.shape[0], X, gate_w, gate_b, result)
+    return _deliver(result, out)
+
+
+def gaussian_log_density(X, Y, coef, intercept, variance, out=None):
+    """log N(y_i; x_i w_k + c_k, diag(variance_k)), summed over targets: (n, K)."""
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    params = _gaussian_params(coef, intercept, variance)
+    result = _output(out, (X.shape[0], coef.shape[0]), X.dtype)
+    _row_wise(_gaussian_log_density_rows, coef.shape[0],
+              X, Y, *params, result)
+    return _deliver(result, out)
+
+
+def normalize_log_joint(log_joint, resp_out=None):
+    """Responsibilities from log g + log p: ``(log_norm (n,), resp (n, K))``.
+
+    A row whose joint is -inf for every expert gets zero responsibilities.
+    ``resp_out`` may be ``log_joint`` itself.
+    """
+    dtype = log_joint.dtype
+    log_joint = _rows(log_joint, dtype)
+    resp = _output(resp_out, log_joint.shape, dtype)
+    log_norm = np.empty(log_joint.shape[0], dtype=dtype)
+    _row_wise(_normalize_rows, log_joint.shape[1], log_joint, log_norm,
+              resp)
+    return log_norm, _deliver(resp, resp_out)
+
+
+def gaussian_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, variance, resp):
+    """Whole fused E-step for Gaussian experts.
+
+    Writes the responsibilities into ``resp`` (n, K) and returns the
+    per-sample log-likelihood log p(y_i | x_i), shape (n,), in float64 for
+    float32 input too: rounded to float32, its noise (1e-8 relative) would
+    swamp EM's last gains and make the objective appear to decrease.
+    """
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    gate = _f64(gate_coef), _f64(gate_intercept)
+    expert = _gaussian_params(coef, intercept, variance)
+    out = _output(resp, resp.shape, X.dtype)
+    log_norm = np.empty(X.shape[0])  # float64 whatever X's dtype: it feeds EM's sums
+    _row_wise(_gaussian_e_step_rows, out.shape[1],
+              X, Y, *gate, *expert, out, log_norm)
+    _deliver(out, resp)
+    return log_norm
+
+
+def gaussian_predict(X, coef, intercept):
+    """Each expert's mean: (n, K, t)."""
+    X = _rows(X, X.dtype)
+    n_experts, n_targets, _ = coef.shape
+    weights, bias = _stacked_linear_params(coef, intercept)
+    out = np.empty((X.shape[0], n_experts * n_targets), dtype=X.dtype)
+    _row_wise(_linear_rows, n_experts, X, weights, bias, out)
+    return out.reshape(X.shape[0], n_experts, n_targets)
+
+
+def weighted_moments(X, Y, W):
+    """Sufficient statistics of a weighted least-squares fit per expert.
+
+    Returns ``(gram, x_sum, xy, y_sum, w_sum)`` with shapes (K, d, d),
+    (K, d), (K, d, t), (K, t), (K,): X^T diag(W_k) X, X^T W_k,
+    X^T diag(W_k) Y, Y^T W_k and sum W_k (one pass over the rows).
+    """
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    W = _rows(W, X.dtype)
+    d, n_targets, n_experts = X.shape[1], Y.shape[1], W.shape[1]
+    n_tri = (d + 1) * (d + 2) // 2
+    (acc,) = _reduce(_moments_rows, n_experts, (X, Y, W), (),
+                     [(n_experts, n_tri + (d + 1) * n_targets)])
+    tri = acc[:, _triangle_index(d + 1)]  # (K, d+1, d+1), symmetric
+    cross = acc[:, n_tri:].reshape(n_experts, d + 1, n_targets)
+    dtype = X.dtype
+    return (
+        tri[:, :d, :d].astype(dtype),
+        tri[:, d, :d].astype(dtype),
+        cross[:, :d, :].astype(dtype),
+        cross[:, d, :].astype(dtype),
+        tri[:, d, d].astype(dtype),
+    )
+
+
+def gaussian_weighted_rss(X, Y, W, coef, intercept):
+    """Weighted residual sum of squares per expert and target: (K, t)."""
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    W = _rows(W, X.dtype)
+    n_experts, n_targets, _ = coef.shape
+    (rss,) = _reduce(_weighted_rss_rows, n_experts, (X, Y, W),
+                     _stacked_linear_params(coef, intercept), [(n_experts, n_targets)])
+    return rss.astype(X.dtype)
+
+
+def gate_gradient_hessian(X, W, log_g):
+    """Gradient and Hessian of sum_ik W_ik log g_ik in the gate parameters.
+
+    Parameters are ordered (K, d + 1): the d weights then the intercept of
+    each expert. Returns the gradient (K, d + 1) and the Hessian
+    (K, d + 1, K, d + 1) (negative semi-definite), from one pass over the
+    rows.
+    """
+    X = _rows(X, X.dtype)
+    W = _rows(W, X.dtype)
+    log_g = _rows(log_g, X.dtype)
+    d, n_experts = X.shape[1], W.shape[1]
+    n_pairs = n_experts * (n_experts + 1) // 2
+    n_tri = (d + 1) * (d + 2) // 2
+    grad, curv = _reduce(_gate_gradient_hessian_rows, n_experts, (X, W, log_g), (),
+                         [(n_experts, d + 1), (n_pairs, n_tri)])
+    # Unfold the distinct entries: hess[k, a, l, b] = -curv[pair(k, l), pair(a, b)].
+    pair = _triangle_index(n_experts)
+    feature_pair = _triangle_index(d + 1)
+    hess = -curv[pair[:, None, :, None], feature_pair[None, :, None, :]]
+    return grad.astype(X.dtype), hess.astype(X.dtype)
+
+
+def logistic_log_density(X, Y, coef, intercept, out=None):
+    """log p_k(y_i | x_i) of multinomial logistic experts: (n, K).
+
+    ``coef`` (K, C, d), ``intercept`` (K, C), ``Y`` (n, C) one-hot classes:
+    sum_c Y_ic log softmax_c(x_i . w_kc + b_kc).
+    """
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    class_w, class_b = _stacked_linear_params(coef, intercept)
+    result = _output(out, (X.shape[0], coef.shape[0]), X.dtype)
+    _row_wise(_logistic_log_density_rows, coef.shape[0],
+              X, Y, class_w, class_b, result)
+    return _deliver(result, out)
+
+
+def logistic_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, resp):
+    """Whole fused E-step for logistic experts: fills ``resp`` (n, K), returns log p(y_i | x_i).
+
+    The log-likelihood (n,) is float64 whatever X's dtype (see gaussian_e_step).
+    """
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    gate = _f64(gate_coef), _f64(gate_intercept)
+    expert = _stacked_linear_params(coef, intercept)
+    out = _output(resp, resp.shape, X.dtype)
+    log_norm = np.empty(X.shape[0])  # float64 whatever X's dtype: it feeds EM's sums
+    _row_wise(_logistic_e_step_rows, out.shape[1],
+              X, Y, *gate, *expert, out, log_norm)
+    _deliver(out, resp)
+    return log_norm
+
+
+def logistic_predict_log_proba(X, coef, intercept):
+    """Each expert's class log-probabilities: (n, K, C)."""
+    X = _rows(X, X.dtype)
+    n_experts, n_classes, _ = coef.shape
+    weights, bias = _stacked_linear_params(coef, intercept)
+    out = np.empty((X.shape[0], n_experts * n_classes), dtype=X.dtype)
+    _row_wise(_log_softmax_groups_rows, n_experts,
+              X, weights, bias, n_classes, out)
+    return out.reshape(X.shape[0], n_experts, n_classes)
+
+
+def top_k_log_gate(log_g, k, out=None):
+    """Log gate restricted to each row's ``k`` largest entries, renormalised: (n, K).
+
+    Entries outside the top ``k`` are -inf; ties go to the lower expert
+    index. ``k=1`` is the hard gate.
+    """
+    dtype = log_g.dtype
+    log_g = _rows(log_g, dtype)
+    result = _output(out, log_g.shape, dtype)
+    if k < 1:
+        raise ValueError(f"top_k must be at least 1, got {k}.")
+    # rows are copied before being written, so ``out`` may be ``log_g`` itself
+    k = min(int(k), log_g.shape[1])
+    _row_wise(_top_k_rows, log_g.shape[1], log_g, k, result)
+    return _deliver(result, out)
+
+
+def classify_log_joint(log_joint, resp_out=None):
+    """Classification E-step: ``(best (n,), resp (n, K))``, one-hot at each row's argmax.
+
+    Ties go to the lower index; a row that is -inf everywhere gets zero
+    responsibilities.
+    """
+    dtype = log_joint.dtype
+    log_joint = _rows(log_joint, dtype)
+    resp = _output(resp_out, log_joint.shape, dtype)
+    best = np.empty(log_joint.shape[0], dtype=dtype)
+    if resp is log_joint:  # argmax needs the whole row first: work on a copy
+        log_joint = log_joint.copy()
+    _row_wise(_classify_rows, log_joint.shape[1], log_joint, best, resp)
+    return best, _deliver(resp, resp_out)
+
+
+def gaussian_residual_moments(X, Y, W, coef, intercept):
+    """Weighted residual moments behind the gradient of Gaussian experts.
+
+    With r_ikt = y_it - (x_i w_kt + c_kt), returns ``(xr, r_sum, rss)`` of
+    shapes (K, t, d), (K, t), (K, t): sum_i W_ik r_ikt x_i, sum_i W_ik r_ikt
+    and sum_i W_ik r_ikt^2.
+    """
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    W = _rows(W, X.dtype)
+    n_experts, n_targets, d = coef.shape
+    (acc,) = _reduce(_residual_moments_rows, n_experts, (X, Y, W),
+                     _stacked_linear_params(coef, intercept),
+                     [(n_experts * n_targets, d + 2)])
+    acc = acc.reshape(n_experts, n_targets, d + 2).astype(X.dtype)
+    return acc[:, :, :d].copy(), acc[:, :, d].copy(), acc[:, :, d + 1].copy()
+
+
+def logistic_gradient(X, Y, W, coef, intercept):
+    """Gradient of sum_ik W_ik sum_c Y_ic log softmax_c(x_i w_kc + b_kc).
+
+    Returns the gradient in the weights (K, C, d) and in the intercepts
+    (K, C): sum_i W_ik (Y_ic - p_ikc s_i) x_i with s_i = sum_c Y_ic.
+    """
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    W = _rows(W, X.dtype)
+    n_experts, n_classes, d = coef.shape
+    (acc,) = _reduce(_logistic_gradient_rows, n_experts, (X, Y, W),
+                     _stacked_linear_params(coef, intercept),
+                     [(n_experts * n_classes, d + 1)])
+    acc = acc.reshape(n_experts, n_classes, d + 1).astype(X.dtype)
+    return acc[:, :, :d].copy(), acc[:, :, d].copy()

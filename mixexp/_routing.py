@@ -1,0 +1,81 @@
+"""Gating modes: which experts a sample is routed to, and the posterior over them.
+
+``"soft"`` routes every sample to every expert, weighted by the softmax gate
+g. ``top_k=k`` keeps each sample's k most probable experts and renormalises
+the gate over them (Shazeer et al. 2017). ``"hard"`` keeps the single most
+probable expert; in training it is classification EM (Celeux & Govaert
+1992): each sample goes to the expert with the largest joint g_k p_k, and
+the quantity maximised is the classification log-likelihood
+sum_i max_k log g_k(x_i) p_k(y_i | x_i).
+
+The math that touches every sample (top-k selection and renormalisation,
+the classification E-step) lives in the kernels; this module only decides
+which kernel a mode needs.
+"""
+
+import numpy as np
+
+
+def routing_k(gating, top_k, n_experts):
+    """How many experts prediction keeps per sample, or None for all of them."""
+    if gating == "hard":
+        return 1
+    if top_k is None or top_k >= n_experts:
+        return None
+    return int(top_k)
+
+
+def routed_log_gate(kernels, log_g, gating, top_k):
+    """The log gate prediction mixes with: (n, K), -inf for experts not kept.
+
+    ``log_g`` (n, K) is the dense log gate; it is returned unchanged for
+    soft gating (and for ``top_k >= K``, which keeps every expert).
+    """
+    k = routing_k(gating, top_k, log_g.shape[1])
+    if k is None:
+        return log_g
+    return kernels.top_k_log_gate(log_g, k)
+
+
+def posterior(kernels, log_joint, classify, resp_out=None):
+    """Per-sample objective term and responsibilities from log g + log p.
+
+    Returns ``(per_row, resp)``: with ``classify`` the classification
+    E-step (max_k of the joint, one-hot responsibilities), else the usual
+    log-normaliser and soft posterior.
+    """
+    if classify:
+        return kernels.classify_log_joint(log_joint, resp_out=resp_out)
+    return kernels.normalize_log_joint(log_joint, resp_out=resp_out)
+
+
+def routed_e_step(family, kernels, X, Y, params, resp, gating, top_k):
+    """E-step of the model prediction uses; fills ``resp`` (n, K).
+
+    Returns log p(y_i | x_i) (n,) under the routed gate: the mixture over
+    the kept experts with the renormalised gate (for ``"hard"``, the
+    density of the argmax-gate expert alone). The soft case takes the
+    family's fused E-step kernel.
+    """
+    k = routing_k(gating, top_k, resp.shape[1])
+    if k is None:
+        return family.e_step(kernels, X, Y, params, resp)
+    log_g = kernels.log_gate(X, params["gate_coef"], params["gate_intercept"])
+    log_joint = kernels.top_k_log_gate(log_g, k)
+    log_joint += family.log_density(kernels, X, Y, params)
+    return kernels.normalize_log_joint(log_joint, resp_out=resp)[0]
+
+
+def training_summary(family, kernels, data, params, gating, top_k):
+    """Routed log-likelihood and expert usage of fitted parameters on the training data.
+
+    Returns ``(log_likelihood, usage)``: the weighted mean of log p(y | x)
+    under the routing prediction uses, and usage (K,), the fraction of the
+    training weight each expert receives from the routed gate (sums to 1).
+    """
+    weights = data.sample_weight / data.total_weight
+    log_g = kernels.log_gate(data.X, params["gate_coef"], params["gate_intercept"])
+    usage = weights @ np.exp(routed_log_gate(kernels, log_g, gating, top_k))
+    resp = np.empty_like(log_g)
+    log_norm = routed_e_step(family, kernels, data.X, data.Y, params, resp, gating, top_k)
+    return float(weights @ log_norm), usage

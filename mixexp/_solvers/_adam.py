@@ -1,0 +1,165 @@
+"""Mini-batch Adam on all gate and expert parameters (Kingma & Ba 2015).
+
+One iteration is one epoch: the rows are split into mini-batches of
+``batch_size`` (shuffled each epoch when ``shuffle``), and each batch takes
+one Adam step along the gradient of :mod:`._gradient` (gate noise, when
+asked, is redrawn at every step: noisy top-k gating, Shazeer et al. 2017).
+After each epoch the noise-free objective of the whole training set is
+evaluated; training stops when it has not improved by ``tol`` for
+``n_iter_no_change`` epochs (MLPRegressor's rule), and the best parameters
+seen are returned. The objective history is that of the best parameters so
+far, which is what a stochastic solver can promise never decreases.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._gradient import GradientObjective, Packing
+from ._options import SolverOptions
+from ._result import SolverResult
+
+_BETA_1, _BETA_2, _EPSILON = 0.9, 0.999, 1e-8
+_AUTO_BATCH_SIZE = 200
+
+
+@dataclass
+class AdamState:
+    """Everything Adam carries between steps (and between ``partial_fit`` calls).
+
+    ``flat`` is the current point on ``packing``'s coordinates, ``m`` and
+    ``v`` the moment estimates, ``t`` the number of steps taken and ``rng``
+    the generator of batches and gate noise.
+    """
+
+    packing: Packing
+    flat: np.ndarray
+    m: np.ndarray
+    v: np.ndarray
+    t: int
+    rng: np.random.Generator
+
+    @classmethod
+    def start(cls, family, data, params, seed):
+        packing = Packing(params, data.Y, data.sample_weight,
+                          getattr(family, "variance_floor", None))
+        flat = packing.project(packing.pack(params))
+        return cls(packing, flat, np.zeros_like(flat), np.zeros_like(flat), 0,
+                   np.random.default_rng(seed))
+
+
+def _batch_size(options, n_samples):
+    size = _AUTO_BATCH_SIZE if options.batch_size == "auto" else int(options.batch_size)
+    return max(1, min(size, n_samples))
+
+
+def adam_epoch(objective, state, options):
+    """One pass over ``objective.data`` in mini-batches, updating ``state`` in place."""
+    n_samples = objective.data.X.shape[0]
+    batch_size = _batch_size(options, n_samples)
+    order = state.rng.permutation(n_samples) if options.shuffle else None
+    sample_weight = objective.data.sample_weight
+    for start in range(0, n_samples, batch_size):
+        rows = slice(start, start + batch_size) if order is None else np.sort(
+            order[start : start + batch_size])
+        if not np.any(sample_weight[rows] > 0):
+            continue  # a batch of zero weight carries no information
+        gradient = objective.evaluate(state.flat, rows=rows, rng=state.rng).gradient
+        state.t += 1
+        state.m *= _BETA_1
+        state.m += (1.0 - _BETA_1) * gradient
+        state.v *= _BETA_2
+        state.v += (1.0 - _BETA_2) * gradient**2
+        # bias-corrected step, ascent on the objective
+        step_size = options.learning_rate_init * np.sqrt(1.0 - _BETA_2**state.t) / (
+            1.0 - _BETA_1**state.t)
+        state.flat += step_size * state.m / (np.sqrt(state.v) + _EPSILON)
+        state.packing.project(state.flat)
+
+
+def run_adam(family, kernels, data, params, *, max_iter, tol, verbose=0, options=None,
+             state=None):
+    """Run Adam epochs from ``params`` (or from ``state``, to continue).
+
+    Parameters
+    ----------
+    family : expert family
+    kernels : kernel bundle
+    data : TrainingData
+    params : dict
+        Starting parameters (internal scale); ignored when ``state`` is given.
+    max_iter : int
+        Epochs at most.
+    tol : float
+        An epoch improves when it raises the best objective by more than tol.
+    verbose : int
+    options : SolverOptions, optional
+    state : AdamState, optional
+        Continue from it (``partial_fit``): moments and step count carry on.
+
+    Returns
+    -------
+    SolverResult
+        ``state`` holds the Adam state, positioned at the returned parameters.
+    """
+    options = options or SolverOptions()
+    if state is None:
+        state = AdamState.start(family, data, params, [*options.seed, 1])
+    objective = GradientObjective(family, kernels, data, options, state.packing)
+    best = objective.evaluate(state.flat, gradient=False)
+    best_flat = state.flat.copy()
+    objective_history, log_likelihood_history = [], []
+    no_improvement = 0
+    converged = False
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        adam_epoch(objective, state, options)
+        current = objective.evaluate(state.flat, gradient=False)
+        no_improvement = no_improvement + 1 if current.objective <= best.objective + tol else 0
+        if current.objective > best.objective:
+            best, best_flat = current, state.flat.copy()
+        objective_history.append(best.objective)
+        log_likelihood_history.append(best.log_likelihood)
+        if verbose:
+            print(
+                f"  Adam epoch {n_iter}: log-likelihood {current.log_likelihood:.6f} "
+                f"objective {current.objective:.6f} (best {best.objective:.6f})"
+            )
+        if no_improvement > options.n_iter_no_change:
+            converged = True
+            break
+    state.flat = best_flat  # a later partial_fit continues from the returned model
+    return SolverResult(
+        params=state.packing.unpack(best_flat),
+        objective=best.objective,
+        log_likelihood=best.log_likelihood,
+        n_iter=n_iter,
+        converged=converged,
+        objective_history=objective_history,
+        log_likelihood_history=log_likelihood_history,
+        state=state,
+    )
+
+
+def adam_partial_fit(family, kernels, data, params, state, options):
+    """One epoch over ``data`` from ``state`` (or from ``params`` if None): ``partial_fit``.
+
+    Unlike :func:`run_adam` the last parameters are kept (a stream has no
+    held-out best); the reported objective is the noise-free one on
+    ``data`` after the epoch.
+    """
+    if state is None:
+        state = AdamState.start(family, data, params, [*options.seed, 1])
+    objective = GradientObjective(family, kernels, data, options, state.packing)
+    adam_epoch(objective, state, options)
+    current = objective.evaluate(state.flat, gradient=False)
+    return SolverResult(
+        params=state.packing.unpack(state.flat),
+        objective=current.objective,
+        log_likelihood=current.log_likelihood,
+        n_iter=1,
+        converged=False,
+        objective_history=[current.objective],
+        log_likelihood_history=[current.log_likelihood],
+        state=state,
+    )

@@ -1,0 +1,412 @@
+"""Kernel backends against the NumPy reference (``mixexp._kernels._numpy``, the oracle).
+
+Every kernel of every available backend is run on the same inputs as the
+reference and must agree to rtol 1e-10 (float64) or 1e-4 (float32). Entries
+near zero are compared with an absolute tolerance of rtol times the scale of
+their row (row-wise outputs) or of the whole array (reductions), and -inf
+must appear exactly where the reference has it. Parameters are passed in
+float64 whatever the data's dtype, as the estimators do.
+"""
+
+import math
+import sys
+import warnings
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
+
+from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from mixexp._backend import resolve_backend
+from mixexp._kernels import _CACHE, _MODULES, KERNEL_NAMES, get_kernels
+from mixexp.datasets import make_moe_classification, make_moe_regression
+
+
+def _importable(name):
+    try:
+        get_kernels(name)
+    except ImportError:
+        return False
+    return True
+
+
+BACKENDS = [name for name in sorted(_MODULES) if name != "numpy" and _importable(name)]
+REFERENCE = get_kernels("numpy")
+RTOL = {np.float64: 1e-10, np.float32: 1e-4}
+DTYPES = [np.float64, np.float32]
+
+
+@pytest.fixture(params=BACKENDS)
+def kernels(request, monkeypatch):
+    """A backend's kernel bundle, with its parallel path usable even on one core."""
+    bundle = get_kernels(request.param)
+    if request.param == "numba":
+        from mixexp._kernels import _numba
+
+        monkeypatch.setattr(_numba, "_n_threads", lambda: 2)
+    return bundle
+
+
+def make_problem(n, n_experts, dtype=np.float64, *, d=3, n_targets=2, n_classes=3, seed=0):
+    """Inputs of every kernel: data in ``dtype`` (n rows), parameters in float64."""
+    rng = np.random.default_rng(seed)
+    p = SimpleNamespace()
+    p.X = rng.normal(size=(n, d)).astype(dtype)
+    p.Y = rng.normal(size=(n, n_targets)).astype(dtype)
+    p.labels = np.eye(n_classes, dtype=dtype)[rng.integers(n_classes, size=n)]
+    p.gate_coef = rng.normal(size=(n_experts, d))
+    p.gate_intercept = rng.normal(size=n_experts)
+    p.coef = rng.normal(size=(n_experts, n_targets, d))
+    p.intercept = rng.normal(size=(n_experts, n_targets))
+    p.variance = rng.uniform(0.3, 2.0, size=(n_experts, n_targets))
+    p.class_coef = rng.normal(size=(n_experts, n_classes, d))
+    p.class_intercept = rng.normal(size=(n_experts, n_classes))
+    # responsibilities times sample weights, as the M-step gets them
+    p.W = (rng.dirichlet(np.ones(n_experts), size=n) * rng.uniform(0.5, 2.0, (n, 1))).astype(dtype)
+    p.log_g = REFERENCE.log_gate(p.X, p.gate_coef, p.gate_intercept).astype(dtype)
+    p.log_joint = (p.log_g + REFERENCE.gaussian_log_density(
+        p.X, p.Y, p.coef, p.intercept, p.variance)).astype(dtype)
+    return p
+
+
+def _e_step(name, args):
+    def run(kernels, p):
+        resp = np.empty(p.W.shape, dtype=p.X.dtype)
+        log_norm = getattr(kernels, name)(*args(p), resp)
+        return log_norm, resp
+    return run
+
+
+def _call(name, args, **kwargs):
+    def run(kernels, p):
+        out = getattr(kernels, name)(*args(p), **kwargs)
+        return out if isinstance(out, tuple) else (out,)
+    return run
+
+
+# How each kernel is called on a problem; its outputs as a tuple.
+RUNS = {
+    "log_gate": _call("log_gate", lambda p: (p.X, p.gate_coef, p.gate_intercept)),
+    "gaussian_log_density": _call(
+        "gaussian_log_density", lambda p: (p.X, p.Y, p.coef, p.intercept, p.variance)),
+    "normalize_log_joint": _call("normalize_log_joint", lambda p: (p.log_joint,)),
+    "gaussian_e_step": _e_step(
+        "gaussian_e_step",
+        lambda p: (p.X, p.Y, p.gate_coef, p.gate_intercept, p.coef, p.intercept, p.variance)),
+    "gaussian_predict": _call("gaussian_predict", lambda p: (p.X, p.coef, p.intercept)),
+    "weighted_moments": _call("weighted_moments", lambda p: (p.X, p.Y, p.W)),
+    "gaussian_weighted_rss": _call(
+        "gaussian_weighted_rss", lambda p: (p.X, p.Y, p.W, p.coef, p.intercept)),
+    "gate_gradient_hessian": _call("gate_gradient_hessian", lambda p: (p.X, p.W, p.log_g)),
+    "logistic_log_density": _call(
+        "logistic_log_density", lambda p: (p.X, p.labels, p.class_coef, p.class_intercept)),
+    "logistic_e_step": _e_step(
+        "logistic_e_step",
+        lambda p: (p.X, p.labels, p.gate_coef, p.gate_intercept, p.class_coef,
+                   p.class_intercept)),
+    "logistic_predict_log_proba": _call(
+        "logistic_predict_log_proba", lambda p: (p.X, p.class_coef, p.class_intercept)),
+    "top_k_log_gate": _call("top_k_log_gate", lambda p: (p.log_g, 2)),
+    "classify_log_joint": _call("classify_log_joint", lambda p: (p.log_joint,)),
+    "gaussian_residual_moments": _call(
+        "gaussian_residual_moments", lambda p: (p.X, p.Y, p.W, p.coef, p.intercept)),
+    "logistic_gradient": _call(
+        "logistic_gradient", lambda p: (p.X, p.labels, p.W, p.class_coef, p.class_intercept)),
+}
+
+
+def assert_matches(actual, desired, dtype, n_samples):
+    """Within the dtype's rtol, with -inf exactly where the reference has it."""
+    actual = np.asarray(actual, dtype=np.float64)
+    desired = np.asarray(desired, dtype=np.float64)
+    assert actual.shape == desired.shape
+    assert_array_equal(np.isneginf(actual), np.isneginf(desired))
+    finite = np.isfinite(desired)
+    magnitude = np.where(finite, np.abs(desired), 0.0)
+    if desired.ndim >= 2 and desired.shape[0] == n_samples:
+        # a row's outputs share a scale (log g_k is computed from all the row's logits)
+        scale = magnitude.reshape(n_samples, -1).max(axis=1)
+        scale = scale.reshape((n_samples,) + (1,) * (desired.ndim - 1))
+    else:
+        scale = magnitude.max(initial=0.0)
+    with np.errstate(invalid="ignore"):  # -inf - -inf where both are -inf
+        error = np.where(finite, np.abs(actual - desired), 0.0)
+    bound = RTOL[dtype] * (magnitude + scale)
+    worst = np.max(error / np.maximum(bound, np.finfo(np.float64).tiny), initial=0.0)
+    assert np.all(error <= bound), f"error {worst:.3g} times the tolerance"
+
+
+def run_reference(name, p):
+    # the reference warns on the edge cases (overflow to inf, -inf - -inf)
+    with np.errstate(all="ignore"):
+        return RUNS[name](REFERENCE, p)
+
+
+def assert_same_outputs(kernels, name, p, dtype):
+    actual = RUNS[name](kernels, p)
+    desired = run_reference(name, p)
+    for a, b in zip(actual, desired, strict=True):
+        assert_matches(a, b, dtype, p.X.shape[0])
+    return actual
+
+
+def test_every_kernel_of_the_seam_is_tested():
+    assert set(RUNS) == set(KERNEL_NAMES)
+
+
+# (n, K): one row; one expert; both sides of the serial/parallel threshold
+# (n * K = 20_000 for the Numba backend).
+SHAPES = [(1, 3), (150, 1), (200, 4), (6000, 4)]
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("shape", SHAPES, ids=["n1", "K1", "serial", "parallel"])
+def test_kernel_matches_reference(kernels, name, dtype, shape):
+    p = make_problem(*shape, dtype=dtype)
+    outputs = assert_same_outputs(kernels, name, p, dtype)
+    for out in outputs:
+        if out.ndim == 2 and out.shape[0] == shape[0]:
+            # (n, K) buffers keep the data's dtype
+            assert out.dtype == dtype, (name, out.dtype)
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+@pytest.mark.parametrize("layout", ["fortran", "strided"])
+def test_kernel_accepts_any_memory_layout(kernels, name, layout):
+    p = make_problem(300, 3)
+    desired = run_reference(name, p)
+    for field in ("X", "Y", "labels", "W", "log_g", "log_joint"):
+        a = getattr(p, field)
+        if layout == "fortran":
+            a = np.asfortranarray(a)
+        else:  # every other column of a wider array: neither C nor F contiguous
+            wide = np.zeros((a.shape[0], 2 * a.shape[1]), dtype=a.dtype)
+            wide[:, ::2] = a
+            a = wide[:, ::2]
+        setattr(p, field, a)
+    for a, b in zip(RUNS[name](kernels, p), desired, strict=True):
+        assert_matches(a, b, np.float64, 300)
+
+
+@pytest.mark.parametrize("name", ["log_gate", "normalize_log_joint", "gaussian_e_step",
+                                  "gaussian_predict", "logistic_e_step", "top_k_log_gate",
+                                  "classify_log_joint"])
+def test_parallel_path_gives_each_row_the_serial_result(kernels, name, monkeypatch):
+    if kernels.name != "numba":
+        pytest.skip("the serial/parallel switch is Numba's")
+    from mixexp._kernels import _numba
+
+    p = make_problem(5000, 5)
+    monkeypatch.setattr(_numba, "_PARALLEL_MIN_WORK", 10**12)
+    serial = RUNS[name](kernels, p)
+    monkeypatch.setattr(_numba, "_PARALLEL_MIN_WORK", 0)
+    parallel = RUNS[name](kernels, p)
+    for a, b in zip(parallel, serial, strict=True):
+        assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_e_step_with_an_impossible_expert(kernels, dtype):
+    # expert 1 predicts far off with a tiny variance: its log-density is -inf
+    # (float32 overflow) or finite but hugely negative; either way it gets
+    # no responsibility and the log-likelihood stays finite
+    p = make_problem(50, 3, dtype)
+    huge = 1e200 if dtype == np.float64 else 1e30
+    p.intercept[1] = -huge
+    p.variance[1] = 1.0 / huge
+    for name in ("gaussian_log_density", "gaussian_e_step"):
+        assert_same_outputs(kernels, name, p, dtype)
+    log_norm, resp = RUNS["gaussian_e_step"](kernels, p)
+    assert np.all(np.isfinite(log_norm))
+    assert np.all(resp[:, 1] == 0.0)
+    assert_allclose(resp.sum(axis=1), 1.0, rtol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_rows_impossible_for_every_expert_get_no_responsibility(kernels, dtype):
+    p = make_problem(40, 3, dtype)
+    p.log_joint[3, 1] = -np.inf
+    p.log_joint[7, :] = -np.inf
+    log_norm, resp = RUNS["normalize_log_joint"](kernels, p)
+    assert_same_outputs(kernels, "normalize_log_joint", p, dtype)
+    assert log_norm[7] == -np.inf and np.all(resp[7] == 0.0)
+    assert resp[3, 1] == 0.0 and np.isfinite(log_norm[3])
+    best, one_hot = RUNS["classify_log_joint"](kernels, p)
+    assert best[7] == -np.inf and np.all(one_hot[7] == 0.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_gate_probabilities_that_underflow(kernels, dtype):
+    # logits 1000 apart: exp underflows, log g must not
+    p = make_problem(60, 3, dtype)
+    p.gate_coef[:] = 0.0
+    p.gate_intercept[:] = [0.0, -1000.0, 3.0]
+    for name in ("log_gate", "gaussian_e_step", "logistic_e_step"):
+        assert_same_outputs(kernels, name, p, dtype)
+    log_g = RUNS["log_gate"](kernels, p)[0]
+    assert_allclose(log_g[:, 1], -1003.0 - math.log1p(math.exp(-3.0)), rtol=RTOL[dtype])
+    resp = RUNS["gaussian_e_step"](kernels, p)[1]
+    assert np.all(resp[:, 1] == 0.0)
+
+
+def test_outputs_are_written_in_place_and_may_alias_inputs(kernels):
+    p = make_problem(500, 3)
+    out = np.empty_like(p.log_g)
+    assert kernels.log_gate(p.X, p.gate_coef, p.gate_intercept, out=out) is out
+    assert_matches(out, REFERENCE.log_gate(p.X, p.gate_coef, p.gate_intercept), np.float64, 500)
+    strided_out = np.empty((500, 6))[:, ::2]
+    kernels.log_gate(p.X, p.gate_coef, p.gate_intercept, out=strided_out)
+    assert_array_equal(strided_out, out)
+
+    log_norm, resp = REFERENCE.normalize_log_joint(p.log_joint)
+    joint = p.log_joint.copy()
+    aliased_norm, aliased = kernels.normalize_log_joint(joint, resp_out=joint)
+    assert aliased is joint
+    assert_matches(aliased, resp, np.float64, 500)
+    assert_matches(aliased_norm, log_norm, np.float64, 500)
+
+    desired = REFERENCE.top_k_log_gate(p.log_g, 2)
+    log_g = p.log_g.copy()
+    assert kernels.top_k_log_gate(log_g, 2, out=log_g) is log_g
+    assert_matches(log_g, desired, np.float64, 500)
+
+    best, one_hot = REFERENCE.classify_log_joint(p.log_joint)
+    joint = p.log_joint.copy()
+    best_aliased, resp_aliased = kernels.classify_log_joint(joint, resp_out=joint)
+    assert_array_equal(best_aliased, best)
+    assert_array_equal(resp_aliased, one_hot)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 7])
+def test_top_k_breaks_ties_toward_the_lower_expert(kernels, k):
+    with np.errstate(all="ignore"):
+        log_g = np.log(np.array([[0.25, 0.25, 0.25, 0.25], [0.1, 0.4, 0.4, 0.1],
+                                 [0.5, 0.5, 0.0, 0.0]]))
+        desired = REFERENCE.top_k_log_gate(log_g, k)
+    assert_array_equal(kernels.top_k_log_gate(log_g, k), desired)
+
+
+def test_vectorised_exp_and_log_are_within_one_ulp_of_libm():
+    pytest.importorskip("numba")
+    from mixexp._kernels import _numba
+
+    rng = np.random.default_rng(0)
+    block = _numba._BLOCK
+    z = np.resize(np.concatenate([
+        rng.uniform(-746.0, 0.0, 400), rng.uniform(-2.0, 0.0, 400),
+        [-np.inf, 0.0, -1e-300, -708.39, -708.4, -744.4, -745.1, -745.2, -746.0, -800.0],
+    ]), (8, block))
+    out = np.empty_like(z)
+    for row in range(z.shape[0]):
+        _numba._exp_shifted(z[row], np.zeros(block), block, out[row])
+    desired = np.exp(z)
+    normal = desired >= np.finfo(np.float64).tiny
+    assert np.all(np.abs(out - desired)[normal] <= np.spacing(desired[normal]))
+    # results in the subnormal range: within one unit of the smallest subnormal
+    assert np.all(np.abs(out - desired)[~normal] <= 5e-324)
+    assert np.all(out[np.isneginf(z)] == 0.0)
+
+    x = np.resize(np.concatenate([
+        rng.uniform(1.0, 40.0, 400), np.exp(rng.uniform(-700.0, 700.0, 400)),
+        [0.0, 5e-324, 1e-310, 1.0, 2.0, np.sqrt(2.0), np.nextafter(np.sqrt(2.0), 0.0), np.inf,
+         -1.0, np.nan],
+    ]), (8, block))
+    for row in range(x.shape[0]):
+        _numba._log_block(x[row], block, out[row])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        desired = np.log(x)
+    finite = np.isfinite(desired)
+    assert np.all(np.abs(out[finite] - desired[finite]) <= np.spacing(np.abs(desired[finite])))
+    assert_array_equal(out[~finite], desired[~finite])
+
+
+# ---- whole fits ---------------------------------------------------------------
+
+
+def _fit(estimator, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return estimator.fit(X, y)
+
+
+FITTED = ("gate_coef_", "gate_intercept_", "expert_coef_", "expert_intercept_")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("n_samples", [600, 8000], ids=["serial", "parallel"])
+def test_regressor_fits_equal_across_backends(backend, n_samples):
+    X, y, _ = make_moe_regression(n_samples=n_samples, n_features=3, n_experts=3, noise=0.2,
+                                  random_state=1)
+    reference = _fit(MixtureOfExpertsRegressor(3, n_init=2, backend="numpy", random_state=0),
+                     X, y)
+    fitted = _fit(MixtureOfExpertsRegressor(3, n_init=2, backend=backend, random_state=0), X, y)
+    assert fitted.n_iter_ == reference.n_iter_
+    for name in FITTED + ("expert_variance_",):
+        assert_allclose(getattr(fitted, name), getattr(reference, name), rtol=1e-8, atol=1e-10)
+    assert fitted.log_likelihood_ == pytest.approx(reference.log_likelihood_, rel=1e-10)
+    assert_allclose(fitted.predict(X), reference.predict(X), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_classifier_fits_equal_across_backends(backend):
+    X, y, _ = make_moe_classification(n_samples=1500, n_features=2, n_experts=3, n_classes=3,
+                                      random_state=0)
+    # some shrinkage keeps every parameter identified: without it an expert that
+    # separates its classes has a flat direction where rounding differences drift
+    fits = [_fit(MixtureOfExpertsClassifier(3, n_init=2, alpha=0.1, backend=name,
+                                            random_state=0), X, y)
+            for name in ("numpy", backend)]
+    reference, fitted = fits
+    assert fitted.n_iter_ == reference.n_iter_
+    for name in FITTED:
+        assert_allclose(getattr(fitted, name), getattr(reference, name), rtol=1e-8, atol=1e-10)
+    assert_allclose(fitted.predict_proba(X), reference.predict_proba(X), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float32_fit_is_close_to_float64_fit_and_stays_float32(backend):
+    X, y, _ = make_moe_regression(n_samples=3000, n_features=3, n_experts=3, noise=0.2,
+                                  random_state=2)
+    X32, y32 = X.astype(np.float32), y.astype(np.float32)
+    est64 = _fit(MixtureOfExpertsRegressor(3, backend=backend, random_state=0), X, y)
+    est32 = _fit(MixtureOfExpertsRegressor(3, backend=backend, random_state=0), X32, y32)
+    assert est32.log_likelihood_ == pytest.approx(est64.log_likelihood_, rel=1e-4)
+    mean, std = est32.predict(X32, return_std=True)
+    assert mean.dtype == std.dtype == np.float32
+    assert_allclose(mean, est64.predict(X), rtol=1e-3, atol=1e-3 * np.abs(y).max())
+    assert est32.predict_gate(X32).dtype == np.float32
+    assert est32.predict_experts(X32).dtype == np.float32
+    assert est32.predict_responsibilities(X32, y32).dtype == np.float32
+    assert np.isfinite(est32.log_likelihood(X32, y32))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float32_classifier_probabilities_stay_float32(backend):
+    X, y, _ = make_moe_classification(n_samples=500, n_features=2, n_experts=2, n_classes=3,
+                                      random_state=0)
+    est = _fit(MixtureOfExpertsClassifier(2, backend=backend, random_state=0),
+               X.astype(np.float32), y)
+    proba = est.predict_proba(X.astype(np.float32))
+    assert proba.dtype == np.float32
+    assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+
+# ---- backend resolution ---------------------------------------------------------
+
+
+def test_auto_prefers_numba_and_falls_back_to_numpy(monkeypatch):
+    expected = "numba" if "numba" in BACKENDS else "numpy"
+    assert resolve_backend("auto").name == expected
+    # without an importable numba, "auto" still works and "numba" says what to install
+    monkeypatch.setitem(sys.modules, "numba", None)
+    monkeypatch.delitem(sys.modules, "mixexp._kernels._numba", raising=False)
+    monkeypatch.delitem(_CACHE, "numba", raising=False)
+    assert resolve_backend("auto").name == "numpy"
+    with pytest.raises(ImportError, match="pip install numba"):
+        resolve_backend("numba")
+    X, y, _ = make_moe_regression(n_samples=100, random_state=0)
+    with pytest.raises(ImportError, match="pip install numba"):
+        MixtureOfExpertsRegressor(2, backend="numba").fit(X, y)

@@ -1,0 +1,52 @@
+"""The weighted multinomial logistic solver shared by the gate and the classifier experts."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from sklearn.datasets import load_wine
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from mixexp import _logistic
+from mixexp._kernels import get_kernels
+
+
+def objective(kernels, X, targets, coef, intercept, penalty):
+    log_p = kernels.log_gate(X, coef, intercept)
+    return float(np.sum(targets * log_p) - np.sum(penalty * coef**2))
+
+
+# bound steps converge linearly (minorise-maximise), Newton quadratically
+@pytest.mark.parametrize("newton_max_params, n_calls", [(10_000, 30), (0, 3000)],
+                         ids=["newton", "bound"])
+def test_steps_never_decrease_and_reach_logistic_regression(monkeypatch, newton_max_params,
+                                                            n_calls):
+    monkeypatch.setattr(_logistic, "_NEWTON_MAX_PARAMS", newton_max_params)
+    kernels = get_kernels("numpy")
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    targets = np.eye(3)[y]
+    alpha = 0.5
+    penalty = np.full(X.shape[1], alpha)
+    coef, intercept = np.zeros((3, X.shape[1])), np.zeros(3)
+    values = [objective(kernels, X, targets, coef, intercept, penalty)]
+    for _ in range(n_calls):
+        coef, intercept = _logistic.fit_multinomial_logistic(
+            kernels, X, targets, coef, intercept, penalty, max_iter=1
+        )
+        values.append(objective(kernels, X, targets, coef, intercept, penalty))
+    assert np.diff(values).min() >= -1e-12 * abs(values[-1])
+    reference = LogisticRegression(C=1 / (2 * alpha), tol=1e-12, max_iter=10_000).fit(X, y)
+    proba = np.exp(kernels.log_gate(X, coef, intercept))
+    assert_allclose(proba, reference.predict_proba(X), atol=1e-6)
+
+
+def test_bound_steps_on_singular_design_stay_finite(monkeypatch):
+    monkeypatch.setattr(_logistic, "_NEWTON_MAX_PARAMS", 0)
+    kernels = get_kernels("numpy")
+    X = np.column_stack([np.linspace(-1, 1, 20)] * 3)  # collinear columns
+    targets = np.eye(2)[(X[:, 0] > 0).astype(int)]  # separable
+    coef, intercept = _logistic.fit_multinomial_logistic(
+        kernels, X, targets, np.zeros((2, 3)), np.zeros(2), np.zeros(3), max_iter=50
+    )
+    assert np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))

@@ -29,28 +29,18 @@ def _plot_demo(est, X, y, out):
     except ImportError:
         print("matplotlib is not installed (pip install 'mixexp[plot]'): no figure written.")
         return
-    grid = np.linspace(X.min(), X.max(), 400)[:, None]
-    mean, std = est.predict(grid, return_std=True)
-    experts = est.predict_experts(grid)
-    gate = est.predict_gate(grid)
+    from .plotting import plot_experts, plot_gate
+
     fig, (top, bottom) = plt.subplots(
         2, 1, sharex=True, figsize=(8, 7), gridspec_kw={"height_ratios": [3, 1]}
     )
-    top.scatter(X[:, 0], y, s=12, color="0.3", label="data")
-    colors = plt.cm.tab10(np.arange(est.n_experts))
-    for k in range(est.n_experts):
-        owned = gate[:, k] > 0.05
-        top.plot(grid[owned, 0], experts[owned, k], "--", color=colors[k], label=f"expert {k + 1}")
-        bottom.plot(grid[:, 0], gate[:, k], color=colors[k])
-    top.plot(grid[:, 0], mean, color="k", lw=2, label="mixture mean")
-    top.fill_between(grid[:, 0], mean - 2 * std, mean + 2 * std, color="k", alpha=0.15,
-                     label="mean +/- 2 std")
+    plot_experts(est, X, y, ax=top)
+    plot_gate(est, X, ax=bottom, margin=0.0)
+    top.set_xlabel("")
     top.set_ylabel("acceleration (g)")
     top.set_title(f"Motorcycle crash data: mixture of {est.n_experts} linear experts")
     top.legend(loc="lower right", fontsize=8)
     bottom.set_xlabel("time after impact (ms)")
-    bottom.set_ylabel("gate g_k(x)")
-    bottom.set_ylim(-0.02, 1.02)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -94,9 +94,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         Smallest expert variance, as a fraction of the (weighted) variance
         of each target. Stops an expert from collapsing onto a few points.
         A target that is constant (up to rounding) has no spread to scale
-        by: its floor is (1e-6 |y|)^2 in float64 and (1.2e-3 |y|)^2 in
-        float32, well above rounding errors, so it is fitted without
-        numerical noise.
+        by: its floor is ``(1e-6 * rms(y))**2`` in float64 and
+        ``(1.2e-3 * rms(y))**2`` in float32, well above rounding errors, so
+        it is fitted without numerical noise.
     max_iter : int, default=300
         Iterations per start, at most: EM or L-BFGS iterations, Adam epochs.
     tol : float, default=1e-6

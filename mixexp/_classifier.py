@@ -119,8 +119,12 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         ``solver="adam"`` stops when the training objective has not
         improved by more than ``tol`` for this many epochs (and returns the
         best parameters seen), as MLPRegressor does.
-    backend : {"auto", "numpy"}, default="auto"
-        Kernel backend. ``"auto"`` picks the fastest available.
+    backend : {"auto", "numpy", "numba"}, default="auto"
+        Kernel backend for the per-sample work. ``"numba"``: compiled,
+        fused and multi-threaded CPU kernels (compiled on first use, then
+        cached on disk). ``"numpy"``: the reference implementation.
+        ``"auto"`` picks Numba when it can be imported, else NumPy, and
+        never fails.
     warm_start : bool, default=False
         If True and the estimator is already fitted on data with the same
         features and classes, fit starts from the previous solution (and

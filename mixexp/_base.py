@@ -54,18 +54,19 @@ class TrainingData:
 _STATISTICS_ROWS = 65_536
 
 
-# Squares of larger values overflow float64 (residuals, variances, Gram
-# matrices), so such inputs are refused rather than fitted into NaN.
-_MAX_MAGNITUDE = 1e150
+# Squares of larger values overflow (residuals, variances, Gram matrices),
+# so such inputs are refused rather than fitted into NaN: per training dtype.
+_MAX_MAGNITUDE = {np.dtype(np.float64): 1e150, np.dtype(np.float32): 1e18}
 
 
-def _check_magnitude(A, name):
+def _check_magnitude(A, name, dtype):
+    limit = _MAX_MAGNITUDE[np.dtype(dtype)]
     largest = float(np.max(np.abs(A))) if A.size else 0.0
-    if largest > _MAX_MAGNITUDE:
+    if largest > limit:
         raise ValueError(
-            f"{name} has values as large as {largest:.3g}; values beyond "
-            f"{_MAX_MAGNITUDE:.0e} overflow when squared. Rescale {name} (for example "
-            "with StandardScaler or by dividing by a constant)."
+            f"{name} has values as large as {largest:.3g}; with {np.dtype(dtype).name} "
+            f"data, values beyond {limit:.0e} overflow when squared. Rescale {name} "
+            "(for example with StandardScaler or by dividing by a constant)."
         )
 
 
@@ -234,9 +235,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
-        _check_magnitude(X, "X")
-        Y = self._encode_targets(y, fitting=True).astype(X.dtype, copy=False)
-        _check_magnitude(Y, "y")
+        _check_magnitude(X, "X", X.dtype)
+        Y = self._encode_targets(y, fitting=True)
+        _check_magnitude(Y, "y", X.dtype)  # before the cast to X's dtype can overflow
+        Y = Y.astype(X.dtype, copy=False)
         warm = self.warm_start and self._warm_startable(X.shape[1], Y.shape[1])
         kernels = resolve_backend(self.backend, X)
         x_mean, x_scale = weighted_mean_and_scale(X, sample_weight)
@@ -360,9 +362,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
-        _check_magnitude(X, "X")
-        Y = self._encode_partial_targets(y, first_call).astype(X.dtype, copy=False)
-        _check_magnitude(Y, "y")
+        _check_magnitude(X, "X", X.dtype)
+        Y = self._encode_partial_targets(y, first_call)
+        _check_magnitude(Y, "y", X.dtype)
+        Y = Y.astype(X.dtype, copy=False)
         kernels = resolve_backend(self.backend, X)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         if first_call:

@@ -63,6 +63,9 @@ def test_huge_regression_target_is_refused():
     X, y = small_problem(MixtureOfExpertsRegressor)
     with pytest.raises(ValueError, match="y has values as large as .*Rescale y"):
         MixtureOfExpertsRegressor().fit(X, y * 1e200)
+    # float32 data: the limit is float32's, checked before y is cast to it
+    with pytest.raises(ValueError, match="with float32 data, values beyond 1e.18"):
+        MixtureOfExpertsRegressor().fit(X.astype(np.float32), y * 1e30)
 
 
 def test_nan_target_is_refused():

@@ -17,8 +17,7 @@ every solver penalises the same quantity.
 
 import numpy as np
 
-from ._gating import gate_penalty
-from ._logistic import _ARMIJO, _MAX_HALVINGS, _center, _newton_direction
+from ._logistic import fit_multinomial_logistic
 
 
 def squared_cv(importance):
@@ -90,42 +89,12 @@ def fit_balanced_gate(kernels, X, W, sample_weight, gate_coef, gate_intercept, a
     if n_experts == 1:
         return np.zeros_like(gate_coef), np.zeros_like(gate_intercept)
     total = float(sample_weight.sum())
-    if log_g is None:
-        log_g = np.empty(W.shape, dtype=X.dtype)
-    trial_log_g = np.empty_like(log_g)
 
-    def objective(coef, intercept, out):
-        kernels.log_gate(X, coef, intercept, out=out)
-        penalty = balance_terms(np.exp(out), sample_weight, balance)[0]
-        return float(np.sum(W * out)) - gate_penalty(coef, alpha) - total * penalty
+    def balance_term(log_g):
+        penalty, logit_gradient = balance_terms(np.exp(log_g), sample_weight, balance)
+        return total * penalty, total * logit_gradient
 
-    coef, intercept = _center(gate_coef, gate_intercept)
-    value = objective(coef, intercept, log_g)
-    penalty_curvature = np.zeros((n_experts, d + 1))
-    penalty_curvature[:, :d] = 2.0 * alpha
-    for _ in range(max_iter):
-        grad, hess = kernels.gate_gradient_hessian(X, W, log_g)
-        grad[:, :d] -= 2.0 * alpha * coef
-        logit_gradient = total * balance_terms(np.exp(log_g), sample_weight, balance)[1]
-        grad[:, :d] -= logit_gradient.T @ X
-        grad[:, d] -= logit_gradient.sum(axis=0)
-        neg_hess = -hess.reshape(n_experts * (d + 1), n_experts * (d + 1))
-        neg_hess[np.diag_indices_from(neg_hess)] += penalty_curvature.ravel()
-        step = _newton_direction(neg_hess, grad.ravel())
-        decrement = float(grad.ravel() @ step)
-        if not np.isfinite(decrement) or decrement <= 1e-12 * max(total, 1.0):
-            break
-        step = step.reshape(n_experts, d + 1)
-        t = 1.0
-        for _ in range(_MAX_HALVINGS):
-            trial_coef, trial_intercept = _center(coef + t * step[:, :d],
-                                                  intercept + t * step[:, d])
-            trial_value = objective(trial_coef, trial_intercept, trial_log_g)
-            if trial_value >= value + _ARMIJO * t * decrement:
-                break
-            t *= 0.5
-        else:
-            break  # no ascent found: keep the current gate
-        coef, intercept, value = trial_coef, trial_intercept, trial_value
-        log_g, trial_log_g = trial_log_g, log_g
-    return coef, intercept
+    return fit_multinomial_logistic(
+        kernels, X, W, gate_coef, gate_intercept, np.full(d, float(alpha)),
+        max_iter=max_iter, log_p=log_g, extra=balance_term,
+    )

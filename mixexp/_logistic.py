@@ -83,8 +83,10 @@ def _bound_ascent(kernels, X, targets, coef, intercept, penalty, max_iter):
 
 
 def fit_multinomial_logistic(kernels, X, targets, coef, intercept, penalty, *, max_iter=3,
-                             log_p=None):
+                             log_p=None, extra=None):
     """Maximise sum_ic T_ic log softmax_c(x_i . v_c + b_c) - sum_cj penalty_j v_cj^2.
+
+    An ``extra`` term (the gate's load balancing) may be subtracted too.
 
     Parameters
     ----------
@@ -100,6 +102,12 @@ def fit_multinomial_logistic(kernels, X, targets, coef, intercept, penalty, *, m
         Newton steps at most.
     log_p : ndarray of shape (n, C), optional
         Scratch buffer for the log-probabilities.
+    extra : callable, optional
+        ``extra(log_p) -> (value, logit_gradient)``: a further term
+        subtracted from the objective and its gradient in the logits,
+        shape (n, C). Newton directions then use the logistic part's
+        Hessian only; they are still ascent directions, and the line search
+        on the whole objective keeps every step an improvement.
 
     Returns
     -------
@@ -107,12 +115,18 @@ def fit_multinomial_logistic(kernels, X, targets, coef, intercept, penalty, *, m
     """
     n_classes, d = coef.shape
     coef, intercept = _center(coef, intercept)
-    if n_classes * (d + 1) > _NEWTON_MAX_PARAMS:
+    # Boehning's bound minorises the logistic part only: not with an extra term
+    if extra is None and n_classes * (d + 1) > _NEWTON_MAX_PARAMS:
         return _bound_ascent(kernels, X, targets, coef, intercept, penalty, 2 * max_iter)
     if log_p is None:
         log_p = np.empty((X.shape[0], n_classes), dtype=X.dtype)
+
+    def whole_objective(log_p, coef):
+        value = _penalised_objective(targets, log_p, coef, penalty)
+        return value if extra is None else value - extra(log_p)[0]
+
     kernels.log_gate(X, coef, intercept, out=log_p)  # log-softmax of a linear map
-    objective = _penalised_objective(targets, log_p, coef, penalty)
+    objective = whole_objective(log_p, coef)
     total_weight = float(targets.sum())
     trial_log_p = np.empty_like(log_p)
     penalty_curvature = np.zeros((n_classes, d + 1))
@@ -121,6 +135,10 @@ def fit_multinomial_logistic(kernels, X, targets, coef, intercept, penalty, *, m
     for _ in range(max_iter):
         grad, hess = kernels.gate_gradient_hessian(X, targets, log_p)
         grad[:, :d] -= 2.0 * penalty * coef
+        if extra is not None:
+            logit_gradient = extra(log_p)[1]
+            grad[:, :d] -= logit_gradient.T @ X
+            grad[:, d] -= logit_gradient.sum(axis=0)
         neg_hess = -hess.reshape(n_classes * (d + 1), n_classes * (d + 1))
         neg_hess[np.diag_indices_from(neg_hess)] += penalty_curvature.ravel()
 
@@ -136,7 +154,7 @@ def fit_multinomial_logistic(kernels, X, targets, coef, intercept, penalty, *, m
                 coef + t * step[:, :d], intercept + t * step[:, d]
             )
             kernels.log_gate(X, trial_coef, trial_intercept, out=trial_log_p)
-            trial_objective = _penalised_objective(targets, trial_log_p, trial_coef, penalty)
+            trial_objective = whole_objective(trial_log_p, trial_coef)
             if trial_objective >= objective + _ARMIJO * t * decrement:
                 break
             t *= 0.5

@@ -96,10 +96,9 @@ def _weighted_kmeans(Z, weight, n_clusters, rng):
         closest = np.minimum(closest, np.sum((Z - centers[c]) ** 2, axis=1))
 
     labels = np.full(m, -1)
+    row_norms = np.sum(Z**2, axis=1)[:, None]  # fixed across Lloyd iterations
     for _ in range(_KMEANS_MAX_ITER):
-        distances = (
-            np.sum(Z**2, axis=1)[:, None] - 2.0 * Z @ centers.T + np.sum(centers**2, axis=1)
-        )
+        distances = row_norms - 2.0 * Z @ centers.T + np.sum(centers**2, axis=1)
         new_labels = np.argmin(distances, axis=1)
         if np.array_equal(new_labels, labels):
             break

@@ -20,8 +20,9 @@ FITTED_ARRAYS = (
 def objective_rtol(dtype):
     """Relative rounding level of a fit's objective for input of ``dtype``.
 
-    A float64 fit's objective is exact to ~1e-12 relative; a float32 fit
-    computes its E-step in float32, so its objective rounds at ~100 eps.
+    A float64 fit's objective is exact to ~1e-12 relative. A float32 fit
+    computes in float64 but stores its responsibilities, the M-step's
+    weights, in float32: its objective may wobble at ~100 float32 eps.
     """
     if np.dtype(dtype) == np.float32:
         return 100.0 * float(np.finfo(np.float32).eps)

@@ -969,13 +969,12 @@ def weighted_moments(X, Y, W):
                      [(n_experts, n_tri + (d + 1) * n_targets)])
     tri = acc[:, _triangle_index(d + 1)]  # (K, d+1, d+1), symmetric
     cross = acc[:, n_tri:].reshape(n_experts, d + 1, n_targets)
-    dtype = X.dtype
     return (
-        tri[:, :d, :d].astype(dtype),
-        tri[:, d, :d].astype(dtype),
-        cross[:, :d, :].astype(dtype),
-        cross[:, d, :].astype(dtype),
-        tri[:, d, d].astype(dtype),
+        tri[:, :d, :d].copy(),
+        tri[:, d, :d].copy(),
+        cross[:, :d, :].copy(),
+        cross[:, d, :].copy(),
+        tri[:, d, d].copy(),
     )
 
 
@@ -987,7 +986,7 @@ def gaussian_weighted_rss(X, Y, W, coef, intercept):
     n_experts, n_targets, _ = coef.shape
     (rss,) = _reduce(_weighted_rss_rows, n_experts, (X, Y, W),
                      _stacked_linear_params(coef, intercept), [(n_experts, n_targets)])
-    return rss.astype(X.dtype)
+    return rss
 
 
 def gate_gradient_hessian(X, W, log_g):
@@ -1010,7 +1009,7 @@ def gate_gradient_hessian(X, W, log_g):
     pair = _triangle_index(n_experts)
     feature_pair = _triangle_index(d + 1)
     hess = -curv[pair[:, None, :, None], feature_pair[None, :, None, :]]
-    return grad.astype(X.dtype), hess.astype(X.dtype)
+    return grad, hess
 
 
 def logistic_log_density(X, Y, coef, intercept, out=None):
@@ -1103,7 +1102,7 @@ def gaussian_residual_moments(X, Y, W, coef, intercept):
     (acc,) = _reduce(_residual_moments_rows, n_experts, (X, Y, W),
                      _stacked_linear_params(coef, intercept),
                      [(n_experts * n_targets, d + 2)])
-    acc = acc.reshape(n_experts, n_targets, d + 2).astype(X.dtype)
+    acc = acc.reshape(n_experts, n_targets, d + 2)
     return acc[:, :, :d].copy(), acc[:, :, d].copy(), acc[:, :, d + 1].copy()
 
 
@@ -1120,5 +1119,5 @@ def logistic_gradient(X, Y, W, coef, intercept):
     (acc,) = _reduce(_logistic_gradient_rows, n_experts, (X, Y, W),
                      _stacked_linear_params(coef, intercept),
                      [(n_experts * n_classes, d + 1)])
-    acc = acc.reshape(n_experts, n_classes, d + 1).astype(X.dtype)
+    acc = acc.reshape(n_experts, n_classes, d + 1)
     return acc[:, :, :d].copy(), acc[:, :, d].copy()

@@ -6,17 +6,36 @@ Gaussian expert parameters ``coef`` (K, t, d), ``intercept`` (K, t),
 ``variance`` (K, t). ``W`` (n, K) holds non-negative per-sample weights of
 each expert (responsibilities times sample weights).
 
+Precision: arrays with a sample axis keep the dtype of ``X`` (float32 or
+float64), except the E-steps' per-sample log-likelihood, always float64.
+Reductions whose size does not depend on n (the M-step statistics, the
+gradients) are accumulated and returned in float64: the M-step solves its
+small systems in float64, and float32 Gram matrices made EM decrease its
+objective on near-singular float32 fits.
+
 These functions favour clarity over speed; they may allocate, but never an
-(n, K, d) temporary.
+(n, K, d) temporary, nor a float64 copy of float32 data larger than a block
+of rows.
 """
 
 import numpy as np
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
+# Rows per block in the float64 reductions.
+_BLOCK_ROWS = 65_536
 
-def row_logsumexp(a):
-    """log sum_k exp(a[:, k]) per row, shape (n,); -inf where a row is all -inf.
+
+def _float64_blocks(*arrays):
+    """Yield the arrays' rows in blocks, each block as float64."""
+    for start in range(0, arrays[0].shape[0], _BLOCK_ROWS):
+        yield tuple(a[start : start + _BLOCK_ROWS].astype(np.float64, copy=False)
+                    for a in arrays)
+
+
+def _row_shift_and_total(a):
+    """Per row of a (n, K): the shift (row maximum, 0 where not finite) and
+    total = sum_k exp(a[:, k] - shift).
 
     Reduces by looping over the K columns: NumPy's reductions along a short
     last axis are an order of magnitude slower than K vector operations.
@@ -28,6 +47,12 @@ def row_logsumexp(a):
     total = np.zeros_like(shift)
     for k in range(a.shape[1]):
         total += np.exp(a[:, k] - shift)
+    return shift, total
+
+
+def row_logsumexp(a):
+    """log sum_k exp(a[:, k]) per row, shape (n,); -inf where a row is all -inf."""
+    shift, total = _row_shift_and_total(a)
     with np.errstate(divide="ignore"):
         return shift + np.log(total)
 
@@ -69,12 +94,17 @@ def normalize_log_joint(log_joint, resp_out=None):
     expert (impossible under every expert) gets zero responsibilities rather
     than NaN.
     """
-    log_norm = row_logsumexp(log_joint)
-    with np.errstate(invalid="ignore"):
-        resp = np.exp(log_joint - log_norm[:, None], out=resp_out)
-    impossible = np.isneginf(log_norm)
-    if impossible.any():
-        resp[impossible] = 0.0
+    shift, total = _row_shift_and_total(log_joint)
+    with np.errstate(divide="ignore"):
+        log_norm = shift + np.log(total)
+    # exp(a - shift) / total, not exp(a - log_norm): where the joint is huge
+    # (|a| ~ 1e100) log(total) is lost in log_norm's rounding and the rows
+    # would not sum to 1
+    resp = np.subtract(log_joint, shift[:, None], out=resp_out)
+    np.exp(resp, out=resp)
+    inverse = np.zeros_like(total)
+    np.divide(1.0, total, out=inverse, where=total > 0.0)  # impossible rows: zero
+    resp *= inverse[:, None]
     return log_norm, resp
 
 
@@ -82,11 +112,13 @@ def gaussian_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, variance, 
     """Whole E-step for Gaussian experts.
 
     Writes the responsibilities into ``resp`` (n, K) and returns the
-    per-sample log-likelihood log p(y_i | x_i), shape (n,).
+    per-sample log-likelihood log p(y_i | x_i), shape (n,), in float64.
     """
-    log_joint = log_gate(X, gate_coef, gate_intercept)
-    log_joint += gaussian_log_density(X, Y, coef, intercept, variance)
-    log_norm, _ = normalize_log_joint(log_joint, resp_out=resp)
+    # float64 (n, K) work arrays: float32 data gets float64 arithmetic
+    log_joint = log_gate(X, gate_coef, gate_intercept, out=np.empty(resp.shape))
+    log_joint += gaussian_log_density(X, Y, coef, intercept, variance, out=np.empty(resp.shape))
+    log_norm, posterior = normalize_log_joint(log_joint, resp_out=log_joint)
+    resp[...] = posterior
     return log_norm
 
 
@@ -97,32 +129,47 @@ def gaussian_predict(X, coef, intercept):
     return means.reshape(X.shape[0], n_experts, n_targets)
 
 
+def _sum_over_blocks(block_statistics, *arrays):
+    """Sum ``block_statistics(*blocks)`` (a tuple of arrays) over float64 row blocks."""
+    total = None
+    for blocks in _float64_blocks(*arrays):
+        part = block_statistics(*blocks)
+        total = part if total is None else tuple(t + p for t, p in zip(total, part))
+    return total
+
+
 def weighted_moments(X, Y, W):
     """Sufficient statistics of a weighted least-squares fit per expert.
 
-    Returns ``(gram, x_sum, xy, y_sum, w_sum)`` with shapes (K, d, d),
-    (K, d), (K, d, t), (K, t), (K,): X^T diag(W_k) X, X^T W_k,
+    Returns ``(gram, x_sum, xy, y_sum, w_sum)`` in float64, with shapes
+    (K, d, d), (K, d), (K, d, t), (K, t), (K,): X^T diag(W_k) X, X^T W_k,
     X^T diag(W_k) Y, Y^T W_k and sum W_k.
     """
-    n_experts = W.shape[1]
-    d = X.shape[1]
-    gram = np.empty((n_experts, d, d), dtype=X.dtype)
-    xy = np.empty((n_experts, d, Y.shape[1]), dtype=X.dtype)
-    for k in range(n_experts):
-        weighted_X = X * W[:, k : k + 1]
-        gram[k] = weighted_X.T @ X
-        xy[k] = weighted_X.T @ Y
-    return gram, (X.T @ W).T, xy, (Y.T @ W).T, W.sum(axis=0)
+
+    def block_moments(X, Y, W):
+        n_experts, d = W.shape[1], X.shape[1]
+        gram = np.empty((n_experts, d, d))
+        xy = np.empty((n_experts, d, Y.shape[1]))
+        for k in range(n_experts):
+            weighted_X = X * W[:, k : k + 1]
+            gram[k] = weighted_X.T @ X
+            xy[k] = weighted_X.T @ Y
+        return gram, (X.T @ W).T, xy, (Y.T @ W).T, W.sum(axis=0)
+
+    return _sum_over_blocks(block_moments, X, Y, W)
 
 
 def gaussian_weighted_rss(X, Y, W, coef, intercept):
-    """Weighted residual sum of squares per expert and target: (K, t)."""
-    n_experts = W.shape[1]
-    rss = np.empty((n_experts, Y.shape[1]), dtype=X.dtype)
-    for k in range(n_experts):
-        resid = Y - (X @ coef[k].T + intercept[k])
-        rss[k] = W[:, k] @ resid**2
-    return rss
+    """Weighted residual sum of squares per expert and target: (K, t), float64."""
+
+    def block_rss(X, Y, W):
+        rss = np.empty((W.shape[1], Y.shape[1]))
+        for k in range(W.shape[1]):
+            resid = Y - (X @ coef[k].T + intercept[k])
+            rss[k] = W[:, k] @ resid**2
+        return (rss,)
+
+    return _sum_over_blocks(block_rss, X, Y, W)[0]
 
 
 def gate_gradient_hessian(X, W, log_g):
@@ -130,33 +177,35 @@ def gate_gradient_hessian(X, W, log_g):
 
     Parameters are ordered (K, d + 1): the d weights then the intercept of
     each expert. Returns the gradient (K, d + 1) and the Hessian
-    (K, d + 1, K, d + 1) (negative semi-definite). ``W`` rows sum to the
-    sample weight, ``log_g`` is the current log gate.
+    (K, d + 1, K, d + 1) (negative semi-definite), in float64. ``W`` rows
+    sum to the sample weight, ``log_g`` is the current log gate.
     """
-    n_experts = W.shape[1]
-    d = X.shape[1]
-    g = np.exp(log_g)
-    s = row_sum(W)
-    residual = W - g * s[:, None]
-    grad = np.empty((n_experts, d + 1), dtype=X.dtype)
-    grad[:, :d] = residual.T @ X
-    grad[:, d] = residual.sum(axis=0)
 
-    hess = np.empty((n_experts, d + 1, n_experts, d + 1), dtype=X.dtype)
-    for k in range(n_experts):
-        for j in range(k, n_experts):
-            # curvature weights s_i (g_ik [k == j] - g_ik g_ij)
-            c = -s * g[:, k] * g[:, j]
-            if k == j:
-                c += s * g[:, k]
-            block = np.empty((d + 1, d + 1), dtype=X.dtype)
-            weighted_X = X * c[:, None]
-            block[:d, :d] = weighted_X.T @ X
-            block[:d, d] = block[d, :d] = weighted_X.sum(axis=0)
-            block[d, d] = c.sum()
-            hess[k, :, j, :] = -block
-            hess[j, :, k, :] = -block.T
-    return grad, hess
+    def block_gradient_hessian(X, W, log_g):
+        n_experts, d = W.shape[1], X.shape[1]
+        g = np.exp(log_g)
+        s = row_sum(W)
+        residual = W - g * s[:, None]
+        grad = np.empty((n_experts, d + 1))
+        grad[:, :d] = residual.T @ X
+        grad[:, d] = residual.sum(axis=0)
+        hess = np.empty((n_experts, d + 1, n_experts, d + 1))
+        for k in range(n_experts):
+            for j in range(k, n_experts):
+                # curvature weights s_i (g_ik [k == j] - g_ik g_ij)
+                c = -s * g[:, k] * g[:, j]
+                if k == j:
+                    c += s * g[:, k]
+                block = np.empty((d + 1, d + 1))
+                weighted_X = X * c[:, None]
+                block[:d, :d] = weighted_X.T @ X
+                block[:d, d] = block[d, :d] = weighted_X.sum(axis=0)
+                block[d, d] = c.sum()
+                hess[k, :, j, :] = -block
+                hess[j, :, k, :] = -block.T
+        return grad, hess
+
+    return _sum_over_blocks(block_gradient_hessian, X, W, log_g)
 
 
 def logistic_log_density(X, Y, coef, intercept, out=None):
@@ -175,10 +224,15 @@ def logistic_log_density(X, Y, coef, intercept, out=None):
 
 
 def logistic_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, resp):
-    """Whole E-step for logistic experts: fills ``resp`` (n, K), returns log p(y_i | x_i)."""
-    log_joint = log_gate(X, gate_coef, gate_intercept)
-    log_joint += logistic_log_density(X, Y, coef, intercept)
-    log_norm, _ = normalize_log_joint(log_joint, resp_out=resp)
+    """Whole E-step for logistic experts: fills ``resp`` (n, K), returns log p(y_i | x_i).
+
+    The log-likelihood (n,) is float64, as in :func:`gaussian_e_step`.
+    """
+    # float64 (n, K) work arrays: float32 data gets float64 arithmetic
+    log_joint = log_gate(X, gate_coef, gate_intercept, out=np.empty(resp.shape))
+    log_joint += logistic_log_density(X, Y, coef, intercept, out=np.empty(resp.shape))
+    log_norm, posterior = normalize_log_joint(log_joint, resp_out=log_joint)
+    resp[...] = posterior
     return log_norm
 
 
@@ -236,35 +290,44 @@ def gaussian_residual_moments(X, Y, W, coef, intercept):
     """Weighted residual moments behind the gradient of Gaussian experts.
 
     With r_ikt = y_it - (x_i w_kt + c_kt), returns ``(xr, r_sum, rss)`` of
-    shapes (K, t, d), (K, t), (K, t): sum_i W_ik r_ikt x_i,
+    shapes (K, t, d), (K, t), (K, t), in float64: sum_i W_ik r_ikt x_i,
     sum_i W_ik r_ikt and sum_i W_ik r_ikt^2.
     """
     n_experts, n_targets, d = coef.shape
-    xr = np.empty((n_experts, n_targets, d), dtype=X.dtype)
-    r_sum = np.empty((n_experts, n_targets), dtype=X.dtype)
-    rss = np.empty((n_experts, n_targets), dtype=X.dtype)
-    for k in range(n_experts):
-        resid = Y - (X @ coef[k].T + intercept[k])
-        weighted = resid * W[:, k : k + 1]
-        xr[k] = weighted.T @ X
-        r_sum[k] = weighted.sum(axis=0)
-        rss[k] = (weighted * resid).sum(axis=0)
-    return xr, r_sum, rss
+
+    def block_moments(X, Y, W):
+        xr = np.empty((n_experts, n_targets, d))
+        r_sum = np.empty((n_experts, n_targets))
+        rss = np.empty((n_experts, n_targets))
+        for k in range(n_experts):
+            resid = Y - (X @ coef[k].T + intercept[k])
+            weighted = resid * W[:, k : k + 1]
+            xr[k] = weighted.T @ X
+            r_sum[k] = weighted.sum(axis=0)
+            rss[k] = (weighted * resid).sum(axis=0)
+        return xr, r_sum, rss
+
+    return _sum_over_blocks(block_moments, X, Y, W)
 
 
 def logistic_gradient(X, Y, W, coef, intercept):
     """Gradient of sum_ik W_ik sum_c Y_ic log softmax_c(x_i w_kc + b_kc).
 
     Returns the gradient in the weights (K, C, d) and in the intercepts
-    (K, C): sum_i W_ik (Y_ic - p_ikc s_i) x_i with s_i = sum_c Y_ic.
+    (K, C), in float64: sum_i W_ik (Y_ic - p_ikc s_i) x_i with
+    s_i = sum_c Y_ic.
     """
     n_experts, n_classes, d = coef.shape
-    grad_coef = np.empty((n_experts, n_classes, d), dtype=X.dtype)
-    grad_intercept = np.empty((n_experts, n_classes), dtype=X.dtype)
-    s = row_sum(Y)
-    for k in range(n_experts):
-        p = np.exp(log_gate(X, coef[k], intercept[k]))
-        residual = (Y - p * s[:, None]) * W[:, k : k + 1]
-        grad_coef[k] = residual.T @ X
-        grad_intercept[k] = residual.sum(axis=0)
-    return grad_coef, grad_intercept
+
+    def block_gradient(X, Y, W):
+        grad_coef = np.empty((n_experts, n_classes, d))
+        grad_intercept = np.empty((n_experts, n_classes))
+        s = row_sum(Y)
+        for k in range(n_experts):
+            p = np.exp(log_gate(X, coef[k], intercept[k]))
+            residual = (Y - p * s[:, None]) * W[:, k : k + 1]
+            grad_coef[k] = residual.T @ X
+            grad_intercept[k] = residual.sum(axis=0)
+        return grad_coef, grad_intercept
+
+    return _sum_over_blocks(block_gradient, X, Y, W)

@@ -6,7 +6,7 @@ tiny, integer classes), sample weights with zeros, float32 or float64, and
 n_experts from 1 to more than n_samples. A case is handled when the fit
 either raises a clear ValueError or passes mixexp._testing.check_fit
 (finite parameters and predictions, normalised gate and responsibilities,
-monotone EM). Prints how many cases were tried and how many were mishandled.
+monotone EM). Each case runs on the NumPy or the Numba backend at random. Prints how many cases were tried and how many were mishandled.
 
     python benchmarks/fuzz_fit.py [--cases 2000] [--seed 0]
 """
@@ -55,11 +55,13 @@ def random_case(rng):
         X = X.astype(np.float32)
     n_experts = int(rng.integers(1, n + 4))
     params = dict(n_experts=n_experts, n_init=int(rng.integers(1, 3)), max_iter=50,
-                  random_state=int(rng.integers(1000)))
+                  random_state=int(rng.integers(1000)),
+                  backend=str(rng.choice(["numpy", "numba"])))
     if rng.random() < 0.3:
         params["alpha"] = float(rng.choice([0.0, 1e-8, 10.0]))
     estimator = (MixtureOfExpertsClassifier if classify else MixtureOfExpertsRegressor)(**params)
-    description = (f"{type(estimator).__name__}(n_experts={n_experts}) n={n} d={d} "
+    description = (f"{type(estimator).__name__}(n_experts={n_experts}, "
+                   f"backend={params['backend']!r}) n={n} d={d} "
                    f"dtype={X.dtype} weighted={sample_weight is not None}")
     return estimator, X, y, sample_weight, description
 

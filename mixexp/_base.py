@@ -30,6 +30,7 @@ from ._solvers import (
     check_solver_options,
 )
 from ._solvers._adam import adam_partial_fit
+from ._solvers._em import VANISHED_SHARE
 
 # Initialisation runs on at most this many distinct rows (a hash-chosen
 # subsample above it); EM itself always uses all the data.
@@ -306,13 +307,30 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     def _finish_fit(self, family, kernels, data, result):
         """Attributes that depend on the gating mode: usage, routed log-likelihood."""
-        log_likelihood, self.expert_usage_ = training_summary(
+        log_likelihood, self.expert_usage_, share = training_summary(
             family, kernels, data, result.params, self.gating, self.top_k
         )
+        self._warn_vanished_experts(share)
         # soft gating keeps the solver's own value (the same number, no re-rounding)
         if routing_k(self.gating, self.top_k, self.n_experts) is not None:
             self.log_likelihood_ = log_likelihood
         self._solver_state = result.state
+
+    def _warn_vanished_experts(self, share):
+        """Warn about experts no training sample is attributed to any more."""
+        vanished = np.flatnonzero(share < VANISHED_SHARE)
+        if vanished.size == 0 or share.size == 1:
+            return
+        if self.solver == "em":
+            tried = "EM's attempt to re-initialise them did not improve the fit"
+        else:
+            tried = "only solver='em' re-initialises vanished experts"
+        warnings.warn(
+            f"{vanished.size} of {share.size} experts (indices {vanished.tolist()}) receive no "
+            f"share of the training data: their responsibilities vanished ({tried}). They do "
+            "not affect predictions; fewer experts (a smaller n_experts) would fit as well.",
+            ConvergenceWarning,
+        )
 
     def _check_partial_fit_solver(self):
         if self.solver not in STOCHASTIC_SOLVERS:

@@ -35,7 +35,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     Parameters
     ----------
     n_experts : int, default=3
-        Number of experts K.
+        Number of experts K. An expert that loses every sample (its
+        responsibilities vanish) is re-initialised by EM when that improves
+        the fit; otherwise it is kept with a zero gate and a
+        ``ConvergenceWarning`` names it (see the user guide, "Vanished
+        experts").
     solver : {"em", "lbfgs", "adam"}, default="em"
         Training method; all three maximise the same penalised objective,
         so their fits can be compared. ``"em"``: expectation-maximisation

@@ -13,6 +13,10 @@ smaller one's fit and training separates the halves where that pays.
 Shrinking removes the experts with the smallest usage (mean gate on the
 training data); the softmax of the remaining gate rows is the old gate
 conditioned on the kept experts.
+
+Re-initialising a vanished expert (one that no sample is attributed to any
+more) combines both: drop it, then split the worst-fitting expert into its
+slot.
 """
 
 import numpy as np
@@ -54,6 +58,20 @@ def _prune(kernels, data, params, n_experts):
     # the n_experts most used, in their original order
     keep = np.sort(np.argsort(-usage, kind="stable")[:n_experts])
     return {key: value[keep].copy() for key, value in params.items()}
+
+
+def replace_expert(family, kernels, data, params, k, rng):
+    """Parameters where expert ``k`` is replaced by half of a split of the worst-fitting expert.
+
+    The other experts keep their indices; the input is unchanged. Used to
+    re-initialise an expert whose responsibilities vanished.
+    """
+    others = [j for j in range(params["gate_coef"].shape[0]) if j != k]
+    remaining = {key: value[others] for key, value in params.items()}
+    grown = _split_one(family, kernels, data, remaining, rng)
+    # the new half was appended last: move it into slot k
+    order = np.concatenate([np.arange(k), [len(others)], np.arange(k, len(others))])
+    return {key: value[order] for key, value in grown.items()}
 
 
 def resize_experts(family, kernels, data, params, n_experts, rng):

@@ -66,16 +66,44 @@ def routed_e_step(family, kernels, X, Y, params, resp, gating, top_k):
     return kernels.normalize_log_joint(log_joint, resp_out=resp)[0]
 
 
-def training_summary(family, kernels, data, params, gating, top_k):
-    """Routed log-likelihood and expert usage of fitted parameters on the training data.
+# Rows per block of the weighted column sums below.
+_SUM_ROWS = 65_536
 
-    Returns ``(log_likelihood, usage)``: the weighted mean of log p(y | x)
-    under the routing prediction uses, and usage (K,), the fraction of the
-    training weight each expert receives from the routed gate (sums to 1).
+
+def weighted_column_sums(weights, A):
+    """weights @ A in float64, by blocks of rows: no float64 copy of a float32 A."""
+    total = np.zeros(A.shape[1])
+    for start in range(0, A.shape[0], _SUM_ROWS):
+        rows = slice(start, start + _SUM_ROWS)
+        total += weights[rows] @ A[rows].astype(np.float64, copy=False)
+    return total
+
+
+def training_summary(family, kernels, data, params, gating, top_k):
+    """Routed log-likelihood, expert usage and training shares of a fit.
+
+    Returns ``(log_likelihood, usage, share)`` on the training data:
+    log_likelihood, the weighted mean of log p(y | x) under the routing
+    prediction uses; usage (K,), the fraction of the training weight each
+    expert receives from the routed gate; share (K,), the fraction it
+    receives from the responsibilities training uses (the dense posterior,
+    or the classification posterior for hard gating). Both sum to 1.
     """
     weights = data.sample_weight / data.total_weight
-    log_g = kernels.log_gate(data.X, params["gate_coef"], params["gate_intercept"])
-    usage = weights @ np.exp(routed_log_gate(kernels, log_g, gating, top_k))
-    resp = np.empty_like(log_g)
-    log_norm = routed_e_step(family, kernels, data.X, data.Y, params, resp, gating, top_k)
-    return float(weights @ log_norm), usage
+    X, Y = data.X, data.Y
+    resp = np.empty((X.shape[0], params["gate_coef"].shape[0]), dtype=X.dtype)
+    if gating == "hard":
+        log_joint = kernels.log_gate(X, params["gate_coef"], params["gate_intercept"])
+        log_joint += family.log_density(kernels, X, Y, params)
+        posterior(kernels, log_joint, True, resp_out=resp)
+        del log_joint
+    else:
+        log_norm = family.e_step(kernels, X, Y, params, resp)
+    share = weighted_column_sums(weights, resp)
+    if routing_k(gating, top_k, resp.shape[1]) is not None:
+        log_norm = routed_e_step(family, kernels, X, Y, params, resp, gating, top_k)
+    del resp
+    gate = kernels.log_gate(X, params["gate_coef"], params["gate_intercept"])
+    gate = routed_log_gate(kernels, gate, gating, top_k)
+    usage = weighted_column_sums(weights, np.exp(gate, out=gate))
+    return float(weights @ log_norm), usage, share

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
 
 from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from mixexp._testing import check_fit
@@ -144,6 +145,65 @@ def test_constant_target_is_predicted_exactly():
     mean, std = est.predict(X, return_std=True)
     np.testing.assert_allclose(mean, 4.2, rtol=1e-6)
     assert np.all(std < 1e-2)
+
+
+# ---- vanished experts: re-initialised when that helps, else a warning ---------
+def three_regimes(n=300, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.uniform(-3, 3, size=(n, 1))
+    slopes = np.select([X[:, 0] < -1, X[:, 0] < 1], [-2.0, 0.0], 3.0)
+    return X, slopes * X[:, 0] + 0.1 * rng.normal(size=n)
+
+
+def kill_expert(est, k):
+    """Give expert k a gate so low that no sample is attributed to it."""
+    # the public attributes seed a warm start, the internal ones predict
+    for coef, intercept in [(est.gate_coef_, est.gate_intercept_),
+                            (est._params["gate_coef"], est._params["gate_intercept"])]:
+        coef[k] = 0.0
+        intercept[k] = intercept.max() - 1e4
+    return est
+
+
+def test_vanished_expert_is_reinitialised_by_em():
+    X, y = three_regimes()
+    est = MixtureOfExpertsRegressor(3, n_init=3, random_state=0).fit(X, y)
+    full = est.log_likelihood_
+    two = MixtureOfExpertsRegressor(2, n_init=3, random_state=0).fit(X, y).log_likelihood_
+    assert full > two + 0.5  # the third expert matters on this data
+    kill_expert(est, 1).set_params(warm_start=True)
+    assert est.predict_gate(X)[:, 1].max() < 1e-300  # it has vanished
+    est.fit(X, y)  # EM revives it (and the fit stays monotone: conftest checks)
+    assert est.expert_usage_[1] > 0.1
+    assert est.log_likelihood_ > two + 0.5
+    assert est.log_likelihood_ == pytest.approx(full, abs=1e-3)
+
+
+def test_failed_revival_is_rejected_and_reported(monkeypatch):
+    from mixexp._solvers import _em
+
+    def useless_proposal(family, kernels, data, params, k, rng):
+        proposal = {key: value.copy() for key, value in params.items()}
+        proposal["intercept"] = proposal["intercept"] + 100.0  # every expert far off
+        return proposal
+
+    monkeypatch.setattr(_em, "replace_expert", useless_proposal)
+    X, y = three_regimes()
+    est = MixtureOfExpertsRegressor(3, n_init=3, random_state=0).fit(X, y)
+    kill_expert(est, 2).set_params(warm_start=True)
+    with pytest.warns(ConvergenceWarning, match=r"1 of 3 experts \(indices \[2\]\) receive no "
+                      r"share.*EM's attempt to re-initialise them did not improve"):
+        est.fit(X, y)
+    assert est.expert_usage_[2] < 1e-8
+    assert np.all(np.isfinite(est.predict(X)))
+
+
+def test_gradient_solvers_report_vanished_experts():
+    X, y = three_regimes()
+    est = MixtureOfExpertsRegressor(3, solver="lbfgs", random_state=0).fit(X, y)
+    kill_expert(est, 0).set_params(warm_start=True)
+    with pytest.warns(ConvergenceWarning, match="only solver='em' re-initialises"):
+        est.fit(X, y)
 
 
 # ---- reproducibility, immutability, persistence -----------------------------

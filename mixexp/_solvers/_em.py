@@ -9,12 +9,22 @@ With hard gating the E-step is a classification step (each sample to its
 most probable expert, Celeux & Govaert 1992) and the monotone quantity is
 the classification log-likelihood. A load-balancing penalty depends on the
 gate alone, so it only changes the gate M-step (see ``mixexp._balance``).
+
+An expert whose share of the responsibilities vanishes (below
+``VANISHED_SHARE`` of the training weight) no longer learns anything. EM
+tries once per expert to re-initialise it: the expert is replaced by half
+of a split of the worst-fitting expert (``mixexp._resize``), and the
+proposal is kept only if, after one EM step from it, the objective is no
+lower than before. So re-initialisation never breaks monotonicity; an
+expert it cannot revive stays, with a negligible gate, and the estimator
+warns about it.
 """
 
 import numpy as np
 
 from .._balance import balance_terms, fit_balanced_gate
 from .._gating import fit_gate, gate_penalty
+from .._resize import replace_expert
 from .._routing import posterior
 from ._options import SolverOptions
 from ._result import SolverResult
@@ -39,6 +49,12 @@ class _Evaluation:
         if options.balance > 0:
             self.objective -= balance_terms(np.exp(log_g), data.sample_weight,
                                             options.balance)[0]
+        # each expert's share of the training weight, from the responsibilities
+        self.share = (data.sample_weight @ resp) / total
+
+
+# An expert with less than this share of the responsibilities has vanished.
+VANISHED_SHARE = 1e-8
 
 
 def m_step(family, kernels, data, params, weighted_resp, log_g=None, balance=0.0):
@@ -61,6 +77,42 @@ def m_step(family, kernels, data, params, weighted_resp, log_g=None, balance=0.0
         )
     new_params["gate_coef"], new_params["gate_intercept"] = gate
     return new_params
+
+
+class _Revival:
+    """Re-initialisation of vanished experts, each tried at most once per run."""
+
+    def __init__(self, family, kernels, data, options):
+        self.family, self.kernels, self.data, self.options = family, kernels, data, options
+        self.tried = set()
+        self.rng = np.random.default_rng([*options.seed, 3])
+
+    def attempt(self, params, current, resp, log_g):
+        """Try to revive one vanished expert.
+
+        Returns ``(params, evaluation)`` after one EM step from the proposal
+        (its responsibilities written into ``resp``) if that step's
+        objective is no lower than ``current``'s, else None (``resp`` and
+        ``log_g`` unchanged).
+        """
+        candidates = [k for k in np.flatnonzero(current.share < VANISHED_SHARE)
+                      if k not in self.tried]
+        if not candidates or len(current.share) == 1:
+            return None
+        k = int(candidates[0])
+        self.tried.add(k)
+        family, kernels, data, options = self.family, self.kernels, self.data, self.options
+        proposal = replace_expert(family, kernels, data, params, k, self.rng)
+        trial_resp = np.empty_like(resp)
+        _Evaluation(family, kernels, data, proposal, trial_resp, options)
+        trial_resp *= data.sample_weight[:, None]
+        proposal = m_step(family, kernels, data, proposal, trial_resp,
+                          log_g=np.empty_like(log_g), balance=options.balance)
+        evaluation = _Evaluation(family, kernels, data, proposal, trial_resp, options)
+        if not evaluation.objective >= current.objective:
+            return None
+        resp[...] = trial_resp
+        return proposal, evaluation
 
 
 def run_em(family, kernels, data, params, *, max_iter, tol, verbose=0, options=None):
@@ -95,20 +147,28 @@ def run_em(family, kernels, data, params, *, max_iter, tol, verbose=0, options=N
     log_g = np.empty_like(resp)
     current = _Evaluation(family, kernels, data, params, resp, options)
     objective_history, log_likelihood_history = [], []
+    revival = _Revival(family, kernels, data, options)
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        resp *= data.sample_weight[:, None]
-        params = m_step(family, kernels, data, params, resp, log_g=log_g,
-                        balance=options.balance)
-        previous, current = current, _Evaluation(family, kernels, data, params, resp, options)
+        revived = revival.attempt(params, current, resp, log_g)
+        if revived is not None:
+            # never declared converged right after a revival
+            params, current, change = *revived, np.inf
+        else:
+            resp *= data.sample_weight[:, None]
+            params = m_step(family, kernels, data, params, resp, log_g=log_g,
+                            balance=options.balance)
+            previous, current = current, _Evaluation(family, kernels, data, params, resp,
+                                                     options)
+            change = current.objective - previous.objective
         objective_history.append(current.objective)
         log_likelihood_history.append(current.log_likelihood)
-        change = current.objective - previous.objective
         if verbose:
+            note = " (re-initialised a vanished expert)" if revived is not None else ""
             print(
                 f"  EM iteration {n_iter}: log-likelihood {current.log_likelihood:.6f}"
-                f" objective {current.objective:.6f} (change {change:.3e})"
+                f" objective {current.objective:.6f} (change {change:.3e}){note}"
             )
         if abs(change) < tol:
             converged = True

@@ -6,7 +6,8 @@ tiny, integer classes), sample weights with zeros, float32 or float64, and
 n_experts from 1 to more than n_samples. A case is handled when the fit
 either raises a clear ValueError or passes mixexp._testing.check_fit
 (finite parameters and predictions, normalised gate and responsibilities,
-monotone EM). Each case runs on the NumPy or the Numba backend at random. Prints how many cases were tried and how many were mishandled.
+monotone EM). Each case runs on the NumPy or the Numba backend at random.
+Prints how many cases were tried and how many were mishandled.
 
     python benchmarks/fuzz_fit.py [--cases 2000] [--seed 0]
 """

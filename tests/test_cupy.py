@@ -1,0 +1,560 @@
+"""The CuPy backend (``mixexp._kernels._cupy``) against the NumPy reference.
+
+Three harnesses run the same checks, so that nearly all of the backend is
+tested without a GPU:
+
+* ``generic``: :class:`~mixexp._kernels._array_api.ArrayKernels` with NumPy
+  as the namespace (the code CuPy runs for predictions and reductions),
+  with small row blocks so that every reduction sums several blocks;
+* ``emulated``: the ``_cupy`` module itself, imported with CuPy replaced by
+  an emulator: arrays are NumPy arrays and the CUDA source is compiled by
+  the host C++ compiler and run one thread at a time, every (block,
+  thread) of the launch grid, with each kernel argument checked against
+  the kernel's C signature (skipped without ``g++``);
+* ``gpu`` (marked ``gpu``): the real module on a CUDA device, skipped
+  unless CuPy imports and sees a device; it also checks that per-sample
+  outputs are CuPy arrays and reductions host NumPy arrays.
+
+Every kernel must agree with the reference to rtol 1e-10 (float64) or 1e-4
+(float32), relative to the scale of its row (row-wise outputs) or of the
+whole array (reductions), with -inf exactly where the reference has it.
+
+``array_api_strict`` (2.6) is not used as a fourth namespace: the generic
+code is written to what NumPy and CuPy share, and array_api_strict refuses
+it from the first line: it accepts no NumPy dtype objects, its arrays have
+no ``.reshape``, ``.astype``, ``.copy`` nor ``.flags``, and it has no
+``isneginf`` nor ``concatenate`` (nor ``put_along_axis``).
+"""
+
+import ctypes
+import importlib
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+import types
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from mixexp._kernels import KERNEL_NAMES, _array_api
+from mixexp._kernels import _numpy as REFERENCE
+
+RTOL = {np.float64: 1e-10, np.float32: 1e-4}
+DTYPES = [np.float64, np.float32]
+REDUCTIONS = {"weighted_moments", "gaussian_weighted_rss", "gate_gradient_hessian",
+              "gaussian_residual_moments", "logistic_gradient"}
+E_STEPS = {"gaussian_e_step", "logistic_e_step"}
+PER_SAMPLE_FIELDS = ("X", "Y", "labels", "W", "log_g", "log_joint")
+
+
+def _find_gpu():
+    """(cupy, None) when CuPy sees a CUDA device, else (None, why not)."""
+    try:
+        import cupy
+    except ImportError as exc:
+        return None, f"CuPy is not installed ({exc})"
+    try:
+        n_devices = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError: no driver, or too old for the runtime
+        return None, f"CuPy sees no CUDA device ({exc})"
+    if n_devices == 0:
+        return None, "CuPy sees no CUDA device"
+    return cupy, None
+
+
+CUPY, NO_GPU_REASON = _find_gpu()
+requires_gpu = pytest.mark.skipif(CUPY is None, reason=NO_GPU_REASON or "")
+
+
+# ---------------------------------------------------------------------------
+# Problems and how each kernel is called
+
+
+def make_problem(n, n_experts, dtype=np.float64, *, d=3, n_targets=2, n_classes=3, seed=0):
+    """Host inputs of every kernel: data in ``dtype`` (n rows), parameters in float64."""
+    rng = np.random.default_rng(seed)
+    p = types.SimpleNamespace()
+    p.X = rng.normal(size=(n, d)).astype(dtype)
+    p.Y = rng.normal(size=(n, n_targets)).astype(dtype)
+    p.labels = np.eye(n_classes, dtype=dtype)[rng.integers(n_classes, size=n)]
+    p.gate_coef = rng.normal(size=(n_experts, d))
+    p.gate_intercept = rng.normal(size=n_experts)
+    p.coef = rng.normal(size=(n_experts, n_targets, d))
+    p.intercept = rng.normal(size=(n_experts, n_targets))
+    p.variance = rng.uniform(0.3, 2.0, size=(n_experts, n_targets))
+    p.class_coef = rng.normal(size=(n_experts, n_classes, d))
+    p.class_intercept = rng.normal(size=(n_experts, n_classes))
+    # responsibilities times sample weights, as the M-step gets them
+    p.W = (rng.dirichlet(np.ones(n_experts), size=n) * rng.uniform(0.5, 2.0, (n, 1))).astype(dtype)
+    p.log_g = REFERENCE.log_gate(p.X, p.gate_coef, p.gate_intercept).astype(dtype)
+    p.log_joint = (p.log_g + REFERENCE.gaussian_log_density(
+        p.X, p.Y, p.coef, p.intercept, p.variance)).astype(dtype)
+    return p
+
+
+def _call(name, args, **kwargs):
+    def run(kernels, p, empty):
+        out = getattr(kernels, name)(*args(p), **kwargs)
+        return out if isinstance(out, tuple) else (out,)
+    return run
+
+
+def _e_step(name, args):
+    def run(kernels, p, empty):
+        resp = empty(p.W.shape, dtype=p.X.dtype)
+        log_norm = getattr(kernels, name)(*args(p), resp)
+        return log_norm, resp
+    return run
+
+
+# How each kernel is called on a problem; its outputs as a tuple.
+RUNS = {
+    "log_gate": _call("log_gate", lambda p: (p.X, p.gate_coef, p.gate_intercept)),
+    "gaussian_log_density": _call(
+        "gaussian_log_density", lambda p: (p.X, p.Y, p.coef, p.intercept, p.variance)),
+    "normalize_log_joint": _call("normalize_log_joint", lambda p: (p.log_joint,)),
+    "gaussian_e_step": _e_step(
+        "gaussian_e_step",
+        lambda p: (p.X, p.Y, p.gate_coef, p.gate_intercept, p.coef, p.intercept, p.variance)),
+    "gaussian_predict": _call("gaussian_predict", lambda p: (p.X, p.coef, p.intercept)),
+    "weighted_moments": _call("weighted_moments", lambda p: (p.X, p.Y, p.W)),
+    "gaussian_weighted_rss": _call(
+        "gaussian_weighted_rss", lambda p: (p.X, p.Y, p.W, p.coef, p.intercept)),
+    "gate_gradient_hessian": _call("gate_gradient_hessian", lambda p: (p.X, p.W, p.log_g)),
+    "logistic_log_density": _call(
+        "logistic_log_density", lambda p: (p.X, p.labels, p.class_coef, p.class_intercept)),
+    "logistic_e_step": _e_step(
+        "logistic_e_step",
+        lambda p: (p.X, p.labels, p.gate_coef, p.gate_intercept, p.class_coef,
+                   p.class_intercept)),
+    "logistic_predict_log_proba": _call(
+        "logistic_predict_log_proba", lambda p: (p.X, p.class_coef, p.class_intercept)),
+    "top_k_log_gate": _call("top_k_log_gate", lambda p: (p.log_g, 2)),
+    "classify_log_joint": _call("classify_log_joint", lambda p: (p.log_joint,)),
+    "gaussian_residual_moments": _call(
+        "gaussian_residual_moments", lambda p: (p.X, p.Y, p.W, p.coef, p.intercept)),
+    "logistic_gradient": _call(
+        "logistic_gradient", lambda p: (p.X, p.labels, p.W, p.class_coef, p.class_intercept)),
+}
+
+
+def assert_matches(actual, desired, dtype, n_samples):
+    """Within the dtype's rtol, with -inf exactly where the reference has it."""
+    actual = np.asarray(actual, dtype=np.float64)
+    desired = np.asarray(desired, dtype=np.float64)
+    assert actual.shape == desired.shape
+    assert_array_equal(np.isneginf(actual), np.isneginf(desired))
+    finite = np.isfinite(desired)
+    magnitude = np.where(finite, np.abs(desired), 0.0)
+    if desired.ndim >= 2 and desired.shape[0] == n_samples:
+        # a row's outputs share a scale (log g_k is computed from all the row's logits)
+        scale = magnitude.reshape(n_samples, -1).max(axis=1)
+        scale = scale.reshape((n_samples,) + (1,) * (desired.ndim - 1))
+    else:
+        scale = magnitude.max(initial=0.0)
+    error = np.abs(np.where(finite, actual, 0.0) - np.where(finite, desired, 0.0))
+    bound = RTOL[dtype] * (magnitude + scale)
+    worst = np.max(error / np.maximum(bound, np.finfo(np.float64).tiny), initial=0.0)
+    assert np.all(error <= bound), f"error {worst:.3g} times the tolerance"
+
+
+def run_reference(name, p):
+    # the reference warns on the edge cases (overflow to inf, -inf - -inf)
+    with np.errstate(all="ignore"):
+        return RUNS[name](REFERENCE, p, np.empty)
+
+
+# ---------------------------------------------------------------------------
+# The CuPy emulator: NumPy arrays, and CUDA source run on the host
+
+
+_SHIM = r"""
+#include <cmath>
+#include <cstring>
+using std::exp;
+using std::log;
+struct dim3_t { unsigned int x, y, z; };
+extern "C" { dim3_t threadIdx, blockIdx, blockDim, gridDim; }
+#define __global__
+#define __device__
+#define __forceinline__ inline
+static inline double __longlong_as_double(long long bits) {
+    double value;
+    std::memcpy(&value, &bits, sizeof value);
+    return value;
+}
+"""
+
+_C_SCALARS = {"long long": np.int64, "int": np.int32, "double": np.float64}
+
+
+def _kernel_signature(code, name):
+    """Parameter types of kernel ``name`` in ``code``: dtypes of pointers, scalar types."""
+    data_type = re.search(r"typedef (\w+) T;", code).group(1)
+    pointee = {"T": np.dtype({"float": np.float32, "double": np.float64}[data_type]),
+               "double": np.dtype(np.float64)}
+    params = re.search(rf'__global__ void {name}\((.*?)\)\s*{{', code, re.S).group(1)
+    signature = []
+    for param in params.split(","):
+        words = param.replace("__restrict__", "").replace("const", "").split()[:-1]
+        kind = " ".join(words)
+        signature.append(("pointer", pointee[kind[:-1]]) if kind.endswith("*")
+                         else ("scalar", _C_SCALARS[kind]))
+    return signature
+
+
+class _EmulatedKernel:
+    def __init__(self, library, code, name):
+        self.function = getattr(library, name)
+        self.function.restype = None
+        self.signature = _kernel_signature(code, name)
+        self.dims = {key: (ctypes.c_uint * 3).in_dll(library, key)
+                     for key in ("gridDim", "blockDim", "blockIdx", "threadIdx")}
+
+    def _argument(self, value, expected):
+        kind, dtype = expected
+        if kind == "pointer":
+            assert isinstance(value, np.ndarray) and value.dtype == dtype, (value, dtype)
+            assert value.flags.c_contiguous, "kernels index rows as C-contiguous"
+            return ctypes.c_void_p(value.ctypes.data)
+        assert type(value) is dtype, (value, dtype)
+        return np.ctypeslib.as_ctypes_type(dtype)(value)
+
+    def __call__(self, grid, block, args, **kwargs):
+        assert len(args) == len(self.signature)
+        c_args = [self._argument(a, e) for a, e in zip(args, self.signature, strict=True)]
+        self.dims["gridDim"][0], self.dims["blockDim"][0] = grid[0], block[0]
+        for b in range(grid[0]):
+            self.dims["blockIdx"][0] = b
+            for t in range(block[0]):
+                self.dims["threadIdx"][0] = t
+                self.function(*c_args)
+
+
+def _emulated_cupy(build_dir):
+    """A ``cupy`` module whose arrays are NumPy's and whose RawModule runs on the host.
+
+    Threads run one after another, so this checks each thread's arithmetic,
+    indexing and grid-stride loop, not concurrency: the kernels share
+    nothing between threads (one row each, no shared memory) by design.
+    """
+    libraries = {}
+
+    def compile_source(code):
+        if code not in libraries:
+            stem = build_dir / f"module{len(libraries)}"
+            stem.with_suffix(".cpp").write_text(_SHIM + code)
+            built = subprocess.run(
+                ["g++", "-std=c++14", "-O1", "-Wall", "-Wextra", "-Werror", "-shared",
+                 "-fPIC", str(stem.with_suffix(".cpp")), "-o", str(stem.with_suffix(".so"))],
+                capture_output=True, text=True)
+            assert built.returncode == 0, built.stderr
+            libraries[code] = ctypes.CDLL(str(stem.with_suffix(".so")))
+        return libraries[code]
+
+    class RawModule:
+        def __init__(self, code, **kwargs):
+            self.code = code
+
+        def get_function(self, name):
+            return _EmulatedKernel(compile_source(self.code), self.code, name)
+
+    fake = types.ModuleType("cupy")
+    fake.__getattr__ = partial(getattr, np)  # everything else is NumPy's
+    fake.ndarray = np.ndarray
+    fake.asnumpy = np.asarray
+    fake.RawModule = RawModule
+    return fake
+
+
+@pytest.fixture(scope="session")
+def emulated_module(tmp_path_factory):
+    """``mixexp._kernels._cupy`` imported with the emulated CuPy."""
+    if shutil.which("g++") is None:
+        pytest.skip("no g++ to run the CUDA source on the host")
+    path = Path(_array_api.__file__).with_name("_cupy.py")
+    spec = importlib.util.spec_from_file_location("mixexp._kernels._cupy_emulated", path)
+    module = importlib.util.module_from_spec(spec)
+    saved = sys.modules.get("cupy")
+    sys.modules["cupy"] = _emulated_cupy(tmp_path_factory.mktemp("cuda_on_host"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        if saved is None:
+            del sys.modules["cupy"]
+        else:
+            sys.modules["cupy"] = saved
+    return module
+
+
+# ---------------------------------------------------------------------------
+# Harnesses: a kernel bundle, how inputs reach it, what its outputs are
+
+
+def _numpy_harness(kernels):
+    return types.SimpleNamespace(
+        kernels=kernels, xp=np, to_device=np.asarray, to_host=np.asarray, empty=np.empty,
+        device_type=np.ndarray)
+
+
+@pytest.fixture(params=[
+    "generic",
+    "emulated",
+    pytest.param("gpu", marks=[pytest.mark.gpu, requires_gpu]),
+])
+def harness(request):
+    if request.param == "generic":
+        # blocks of a few rows: every reduction sums several of them
+        return _numpy_harness(_array_api.ArrayKernels(np, block_elements=400))
+    if request.param == "emulated":
+        return _numpy_harness(request.getfixturevalue("emulated_module"))
+    return types.SimpleNamespace(
+        kernels=importlib.import_module("mixexp._kernels._cupy"), xp=CUPY,
+        to_device=CUPY.asarray, to_host=CUPY.asnumpy, empty=CUPY.empty,
+        device_type=CUPY.ndarray)
+
+
+def on_device(harness, p):
+    """The problem with its per-sample arrays moved to the harness's device."""
+    moved = types.SimpleNamespace(**vars(p))
+    for field in PER_SAMPLE_FIELDS:
+        setattr(moved, field, harness.to_device(getattr(p, field)))
+    return moved
+
+
+def run(harness, name, p):
+    """Outputs of kernel ``name`` as host arrays, after checking where they live."""
+    outputs = RUNS[name](harness.kernels, on_device(harness, p), harness.empty)
+    for out in outputs:
+        if name in REDUCTIONS:
+            assert type(out) is np.ndarray, (name, type(out))
+        else:
+            assert isinstance(out, harness.device_type), (name, type(out))
+    return tuple(harness.to_host(out) for out in outputs)
+
+
+def assert_same_outputs(harness, name, p, dtype):
+    actual = run(harness, name, p)
+    for a, b in zip(actual, run_reference(name, p), strict=True):
+        assert_matches(a, b, dtype, p.X.shape[0])
+    return actual
+
+
+# ---------------------------------------------------------------------------
+# Tests
+
+
+def test_every_kernel_of_the_seam_is_tested():
+    assert set(RUNS) == set(KERNEL_NAMES)
+
+
+# (n, K): one row; one expert; several rows and blocks; K above the
+# kernels' smallest per-row scratch (8)
+SHAPES = [(1, 3), (150, 1), (300, 4), (40, 9)]
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("shape", SHAPES, ids=["n1", "K1", "n300", "K9"])
+def test_kernel_matches_reference(harness, name, dtype, shape):
+    p = make_problem(*shape, dtype=dtype)
+    outputs = assert_same_outputs(harness, name, p, dtype)
+    for i, out in enumerate(outputs):
+        # reductions and the E-steps' log-likelihood are float64; per-sample
+        # outputs keep the data's dtype
+        float64 = name in REDUCTIONS or (name in E_STEPS and i == 0)
+        assert out.dtype == (np.float64 if float64 else dtype), (name, i, out.dtype)
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+@pytest.mark.parametrize("layout", ["fortran", "strided"])
+def test_kernel_accepts_any_memory_layout(harness, name, layout):
+    p = make_problem(300, 3)
+    desired = run_reference(name, p)
+    p = on_device(harness, p)
+    xp = harness.xp
+    for field in PER_SAMPLE_FIELDS:
+        a = getattr(p, field)
+        if layout == "fortran":
+            a = xp.asfortranarray(a)
+        else:  # every other column of a wider array: neither C nor F contiguous
+            wide = xp.zeros((a.shape[0], 2 * a.shape[1]), dtype=a.dtype)
+            wide[:, ::2] = a
+            a = wide[:, ::2]
+            assert not a.flags.c_contiguous
+        setattr(p, field, a)
+    for a, b in zip(RUNS[name](harness.kernels, p, harness.empty), desired, strict=True):
+        assert_matches(harness.to_host(a), b, np.float64, 300)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_e_step_with_an_impossible_expert(harness, dtype):
+    # expert 1 predicts far off with a tiny variance: its log-density is -inf
+    # (overflow) or finite but hugely negative; either way it gets no
+    # responsibility and the log-likelihood stays finite. NumPy warns about
+    # the overflow (the generic harness); CuPy and CUDA never do.
+    p = make_problem(50, 3, dtype)
+    huge = 1e200 if dtype == np.float64 else 1e30
+    p.intercept[1] = -huge
+    p.variance[1] = 1.0 / huge
+    with np.errstate(over="ignore"):
+        for name in ("gaussian_log_density", "gaussian_e_step"):
+            assert_same_outputs(harness, name, p, dtype)
+        log_norm, resp = run(harness, "gaussian_e_step", p)
+    assert np.all(np.isfinite(log_norm))
+    assert np.all(resp[:, 1] == 0.0)
+    np.testing.assert_allclose(resp.sum(axis=1), 1.0, rtol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_rows_impossible_for_some_or_every_expert(harness, dtype):
+    p = make_problem(40, 3, dtype)
+    p.log_joint[3, 1] = -np.inf
+    p.log_joint[7, :] = -np.inf
+    p.log_g[5, 0] = -np.inf  # an expert already dropped by an earlier routing
+    for name in ("normalize_log_joint", "classify_log_joint", "top_k_log_gate"):
+        assert_same_outputs(harness, name, p, dtype)
+    log_norm, resp = run(harness, "normalize_log_joint", p)
+    assert log_norm[7] == -np.inf and np.all(resp[7] == 0.0)
+    assert resp[3, 1] == 0.0 and np.isfinite(log_norm[3])
+    best, one_hot = run(harness, "classify_log_joint", p)
+    assert best[7] == -np.inf and np.all(one_hot[7] == 0.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_top_k_of_a_row_that_is_minus_inf_everywhere(harness, dtype):
+    # the reference gives NaN where kept (-inf - -inf) and -inf elsewhere
+    log_g = np.array([[-np.inf] * 4, [0.0, -1.0, -2.0, -3.0]], dtype=dtype)
+    out = harness.to_host(harness.kernels.top_k_log_gate(harness.to_device(log_g), 2))
+    with np.errstate(invalid="ignore"):
+        desired = REFERENCE.top_k_log_gate(log_g, 2)
+    assert_array_equal(np.isnan(out), np.isnan(desired))
+    assert_matches(np.nan_to_num(out, nan=0.0, neginf=-np.inf),
+                   np.nan_to_num(desired, nan=0.0, neginf=-np.inf), dtype, 2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_gate_probabilities_that_underflow(harness, dtype):
+    # logits 1000 apart: exp underflows, log g must not
+    p = make_problem(60, 3, dtype)
+    p.gate_coef[:] = 0.0
+    p.gate_intercept[:] = [0.0, -1000.0, 3.0]
+    p.log_g = REFERENCE.log_gate(p.X, p.gate_coef, p.gate_intercept).astype(dtype)
+    for name in ("log_gate", "gaussian_e_step", "logistic_e_step", "gate_gradient_hessian",
+                 "top_k_log_gate"):
+        assert_same_outputs(harness, name, p, dtype)
+    log_g = run(harness, "log_gate", p)[0]
+    np.testing.assert_allclose(log_g[:, 1], -1003.0 - np.log1p(np.exp(-3.0)), rtol=RTOL[dtype])
+    resp = run(harness, "gaussian_e_step", p)[1]
+    assert np.all(resp[:, 1] == 0.0)
+
+
+def test_outputs_are_written_in_place_and_may_alias_inputs(harness):
+    p = on_device(harness, make_problem(500, 3))
+    kernels, host = harness.kernels, harness.to_host
+    desired = REFERENCE.log_gate(host(p.X), p.gate_coef, p.gate_intercept)
+    out = harness.empty((500, 3))
+    assert kernels.log_gate(p.X, p.gate_coef, p.gate_intercept, out=out) is out
+    assert_matches(host(out), desired, np.float64, 500)
+    strided_out = harness.empty((500, 6))[:, ::2]
+    assert kernels.log_gate(p.X, p.gate_coef, p.gate_intercept, out=strided_out) is strided_out
+    assert_array_equal(host(strided_out), host(out))
+
+    log_norm, resp = REFERENCE.normalize_log_joint(host(p.log_joint))
+    joint = p.log_joint.copy()
+    aliased_norm, aliased = kernels.normalize_log_joint(joint, resp_out=joint)
+    assert aliased is joint
+    assert_matches(host(aliased), resp, np.float64, 500)
+    assert_matches(host(aliased_norm), log_norm, np.float64, 500)
+
+    desired = REFERENCE.top_k_log_gate(host(p.log_g), 2)
+    log_g = p.log_g.copy()
+    assert kernels.top_k_log_gate(log_g, 2, out=log_g) is log_g
+    assert_matches(host(log_g), desired, np.float64, 500)
+
+    best, one_hot = REFERENCE.classify_log_joint(host(p.log_joint))
+    joint = p.log_joint.copy()
+    best_aliased, resp_aliased = kernels.classify_log_joint(joint, resp_out=joint)
+    assert resp_aliased is joint
+    assert_array_equal(host(best_aliased), best)
+    assert_array_equal(host(resp_aliased), one_hot)
+
+
+def test_e_step_fills_a_host_resp(harness):
+    # the estimators may still hand a NumPy buffer: it receives a copy
+    p = make_problem(80, 3)
+    resp = np.empty((80, 3))
+    args = (p.X, p.Y, p.gate_coef, p.gate_intercept, p.coef, p.intercept, p.variance)
+    harness.kernels.gaussian_e_step(harness.to_device(p.X), harness.to_device(p.Y), *args[2:], resp)
+    desired = np.empty((80, 3))
+    REFERENCE.gaussian_e_step(*args, desired)
+    assert_matches(resp, desired, np.float64, 80)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 7])
+def test_top_k_breaks_ties_toward_the_lower_expert(harness, k):
+    with np.errstate(all="ignore"):
+        log_g = np.log(np.array([[0.25, 0.25, 0.25, 0.25], [0.1, 0.4, 0.4, 0.1],
+                                 [0.5, 0.5, 0.0, 0.0]]))
+        desired = REFERENCE.top_k_log_gate(log_g, k)
+    actual = harness.kernels.top_k_log_gate(harness.to_device(log_g), k)
+    assert_array_equal(harness.to_host(actual), desired)
+
+
+def test_top_k_refuses_k_below_one(harness):
+    log_g = harness.to_device(make_problem(5, 3).log_g)
+    with pytest.raises(ValueError, match="at least 1"):
+        harness.kernels.top_k_log_gate(log_g, 0)
+
+
+@pytest.mark.parametrize("name", sorted(set(RUNS) - REDUCTIONS))
+def test_no_rows(harness, name):
+    p = make_problem(0, 3)
+    for out, desired in zip(run(harness, name, p), run_reference(name, p), strict=True):
+        assert out.shape == desired.shape
+
+
+def test_generic_reductions_do_not_depend_on_the_blocks():
+    p = make_problem(257, 4)
+    whole = _array_api.ArrayKernels(np)
+    for block_elements in (1, 100, 5000):
+        blocked = _array_api.ArrayKernels(np, block_elements=block_elements)
+        for name in sorted(REDUCTIONS):
+            for a, b in zip(RUNS[name](blocked, p, np.empty), RUNS[name](whole, p, np.empty),
+                            strict=True):
+                assert_matches(a, b, np.float64, 257)
+
+
+@pytest.mark.parametrize("name", ["log_gate", "gaussian_e_step", "logistic_e_step",
+                                  "normalize_log_joint", "top_k_log_gate",
+                                  "classify_log_joint"])
+def test_emulated_grid_stride_loop_covers_every_row(emulated_module, monkeypatch, name):
+    # a grid of one block: each thread handles rows t, t + 128, t + 256, ...
+    monkeypatch.setattr(emulated_module, "_MAX_BLOCKS", 1)
+    p = make_problem(300, 4)
+    for a, b in zip(RUNS[name](emulated_module, p, np.empty), run_reference(name, p),
+                    strict=True):
+        assert_matches(a, b, np.float64, 300)
+
+
+def test_emulated_scratch_is_sized_for_the_experts(emulated_module):
+    assert [emulated_module._scratch_size(k) for k in (1, 8, 9, 16, 17, 100)] == [
+        8, 8, 16, 16, 32, 128]
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_gpu_kernels_are_compiled_once_per_dtype_and_scratch():
+    from mixexp._kernels import _cupy
+
+    p = on_device(types.SimpleNamespace(to_device=CUPY.asarray), make_problem(100, 3))
+    _cupy._compiled.cache_clear()
+    for _ in range(3):
+        RUNS["gaussian_e_step"](_cupy, p, CUPY.empty)
+        RUNS["normalize_log_joint"](_cupy, p, CUPY.empty)
+    assert _cupy._compiled.cache_info().currsize == 1

@@ -95,19 +95,24 @@ def _weighted_kmeans(Z, weight, n_clusters, rng):
             centers[c] = Z[rng.choice(m, p=mass / mass.sum())]
         closest = np.minimum(closest, np.sum((Z - centers[c]) ** 2, axis=1))
 
-    labels = np.full(m, -1)
-    row_norms = np.sum(Z**2, axis=1)[:, None]  # fixed across Lloyd iterations
+    # Lloyd iterations until the centers move less than scikit-learn's
+    # KMeans tolerance (1e-4 of the mean variance, in squared distance): a
+    # start needs the clusters, not their last digits
+    tolerance = 1e-4 * np.mean(np.var(Z, axis=0))
+    sums = np.empty_like(centers)
     for _ in range(_KMEANS_MAX_ITER):
-        distances = row_norms - 2.0 * Z @ centers.T + np.sum(centers**2, axis=1)
-        new_labels = np.argmin(distances, axis=1)
-        if np.array_equal(new_labels, labels):
+        # |z - c|^2 less |z|^2, which is the same for every center of a row
+        labels = np.argmin(np.sum(centers**2, axis=1) - 2.0 * Z @ centers.T, axis=1)
+        # weighted means of every cluster at once (bincount per column)
+        mass = np.bincount(labels, weights=weight, minlength=n_clusters)
+        for j in range(Z.shape[1]):
+            sums[:, j] = np.bincount(labels, weights=weight * Z[:, j], minlength=n_clusters)
+        filled = mass > 0  # an emptied cluster keeps its center
+        shift = np.sum((sums[filled] / mass[filled, None] - centers[filled]) ** 2)
+        centers[filled] = sums[filled] / mass[filled, None]
+        if shift <= tolerance:
             break
-        labels = new_labels
-        for c in range(n_clusters):
-            member = labels == c
-            if weight[member].sum() > 0:
-                centers[c] = np.average(Z[member], axis=0, weights=weight[member])
-    return labels
+    return np.argmin(np.sum(centers**2, axis=1) - 2.0 * Z @ centers.T, axis=1)
 
 
 def _smoothed_one_hot(labels, n_experts):

@@ -1,36 +1,177 @@
-"""Backend resolution (which kernel bundle a fit uses) and CPU thread control."""
+"""Backend resolution (which kernel bundle a fit uses), host/device moves, CPU threads.
+
+Where arrays live: a fit's per-sample arrays (X, Y, sample weights,
+responsibilities) live in the namespace of its kernel bundle
+(``kernels.xp``: NumPy, or CuPy on the GPU); parameters, M-step statistics
+and scalars are host NumPy. CuPy arrays are recognised by their type's
+module, so nothing here imports CuPy: only ``get_kernels("cupy")`` does.
+"""
 
 import functools
+from numbers import Number
+
+import numpy as np
 
 from ._kernels import get_kernels
 
-BACKENDS = ("auto", "numpy", "numba")
+BACKENDS = ("auto", "numpy", "numba", "cupy")
 
 # How to get each optional backend's package (numba is a core dependency:
 # it is missing only from a broken or minimal environment).
-_INSTALL = {"numba": "pip install numba"}
+_INSTALL = {"numba": "pip install numba", "cupy": 'pip install "mixexp[gpu]"'}
+
+
+def is_device_array(a):
+    """Whether ``a`` is a CuPy array (told from its type, without importing CuPy)."""
+    return type(a).__module__.split(".")[0] == "cupy"
+
+
+def _check_device(kernels):
+    """RuntimeError unless the device backend ``kernels`` sees a GPU."""
+    try:
+        n_devices = kernels.xp.cuda.runtime.getDeviceCount()
+        why = ""
+    except Exception as exc:  # CUDARuntimeError: no driver, or one too old for CuPy
+        n_devices, why = 0, f" ({exc})"
+    if n_devices == 0:
+        raise RuntimeError(
+            f"backend={kernels.name!r} needs a CUDA device, but CuPy sees none{why}. Check the "
+            f"NVIDIA driver and that the CuPy build matches it ({_INSTALL[kernels.name]} "
+            "installs cupy-cuda12x, for CUDA 12), or use backend='auto' to fit on the CPU."
+        )
+
+
+def _available(name):
+    """The kernel bundle ``name``, with its device checked; ImportError/RuntimeError if not."""
+    kernels = get_kernels(name)
+    if kernels.device:
+        _check_device(kernels)
+    return kernels
 
 
 def resolve_backend(backend, X=None):
-    """Return the kernel bundle for the ``backend`` parameter.
+    """Return the kernel bundle for the ``backend`` parameter and the input ``X``.
 
-    ``"auto"`` never fails: it picks the fastest backend available for the
-    input (Numba when it imports, else NumPy). An explicit name that cannot
-    be served raises ImportError naming what to install.
+    ``"auto"`` never fails: CuPy for a CuPy array, otherwise (or where the
+    GPU backend cannot serve) Numba when it imports, else NumPy. An explicit
+    name that cannot be served raises ImportError naming what to install,
+    or RuntimeError where CuPy imports but sees no GPU.
     """
     if backend == "auto":
-        try:
-            return get_kernels("numba")
-        except ImportError:
-            return get_kernels("numpy")
+        candidates = ("cupy", "numba") if is_device_array(X) else ("numba",)
+        for name in candidates:
+            try:
+                return _available(name)
+            except (ImportError, RuntimeError):
+                pass
+        return get_kernels("numpy")
     try:
-        return get_kernels(backend)
+        return _available(backend)
     except ImportError as exc:
         raise ImportError(
             f"backend={backend!r} needs the {backend} package, which could not be imported "
             f"({exc}). Install it with `{_INSTALL.get(backend, f'pip install {backend}')}`, "
             "or use backend='numpy'."
         ) from exc
+
+
+# ---- host/device moves ---------------------------------------------------------
+
+
+def array_namespace(a):
+    """The namespace of ``a``: CuPy for a CuPy array, else NumPy."""
+    return get_kernels("cupy").xp if is_device_array(a) else np
+
+
+def to_host(a):
+    """``a`` as a host NumPy array when it is a CuPy array; anything else unchanged."""
+    return get_kernels("cupy").to_host(a) if is_device_array(a) else a
+
+
+def in_namespace(a, kernels):
+    """``a`` (an array, or None) moved into the namespace of ``kernels`` if it is not there."""
+    if a is None or is_device_array(a) == kernels.device:
+        return a
+    return kernels.xp.asarray(a) if kernels.device else to_host(a)
+
+
+def as_caller(result, X):
+    """``result`` in the array type of the caller's ``X``: CuPy in, CuPy out; else NumPy."""
+    if is_device_array(result) == is_device_array(X):
+        return result
+    if is_device_array(X):
+        return get_kernels("cupy").xp.asarray(result)
+    return to_host(result)
+
+
+# ---- input checks on the device ------------------------------------------------
+# The host path is scikit-learn's (validate_data, _check_sample_weight); these
+# give its messages for CuPy arrays without moving them to the host.
+
+
+def check_device_array(a, *, input_name, estimator_name, ensure_2d, dtype):
+    """A CuPy array checked as ``check_array`` would: dimensions, size, dtype, finite.
+
+    ``dtype``: a tuple of kept float dtypes (anything else becomes the first),
+    or None to keep the dtype (numeric, non-complex).
+    """
+    xp = array_namespace(a)
+    if a.ndim == 0:
+        raise ValueError(f"Input {input_name} is a 0-dimensional array, not a collection of "
+                         "samples.")
+    if ensure_2d and a.ndim != 2:
+        raise ValueError(
+            f"Expected 2D array, got {a.ndim}D array instead. Reshape your data either using "
+            "array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) "
+            "if it contains a single sample."
+        )
+    if a.ndim > 2:
+        raise ValueError(f"Found array with dim {a.ndim}, while dim <= 2 is required by "
+                         f"{estimator_name}.")
+    if a.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported in {input_name}.")
+    if dtype is not None and a.dtype not in dtype:
+        a = a.astype(dtype[0])
+    if a.shape[0] < 1:
+        raise ValueError(f"Found array with 0 sample(s) (shape={a.shape}) while a minimum of 1 "
+                         f"is required by {estimator_name}.")
+    if a.ndim == 2 and a.shape[1] < 1:
+        raise ValueError(f"Found array with 0 feature(s) (shape={a.shape}) while a minimum of "
+                         f"1 is required by {estimator_name}.")
+    if a.dtype.kind == "f" and not bool(xp.isfinite(a).all()):
+        kind = ("NaN" if bool(xp.isnan(a).any())
+                else f"infinity or a value too large for {a.dtype!r}")
+        raise ValueError(f"Input {input_name} contains {kind}.")
+    return a
+
+
+def check_device_sample_weight(sample_weight, X, *, ensure_non_negative=True):
+    """Sample weights (n,) float64 in the namespace of ``X``, checked as _check_sample_weight does.
+
+    ``X`` is a CuPy array; host weights are moved to the device.
+    """
+    xp, n_samples = array_namespace(X), X.shape[0]
+    if sample_weight is None:
+        return xp.ones(n_samples, dtype=np.float64)
+    if isinstance(sample_weight, Number):
+        sample_weight = xp.full(n_samples, float(sample_weight), dtype=np.float64)
+    else:
+        sample_weight = xp.asarray(sample_weight, dtype=np.float64)
+    if sample_weight.ndim != 1:
+        raise ValueError(
+            f"Sample weights must be 1D array or scalar, got {sample_weight.ndim}D array. "
+            f"Expected either a scalar value or a 1D array of length {n_samples}."
+        )
+    if sample_weight.shape != (n_samples,):
+        raise ValueError(f"sample_weight.shape == {sample_weight.shape}, expected "
+                         f"{(n_samples,)}!")
+    check_device_array(sample_weight, input_name="sample_weight", estimator_name="",
+                       ensure_2d=False, dtype=None)
+    if bool(xp.all(sample_weight == 0)):
+        raise ValueError("Sample weights must contain at least one non-zero number.")
+    if ensure_non_negative and bool(xp.any(sample_weight < 0)):
+        raise ValueError("Negative values in data passed to `sample_weight`.")
+    return sample_weight
 
 
 _THREADPOOL_CONTROLLER = None

@@ -21,8 +21,8 @@ from ._logistic import fit_multinomial_logistic
 
 
 def squared_cv(importance):
-    """K sum_k I_k^2 - 1 for an importance vector (K,) that sums to 1."""
-    return float(importance.size * np.sum(importance**2) - 1.0)
+    """K sum_k I_k^2 - 1 for an importance vector (K,) that sums to 1 (host or device)."""
+    return float(importance.size * (importance**2).sum() - 1.0)
 
 
 def balance_terms(gate, sample_weight, balance):
@@ -31,8 +31,9 @@ def balance_terms(gate, sample_weight, balance):
     Parameters
     ----------
     gate : ndarray of shape (n, K)
-        Dense softmax gate.
+        Dense softmax gate (NumPy, or CuPy on the GPU backend).
     sample_weight : ndarray of shape (n,)
+        In the namespace of ``gate``.
     balance : float
 
     Returns
@@ -41,7 +42,8 @@ def balance_terms(gate, sample_weight, balance):
         ``balance * CV^2(I)``.
     logit_gradient : ndarray of shape (n, K)
         d penalty / d z_ik for the logits z = x V^T + b:
-        ``balance * 2K s_i / S * g_ik (I_k - sum_j g_ij I_j)``.
+        ``balance * 2K s_i / S * g_ik (I_k - sum_j g_ij I_j)``, in the
+        namespace of ``gate``.
     """
     n_experts = gate.shape[1]
     weights = sample_weight / sample_weight.sum()
@@ -91,7 +93,7 @@ def fit_balanced_gate(kernels, X, W, sample_weight, gate_coef, gate_intercept, a
     total = float(sample_weight.sum())
 
     def balance_term(log_g):
-        penalty, logit_gradient = balance_terms(np.exp(log_g), sample_weight, balance)
+        penalty, logit_gradient = balance_terms(kernels.xp.exp(log_g), sample_weight, balance)
         return total * penalty, total * logit_gradient
 
     return fit_multinomial_logistic(

@@ -8,6 +8,7 @@ its parameters are reported on the user's scale.
 import warnings
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
+from functools import cached_property
 from numbers import Integral, Real
 
 import numpy as np
@@ -16,10 +17,33 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _check_y,
+    _num_samples,
+    check_is_fitted,
+    validate_data,
+)
 
-from ._backend import BACKENDS, resolve_backend, single_threaded_blas
-from ._init import canonical_rows, initial_params, initial_responsibilities, start_kind
+from ._backend import (
+    BACKENDS,
+    array_namespace,
+    as_caller,
+    check_device_array,
+    check_device_sample_weight,
+    in_namespace,
+    is_device_array,
+    resolve_backend,
+    single_threaded_blas,
+    to_host,
+)
+from ._init import (
+    _splitmix64,
+    canonical_rows,
+    initial_params,
+    initial_responsibilities,
+    start_kind,
+)
 from ._resize import resize_experts
 from ._routing import routed_e_step, routed_log_gate, routing_k, training_summary
 from ._solvers import (
@@ -39,15 +63,20 @@ _MAX_INIT_ROWS = 20_000
 
 @dataclass
 class TrainingData:
-    """What a solver sees: standardised X, 2-D targets, weights, penalty."""
+    """What a solver sees: standardised X, 2-D targets, weights, penalty.
+
+    The arrays live in the namespace of the fit's kernel bundle (on the GPU
+    for backend="cupy"); ``total_weight`` is a host float.
+    """
 
     X: np.ndarray
     Y: np.ndarray
     sample_weight: np.ndarray
     alpha: float
 
-    @property
+    @cached_property
     def total_weight(self):
+        # cached: on the GPU each sum is a round trip to the host
         return float(self.sample_weight.sum())
 
 
@@ -61,8 +90,9 @@ _MAX_MAGNITUDE = {np.dtype(np.float64): 1e150, np.dtype(np.float32): 1e18}
 
 
 def _check_magnitude(A, name, dtype):
+    xp = array_namespace(A)
     limit = _MAX_MAGNITUDE[np.dtype(dtype)]
-    largest = float(np.max(np.abs(A))) if A.size else 0.0
+    largest = float(xp.max(xp.abs(A))) if A.size else 0.0
     if largest > limit:
         raise ValueError(
             f"{name} has values as large as {largest:.3g}; with {np.dtype(dtype).name} "
@@ -76,16 +106,18 @@ def weighted_mean_and_scale(A, sample_weight):
 
     Accumulated in float64 over blocks of rows, so that no temporary the size
     of A (twice its size for float32 A) is made: at a million rows those
-    dominated the peak memory of a fit.
+    dominated the peak memory of a fit. ``A`` and ``sample_weight`` may be
+    CuPy arrays (computed on the device); the results are host arrays.
     """
+    xp = array_namespace(A)
     weights = sample_weight / sample_weight.sum()
     blocks = [slice(start, start + _STATISTICS_ROWS)
               for start in range(0, A.shape[0], _STATISTICS_ROWS)]
     mean = sum(weights[rows] @ A[rows].astype(np.float64, copy=False) for rows in blocks)
-    scale = np.sqrt(sum(weights[rows] @ (A[rows] - mean) ** 2 for rows in blocks))
+    scale = xp.sqrt(sum(weights[rows] @ (A[rows] - mean) ** 2 for rows in blocks))
     # A constant column (or one whose spread is lost in rounding) is not scaled.
-    scale[scale <= 1e-12 * np.maximum(np.abs(mean), 1e-300)] = 1.0
-    return mean, scale
+    scale[scale <= 1e-12 * xp.maximum(xp.abs(mean), 1e-300)] = 1.0
+    return to_host(mean), to_host(scale)
 
 
 # Input dtypes kept as they are (anything else becomes float64): float32 input
@@ -94,10 +126,47 @@ FLOAT_DTYPES = (np.float64, np.float32)
 
 
 def standardize(X, mean, scale):
-    """(X - mean) / scale in the dtype of X, with a single temporary."""
-    Xs = X - mean.astype(X.dtype)
-    Xs /= scale.astype(X.dtype)
+    """(X - mean) / scale in the dtype and namespace of X, with a single temporary."""
+    xp = array_namespace(X)
+    Xs = X - xp.asarray(mean, dtype=X.dtype)
+    Xs /= xp.asarray(scale, dtype=X.dtype)
     return Xs
+
+
+def _device_row_hash(X, Y):
+    """``_init._row_hash`` of the rows of [X, Y], computed on the device without stacking."""
+    xp = array_namespace(X)
+    h = xp.zeros(X.shape[0], dtype=np.uint64)
+    for A in (X, Y):
+        for j in range(A.shape[1]):
+            # the same bits as on the host: float64 of each value, -0.0 as 0.0
+            bits = xp.ascontiguousarray(A[:, j] + 0.0, dtype=np.float64).view(np.uint64)
+            h = _splitmix64(h ^ bits)
+    return h
+
+
+def _init_rows(X, Y, sample_weight):
+    """``canonical_rows`` of [X, Y]: host index (m,) and summed weights (m,).
+
+    For CuPy input, the hash subsample is chosen on the device and only its
+    rows (at most about ``_MAX_INIT_ROWS``) cross to the host, where the same
+    sort as for host input makes them canonical: the same rows, in the same
+    order, as canonical_rows would give for the data on the host.
+    """
+    if not is_device_array(X):
+        return canonical_rows(np.hstack([X, Y]), sample_weight, _MAX_INIT_ROWS)
+    xp = array_namespace(X)
+    candidates = xp.flatnonzero(sample_weight > 0)
+    if candidates.size > _MAX_INIT_ROWS:
+        threshold = np.uint64(int(2**64 * _MAX_INIT_ROWS / candidates.size) - 1)
+        if candidates.size == X.shape[0]:
+            hashes = _device_row_hash(X, Y)  # no copy of the data
+        else:
+            hashes = _device_row_hash(X[candidates], Y[candidates])
+        candidates = candidates[hashes <= threshold]
+    rows = to_host(xp.concatenate([X[candidates], Y[candidates]], axis=1))
+    index, weight = canonical_rows(rows, to_host(sample_weight[candidates]), rows.shape[0])
+    return to_host(candidates)[index], weight
 
 
 def to_internal_scale(coef, intercept, mean, scale):
@@ -218,6 +287,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            A CuPy array is fitted on the GPU with ``backend="auto"`` or
+            ``"cupy"`` (and moved to the host for a CPU backend).
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; they multiply the responsibilities in the
@@ -228,22 +299,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self : object
         """
         self._check_solver_options()
-        self._check_target_kind(y)
-        X, y = validate_data(
-            self, X, y, dtype=FLOAT_DTYPES, multi_output=self._multi_output,
-            y_numeric=self._y_numeric,
-        )
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
-        _check_magnitude(X, "X", X.dtype)
-        Y = self._encode_targets(y, fitting=True)
-        _check_magnitude(Y, "y", X.dtype)  # before the cast to X's dtype can overflow
-        Y = Y.astype(X.dtype, copy=False)
-        warm = self.warm_start and self._warm_startable(X.shape[1], Y.shape[1])
         kernels = resolve_backend(self.backend, X)
+        X, Y, sample_weight = self._validated(
+            X, y, sample_weight, kernels, reset=True,
+            encode=lambda y: self._encode_targets(y, fitting=True),
+        )
+        warm = self.warm_start and self._warm_startable(X.shape[1], Y.shape[1])
         x_mean, x_scale = weighted_mean_and_scale(X, sample_weight)
-        data = TrainingData(standardize(X, x_mean, x_scale), Y, sample_weight, float(self.alpha))
+        data = self._training_data(X, Y, sample_weight, x_mean, x_scale, kernels)
         family = self._make_family(x_scale, Y, sample_weight)
         solve = SOLVERS[self.solver]
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -254,7 +317,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                                     self.n_experts, np.random.default_rng([seed, 2]))
             starts = [("warm", params)]
         else:
-            starts = self._initial_starts(X, Y, data, family, kernels)
+            starts = self._initial_starts(X, Y, sample_weight, data, family, kernels)
 
         best = None
         for index, (kind, params) in enumerate(starts):
@@ -291,6 +354,63 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.objective_history_ = np.asarray(best.objective_history)
         self._finish_fit(family, kernels, data, best)
         return self
+
+    # ---- input -------------------------------------------------------------
+    def _validated(self, X, y, sample_weight, kernels, *, encode, reset):
+        """Validated ``(X, Y, sample_weight)``: Y the 2-D encoded targets in X's dtype.
+
+        Host input is checked by scikit-learn; CuPy input is checked on the
+        device for a GPU backend (and moved to the host for a CPU one). The
+        arrays stay where they were checked: see :meth:`_training_data`.
+        ``encode(y)`` turns validated targets into 2-D float64 ones.
+        """
+        if is_device_array(X) and kernels.device:
+            return self._validated_on_device(X, y, sample_weight, kernels, encode, reset)
+        X, y, sample_weight = to_host(X), to_host(y), to_host(sample_weight)
+        self._check_target_kind(y)
+        X, y = validate_data(
+            self, X, y, dtype=FLOAT_DTYPES, reset=reset, multi_output=self._multi_output,
+            y_numeric=self._y_numeric,
+        )
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+        _check_magnitude(X, "X", X.dtype)
+        Y = encode(y)
+        _check_magnitude(Y, "y", X.dtype)  # before the cast to X's dtype can overflow
+        return X, Y.astype(X.dtype, copy=False), sample_weight
+
+    def _validated_on_device(self, X, y, sample_weight, kernels, encode, reset):
+        """:meth:`_validated` for a CuPy ``X``: nothing of size n leaves the device."""
+        X = self._validated_device_X(X, reset)
+        if is_device_array(y):
+            y = check_device_array(y, input_name="y", estimator_name=type(self).__name__,
+                                   ensure_2d=False, dtype=None)
+        else:  # host targets (labels of any type): checked and encoded on the host
+            self._check_target_kind(y)
+            y = _check_y(y, multi_output=self._multi_output, y_numeric=self._y_numeric,
+                         estimator=self)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError("Found input variables with inconsistent numbers of samples: "
+                             f"{[X.shape[0], y.shape[0]]}")
+        sample_weight = check_device_sample_weight(sample_weight, X)
+        _check_magnitude(X, "X", X.dtype)
+        Y = in_namespace(encode(y), kernels)
+        _check_magnitude(Y, "y", X.dtype)
+        return X, Y.astype(X.dtype, copy=False), sample_weight
+
+    def _validated_device_X(self, X, reset):
+        """A CuPy X checked on the device; sets or checks ``n_features_in_``."""
+        X = check_device_array(X, input_name="X", estimator_name=type(self).__name__,
+                               ensure_2d=True, dtype=FLOAT_DTYPES)
+        validate_data(self, X, skip_check_array=True, reset=reset)
+        return X
+
+    def _training_data(self, X, Y, sample_weight, x_mean, x_scale, kernels):
+        """TrainingData in the namespace of ``kernels``: host input for the GPU moves once."""
+        Xs = in_namespace(standardize(X, x_mean, x_scale), kernels)
+        return TrainingData(Xs, in_namespace(Y, kernels), in_namespace(sample_weight, kernels),
+                            float(self.alpha))
 
     # ---- solver options, partial_fit -------------------------------------
     def _check_solver_options(self):
@@ -372,28 +492,20 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _partial_fit(self, X, y, sample_weight):
         self._check_solver_options()
         first_call = not hasattr(self, "_params")
-        self._check_target_kind(y)
-        X, y = validate_data(
-            self, X, y, dtype=FLOAT_DTYPES, reset=first_call, multi_output=self._multi_output,
-            y_numeric=self._y_numeric,
-        )
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
-        _check_magnitude(X, "X", X.dtype)
-        Y = self._encode_partial_targets(y, first_call)
-        _check_magnitude(Y, "y", X.dtype)
-        Y = Y.astype(X.dtype, copy=False)
         kernels = resolve_backend(self.backend, X)
+        X, Y, sample_weight = self._validated(
+            X, y, sample_weight, kernels, reset=first_call,
+            encode=lambda y: self._encode_partial_targets(y, first_call),
+        )
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         if first_call:
             # the first batch fixes the input standardisation and the expert family
             self._x_mean, self._x_scale = weighted_mean_and_scale(X, sample_weight)
             self._family = self._make_family(self._x_scale, Y, sample_weight)
-        data = TrainingData(standardize(X, self._x_mean, self._x_scale), Y, sample_weight,
-                            float(self.alpha))
+        data = self._training_data(X, Y, sample_weight, self._x_mean, self._x_scale, kernels)
         if first_call:
-            params, state = self._initial_starts(X, Y, data, self._family, kernels)[0][1](), None
+            start = self._initial_starts(X, Y, sample_weight, data, self._family, kernels)[0]
+            params, state = start[1](), None
             self.n_iter_ = 0
             self.log_likelihood_history_ = self.objective_history_ = np.empty(0)
         else:
@@ -423,13 +535,24 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # any number of experts: resize_experts adds or removes experts
         return self._params["coef"].shape[1:] == (n_targets, n_features)
 
-    def _initial_starts(self, X, Y, data, family, kernels):
-        """Lazily built starts: (kind, callable returning params), nested in n_init."""
-        index, weight = canonical_rows(np.hstack([X, Y]), data.sample_weight, _MAX_INIT_ROWS)
-        init_data = TrainingData(data.X[index], Y[index], weight, data.alpha)
-        y_mean, y_scale = weighted_mean_and_scale(Y[index], weight)
-        Z = np.hstack([init_data.X, (init_data.Y - y_mean) / y_scale])
-        neutral = self._neutral_params(Y, data.sample_weight, X.shape[1])
+    def _initial_starts(self, X, Y, sample_weight, data, family, kernels):
+        """Lazily built starts: (kind, callable returning params), nested in n_init.
+
+        ``X``, ``Y`` and ``sample_weight`` are the validated input (unscaled,
+        on the host or, for CuPy input, on the device). The initial
+        responsibilities are drawn on the host from the canonical rows (at
+        most ``_MAX_INIT_ROWS``, the only rows that cross to the host), so a
+        seed gives the same start on every backend; the M-step that turns
+        them into parameters runs in the fit's namespace.
+        """
+        xp = kernels.xp
+        index, weight = _init_rows(X, Y, sample_weight)
+        rows = xp.asarray(index)
+        init_data = TrainingData(data.X[rows], data.Y[rows], xp.asarray(weight), data.alpha)
+        host_X, host_Y = kernels.to_host(init_data.X), kernels.to_host(init_data.Y)
+        y_mean, y_scale = weighted_mean_and_scale(host_Y, weight)
+        Z = np.hstack([host_X, (host_Y - y_mean) / y_scale])
+        neutral = self._neutral_params(Y, sample_weight, X.shape[1])
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
 
         def make_start(i):
@@ -438,7 +561,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
             def build():
                 resp = initial_responsibilities(kind, Z, weight, self.n_experts, rng)
-                return initial_params(family, kernels, init_data, neutral, resp)
+                return initial_params(family, kernels, init_data, neutral, xp.asarray(resp))
 
             return kind, build
 
@@ -472,9 +595,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return self._params["gate_coef"].shape[0]
 
     def _standardize(self, X):
+        """Validated, standardised X in the namespace of the backend that predicts on it."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=FLOAT_DTYPES, reset=False)
-        return standardize(X, self._x_mean, self._x_scale)
+        kernels = resolve_backend(self.backend, X)
+        if is_device_array(X) and kernels.device:
+            X = self._validated_device_X(X, reset=False)
+        else:
+            X = validate_data(self, to_host(X), dtype=FLOAT_DTYPES, reset=False)
+        return in_namespace(standardize(X, self._x_mean, self._x_scale), kernels)
 
     def _log_gate(self, Xs, routed=True):
         """Log gate (n, K); routed: the one prediction mixes with (``gating``, ``top_k``)."""
@@ -493,19 +621,23 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         Returns
         -------
         gate : ndarray of shape (n_samples, n_experts)
-            Rows sum to 1.
+            Rows sum to 1. A CuPy array for CuPy input.
         """
-        return np.exp(self._log_gate(self._standardize(X), routed=False))
+        Xs = self._standardize(X)
+        return as_caller(array_namespace(Xs).exp(self._log_gate(Xs, routed=False)), X)
 
     def _e_step(self, X, y):
+        """Routed E-step: ``(log_norm (n,), resp (n, K))`` in the namespace of the backend."""
         Xs = self._standardize(X)
-        Y = self._encode_targets(y, fitting=False)
+        kernels = resolve_backend(self.backend, Xs)
+        # targets are encoded where they are (device labels stay on the device)
+        y = y if kernels.device else to_host(y)
+        Y = in_namespace(self._encode_targets(y, fitting=False), kernels)
         if Y.shape[0] != Xs.shape[0]:
             raise ValueError(
                 f"X and y have inconsistent numbers of samples: {Xs.shape[0]} and {Y.shape[0]}."
             )
-        kernels = resolve_backend(self.backend, Xs)
-        resp = np.empty((Xs.shape[0], self._fitted_n_experts), dtype=Xs.dtype)
+        resp = kernels.xp.empty((Xs.shape[0], self._fitted_n_experts), dtype=Xs.dtype)
         log_norm = routed_e_step(self._family, kernels, Xs, Y, self._params, resp, self.gating,
                                  self.top_k)
         return log_norm, resp
@@ -526,9 +658,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         Returns
         -------
         resp : ndarray of shape (n_samples, n_experts)
-            Rows sum to 1.
+            Rows sum to 1. A CuPy array for CuPy input.
         """
-        return self._e_step(X, y)[1]
+        return as_caller(self._e_step(X, y)[1], X)
 
     @single_threaded_blas
     def log_likelihood(self, X, y, sample_weight=None):
@@ -550,6 +682,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         log_likelihood : float
         """
         log_norm = self._e_step(X, y)[0]
+        if is_device_array(log_norm):
+            sample_weight = check_device_sample_weight(sample_weight, log_norm,
+                                                       ensure_non_negative=False)
+            return float(array_namespace(log_norm).average(log_norm, weights=sample_weight))
         sample_weight = _check_sample_weight(sample_weight, log_norm[:, None])
         return float(np.average(log_norm, weights=sample_weight))
 
@@ -571,7 +707,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         bic : float
             -2 log L + n_parameters * log(n_samples).
         """
-        n_samples = np.shape(X)[0]
+        n_samples = _num_samples(X)
         total = self.log_likelihood(X, y) * n_samples
         return -2.0 * total + self._n_parameters() * np.log(n_samples)
 
@@ -583,5 +719,5 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         aic : float
             -2 log L + 2 n_parameters.
         """
-        total = self.log_likelihood(X, y) * np.shape(X)[0]
+        total = self.log_likelihood(X, y) * _num_samples(X)
         return -2.0 * total + 2.0 * self._n_parameters()

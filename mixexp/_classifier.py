@@ -1,13 +1,24 @@
 """MixtureOfExpertsClassifier: multinomial logistic experts behind a softmax gate."""
 
+import warnings
+
 import numpy as np
 from scipy.special import logsumexp
 from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.exceptions import DataConversionWarning
+from sklearn.metrics import accuracy_score
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
-from ._backend import resolve_backend, single_threaded_blas
+from ._backend import (
+    array_namespace,
+    as_caller,
+    is_device_array,
+    resolve_backend,
+    single_threaded_blas,
+    to_host,
+)
 from ._base import BaseMixtureOfExperts, to_internal_scale, to_user_scale
 from ._experts import LogisticExperts
 
@@ -123,12 +134,19 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         ``solver="adam"`` stops when the training objective has not
         improved by more than ``tol`` for this many epochs (and returns the
         best parameters seen), as MLPRegressor does.
-    backend : {"auto", "numpy", "numba"}, default="auto"
+    backend : {"auto", "numpy", "numba", "cupy"}, default="auto"
         Kernel backend for the per-sample work. ``"numba"``: compiled,
         fused and multi-threaded CPU kernels (compiled on first use, then
         cached on disk). ``"numpy"``: the reference implementation.
-        ``"auto"`` picks Numba when it can be imported, else NumPy, and
-        never fails.
+        ``"cupy"``: the whole fit on an NVIDIA GPU (``pip install
+        "mixexp[gpu]"``); the data stay on the device and only parameters
+        and scalars cross to the host; predictions come back in the input's
+        array type (CuPy in, CuPy out; labels that CuPy cannot hold, such as
+        strings, come back as NumPy arrays). ``"auto"`` picks CuPy for CuPy
+        input, else Numba when it can be imported, else NumPy, and never
+        fails; an explicit ``"numba"`` or ``"cupy"`` that cannot be imported
+        raises an ImportError naming what to install (``"cupy"`` without a
+        GPU, a RuntimeError). Fitted attributes are NumPy arrays.
     warm_start : bool, default=False
         If True and the estimator is already fitted on data with the same
         features and classes, fit starts from the previous solution (and
@@ -289,6 +307,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         -------
         self : object
         """
+        classes = to_host(classes)  # classes_ is a host array, also for CuPy input
         if _check_partial_fit_first_call(self, classes) and self.classes_.size < 2:
             raise ValueError(
                 f"{type(self).__name__} needs at least 2 classes, got classes={classes!r}."
@@ -302,7 +321,12 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         return self._encode_targets(y, fitting=False)
 
     def _encode_targets(self, y, *, fitting):
-        """One-hot classes (n, C); learns ``classes_`` when fitting."""
+        """One-hot classes (n, C); learns ``classes_`` when fitting.
+
+        CuPy labels are encoded on the device (``classes_`` is a host array).
+        """
+        if is_device_array(y):
+            return self._encode_device_targets(y, fitting)
         if fitting:
             check_classification_targets(y)
             self.classes_, codes = np.unique(y, return_inverse=True)
@@ -325,6 +349,32 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         one_hot[np.arange(codes.size), codes.ravel()] = 1.0
         return one_hot
 
+    def _encode_device_targets(self, y, fitting):
+        """:meth:`_encode_targets` for CuPy labels, on the device."""
+        xp = array_namespace(y)
+        y = _device_labels(y)
+        if fitting:
+            classes, codes = xp.unique(y, return_inverse=True)
+            self.classes_ = to_host(classes)
+            if self.classes_.size < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs samples of at least 2 classes in the data, "
+                    f"but the data contains only one class: {self.classes_.tolist()[0]!r}."
+                )
+            self._n_targets = self.classes_.size
+        else:
+            if self.classes_.dtype.kind in "biuf":
+                unseen = ~xp.isin(y, xp.asarray(self.classes_))
+            else:  # string or object classes: CuPy labels match none of them
+                unseen = xp.ones(y.shape, dtype=bool)
+            if bool(unseen.any()):
+                raise ValueError(
+                    f"y contains labels not seen during fit: {to_host(xp.unique(y[unseen]))[:5]!r}"
+                    f"; known classes are {self.classes_!r}."
+                )
+            codes = xp.searchsorted(xp.asarray(self.classes_), y)
+        return (codes.reshape(-1, 1) == xp.arange(self.classes_.size)).astype(np.float64)
+
     @staticmethod
     def _expert_family_class():
         return LogisticExperts
@@ -335,7 +385,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     def _neutral_expert_params(self, Y, sample_weight, n_features):
         n_classes = Y.shape[1]
         # every expert starts at the class priors, smoothed so none is -inf
-        prior = (sample_weight @ Y + 1.0) / (sample_weight.sum() + n_classes)
+        prior = to_host((sample_weight @ Y + 1.0) / (sample_weight.sum() + n_classes))
         log_prior = np.log(prior) - np.log(prior).mean()
         return {
             "coef": np.zeros((self.n_experts, n_classes, n_features)),
@@ -371,11 +421,11 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         Returns
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
-            Columns follow ``classes_``.
+            Columns follow ``classes_``. A CuPy array for CuPy input.
         """
         Xs = self._standardize(X)
         log_joint = self._log_gate(Xs)[:, :, None] + self._expert_log_proba(Xs)
-        return logsumexp(log_joint, axis=1)
+        return as_caller(_log_sum_over_experts(log_joint), X)
 
     def predict_proba(self, X):
         """Class probabilities sum_k g_k(x) p_k(y = c | x).
@@ -391,9 +441,11 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
-            Rows sum to 1; columns follow ``classes_``.
+            Rows sum to 1; columns follow ``classes_``. A CuPy array for
+            CuPy input.
         """
-        proba = np.exp(self.predict_log_proba(X))
+        log_proba = self.predict_log_proba(X)
+        proba = array_namespace(log_proba).exp(log_proba)
         # exp of a log-sum-exp can drift from 1 by rounding; renormalise
         return proba / proba.sum(axis=1, keepdims=True)
 
@@ -407,9 +459,15 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            A CuPy array for CuPy input, unless the classes are labels CuPy
+            cannot hold (strings, objects).
         """
         log_proba = self.predict_log_proba(X)  # checks fitted before classes_ is read
-        return self.classes_[np.argmax(log_proba, axis=1)]
+        xp = array_namespace(log_proba)
+        index = xp.argmax(log_proba, axis=1)
+        if is_device_array(index) and self.classes_.dtype.kind in "biuf":
+            return xp.asarray(self.classes_)[index]
+        return self.classes_[to_host(index)]
 
     @single_threaded_blas
     def predict_experts(self, X):
@@ -422,5 +480,60 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         Returns
         -------
         proba : ndarray of shape (n_samples, n_experts, n_classes)
+            A CuPy array for CuPy input.
         """
-        return np.exp(self._expert_log_proba(self._standardize(X)))
+        Xs = self._standardize(X)
+        return as_caller(array_namespace(Xs).exp(self._expert_log_proba(Xs)), X)
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy of ``predict(X)``, as ``ClassifierMixin.score``.
+
+        CuPy input is predicted on the device; only the predicted labels,
+        ``y`` and ``sample_weight`` cross to the host, where the metric is
+        computed.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        y_pred = to_host(self.predict(X))
+        return accuracy_score(to_host(y), y_pred, sample_weight=to_host(sample_weight))
+
+
+def _device_labels(y):
+    """CuPy class labels as 1-D, refusing continuous values as check_classification_targets does."""
+    xp = array_namespace(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected. Please change the "
+            "shape of y to (n_samples, ), for example using ravel().",
+            DataConversionWarning, stacklevel=4,
+        )
+        y = y.ravel()
+    if y.ndim != 1:
+        raise ValueError(f"y should be a 1d array, got an array of shape {y.shape} instead.")
+    if y.dtype.kind == "f" and not bool(xp.all(y == xp.floor(y))):
+        raise ValueError(
+            "Unknown label type: continuous. Maybe you are trying to fit a classifier, which "
+            "expects discrete classes on a regression target with continuous values."
+        )
+    return y
+
+
+def _log_sum_over_experts(log_joint):
+    """log sum_k exp(log_joint[:, k, :]): (n, C).
+
+    SciPy's logsumexp on the host; the same shifted formula on the device.
+    """
+    if not is_device_array(log_joint):
+        return logsumexp(log_joint, axis=1)
+    xp = array_namespace(log_joint)
+    shift = xp.max(log_joint, axis=1, keepdims=True)
+    shift = xp.where(xp.isfinite(shift), shift, xp.zeros_like(shift))
+    return xp.log(xp.sum(xp.exp(log_joint - shift), axis=1)) + shift[:, 0]

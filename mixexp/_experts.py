@@ -3,6 +3,9 @@
 A family works on internally standardised inputs ``X`` (n, d) and a 2-D
 target ``Y`` (n, t); parameters live in a dict shared with the gate
 (``gate_coef``, ``gate_intercept``) so that a solver can treat them as one.
+Per-sample arrays live in the namespace of the kernel bundle (``kernels.xp``,
+the GPU for backend="cupy"); parameters and the M-step's small solves are
+host NumPy.
 """
 
 import numpy as np
@@ -114,7 +117,8 @@ class GaussianExperts:
         return {
             "coef": (xr - penalty_scale * self.weight_penalty * coef) / variance[:, :, None],
             "intercept": r_sum / variance,
-            "variance": 0.5 * ((rss + penalties) / variance - W.sum(axis=0)[:, None]),
+            "variance": 0.5 * ((rss + penalties) / variance
+                               - kernels.to_host(W.sum(axis=0))[:, None]),
         }
 
     @staticmethod
@@ -159,9 +163,9 @@ class LogisticExperts:
         """
         coef = params["coef"].copy()
         intercept = params["intercept"].copy()
-        w_sum = W.sum(axis=0)
+        w_sum = kernels.to_host(W.sum(axis=0))
         active = w_sum > _EMPTY_EXPERT * max(w_sum.sum(), np.finfo(float).tiny)
-        log_p = np.empty(Y.shape, dtype=X.dtype)
+        log_p = kernels.xp.empty(Y.shape, dtype=X.dtype)
         for k in np.flatnonzero(active):
             coef[k], intercept[k] = fit_multinomial_logistic(
                 kernels, X, W[:, k : k + 1] * Y, coef[k], intercept[k], self.weight_penalty,

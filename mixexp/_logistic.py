@@ -22,13 +22,13 @@ _NEWTON_MAX_PARAMS = 160
 _OBJECTIVE_ROWS = 65_536
 
 
-def _penalised_objective(targets, log_p, coef, penalty):
+def _penalised_objective(xp, targets, log_p, coef, penalty):
     # summed by blocks of rows in float64: no (n, C) temporary (a large fit's
     # peak memory), and float32 inputs lose nothing more in the sum
     data_term = 0.0
     for start in range(0, targets.shape[0], _OBJECTIVE_ROWS):
         rows = slice(start, start + _OBJECTIVE_ROWS)
-        data_term += float(np.sum(targets[rows] * log_p[rows], dtype=np.float64))
+        data_term += float(xp.sum(targets[rows] * log_p[rows], dtype=np.float64))
     return data_term - float(np.sum(penalty * coef**2))
 
 
@@ -66,7 +66,7 @@ def _bound_ascent(kernels, X, targets, coef, intercept, penalty, max_iter):
     bound[:d, :d] = 0.5 * gram[0] + 2.0 * np.diag(penalty)
     bound[:d, d] = bound[d, :d] = 0.5 * x_sum[0]
     bound[d, d] = 0.5 * w_sum[0]
-    unit_weights = np.ones((X.shape[0], 1), dtype=X.dtype)
+    unit_weights = kernels.xp.ones((X.shape[0], 1), dtype=X.dtype)
     for _ in range(max_iter):
         grad_coef, grad_intercept = kernels.logistic_gradient(
             X, targets, unit_weights, coef[None], intercept[None]
@@ -91,6 +91,8 @@ def fit_multinomial_logistic(kernels, X, targets, coef, intercept, penalty, *, m
     Parameters
     ----------
     kernels : kernel bundle
+        Per-sample arrays (``X``, ``targets``, ``log_p``) live in its
+        namespace; parameters are host arrays.
     X : ndarray of shape (n, d)
     targets : ndarray of shape (n, C)
         Non-negative weighted targets T (soft labels times sample weights).
@@ -118,17 +120,18 @@ def fit_multinomial_logistic(kernels, X, targets, coef, intercept, penalty, *, m
     # Boehning's bound minorises the logistic part only: not with an extra term
     if extra is None and n_classes * (d + 1) > _NEWTON_MAX_PARAMS:
         return _bound_ascent(kernels, X, targets, coef, intercept, penalty, 2 * max_iter)
+    xp = kernels.xp
     if log_p is None:
-        log_p = np.empty((X.shape[0], n_classes), dtype=X.dtype)
+        log_p = xp.empty((X.shape[0], n_classes), dtype=X.dtype)
 
     def whole_objective(log_p, coef):
-        value = _penalised_objective(targets, log_p, coef, penalty)
+        value = _penalised_objective(xp, targets, log_p, coef, penalty)
         return value if extra is None else value - extra(log_p)[0]
 
     kernels.log_gate(X, coef, intercept, out=log_p)  # log-softmax of a linear map
     objective = whole_objective(log_p, coef)
     total_weight = float(targets.sum())
-    trial_log_p = np.empty_like(log_p)
+    trial_log_p = xp.empty_like(log_p)
     penalty_curvature = np.zeros((n_classes, d + 1))
     penalty_curvature[:, :d] = 2.0 * penalty
 
@@ -137,8 +140,8 @@ def fit_multinomial_logistic(kernels, X, targets, coef, intercept, penalty, *, m
         grad[:, :d] -= 2.0 * penalty * coef
         if extra is not None:
             logit_gradient = extra(log_p)[1]
-            grad[:, :d] -= logit_gradient.T @ X
-            grad[:, d] -= logit_gradient.sum(axis=0)
+            grad[:, :d] -= kernels.to_host(logit_gradient.T @ X)
+            grad[:, d] -= kernels.to_host(logit_gradient.sum(axis=0))
         neg_hess = -hess.reshape(n_classes * (d + 1), n_classes * (d + 1))
         neg_hess[np.diag_indices_from(neg_hess)] += penalty_curvature.ravel()
 

@@ -4,11 +4,20 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import RegressorMixin
+from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array
 
-from ._backend import resolve_backend, single_threaded_blas
+from ._backend import (
+    array_namespace,
+    as_caller,
+    check_device_array,
+    is_device_array,
+    resolve_backend,
+    single_threaded_blas,
+    to_host,
+)
 from ._base import BaseMixtureOfExperts, to_internal_scale, to_user_scale
 from ._experts import GaussianExperts
 
@@ -132,14 +141,19 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         ``solver="adam"`` stops when the training objective has not
         improved by more than ``tol`` for this many epochs (and returns the
         best parameters seen), as MLPRegressor does.
-    backend : {"auto", "numpy", "numba"}, default="auto"
+    backend : {"auto", "numpy", "numba", "cupy"}, default="auto"
         Kernel backend for the per-sample work. ``"numba"``: compiled,
         fused and multi-threaded CPU kernels (compiled on first use, then
         cached on disk). ``"numpy"``: the reference implementation.
-        ``"auto"`` picks Numba when it can be imported, else NumPy, and
-        never fails; an explicit ``"numba"`` without Numba raises an
-        ImportError. The fitted model does not depend on the backend beyond
-        rounding.
+        ``"cupy"``: the whole fit on an NVIDIA GPU (``pip install
+        "mixexp[gpu]"``); the data stay on the device and only parameters
+        and scalars cross to the host; predictions come back in the input's
+        array type (CuPy in, CuPy out). ``"auto"`` picks CuPy for CuPy
+        input, else Numba when it can be imported, else NumPy, and never
+        fails; an explicit ``"numba"`` or ``"cupy"`` that cannot be imported
+        raises an ImportError naming what to install (``"cupy"`` without a
+        GPU, a RuntimeError). The fitted model does not depend on the
+        backend beyond rounding, and its attributes are NumPy arrays.
     warm_start : bool, default=False
         If True and the estimator is already fitted on data with the same
         features and number of targets, fit starts from the previous
@@ -305,16 +319,22 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
                 ) from None
 
     def _encode_targets(self, y, *, fitting):
+        """Targets as float64 (n, t) in the namespace of ``y`` (CuPy ones stay on the device)."""
+        xp = array_namespace(y)
         if fitting:
-            self._y_ndim = np.ndim(y)
+            self._y_ndim = y.ndim  # y is validated: an array
         else:
-            y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+            if is_device_array(y):
+                y = check_device_array(y, input_name="y", estimator_name=type(self).__name__,
+                                       ensure_2d=False, dtype=(np.float64,))
+            else:
+                y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
             if y.ndim != self._y_ndim and not (y.ndim == 1 and self._n_targets == 1):
                 raise ValueError(
                     f"y has {y.ndim} dimension(s) but the model was fitted on "
                     f"{self._y_ndim}-dimensional targets."
                 )
-        Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+        Y = xp.asarray(y, dtype=np.float64).reshape(len(y), -1)
         if fitting:
             self._n_targets = Y.shape[1]
         elif Y.shape[1] != self._n_targets:
@@ -334,9 +354,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         )
 
     def _target_variance_floor(self, Y, sample_weight):
-        mean = np.average(Y, axis=0, weights=sample_weight)
-        variance = np.average((Y - mean) ** 2, axis=0, weights=sample_weight)
-        mean_square = np.average(Y**2, axis=0, weights=sample_weight)
+        mean, variance, mean_square = _target_moments(Y, sample_weight)
         # A target constant up to rounding (relative spread below 1e-12; its
         # computed variance is ~1e-31, not 0) has no noise scale of its own:
         # use a millionth of its magnitude, far above the rounding errors of
@@ -350,8 +368,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
     def _neutral_expert_params(self, Y, sample_weight, n_features):
         n_targets = Y.shape[1]
-        mean = np.average(Y, axis=0, weights=sample_weight)
-        variance = np.average((Y - mean) ** 2, axis=0, weights=sample_weight)
+        mean, variance, _ = _target_moments(Y, sample_weight)
         variance = np.maximum(variance, self._target_variance_floor(Y, sample_weight))
         return {
             "coef": np.zeros((self.n_experts, n_targets, n_features)),
@@ -360,7 +377,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         }
 
     def _squeeze_targets(self, array, target_axis):
-        return np.take(array, 0, axis=target_axis) if self._y_ndim == 1 else array
+        if self._y_ndim != 1:
+            return array
+        return array_namespace(array).take(array, 0, axis=target_axis)
 
     def _expert_params_to_user(self, params):
         coef, intercept = to_user_scale(
@@ -403,19 +422,23 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         Returns
         -------
         mean : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            A CuPy array for CuPy input.
         std : ndarray of the same shape
             Only when ``return_std=True``.
         """
         Xs = self._standardize(X)
-        gate = np.exp(self._log_gate(Xs))
+        xp = array_namespace(Xs)
+        gate = xp.exp(self._log_gate(Xs))
         means = self._expert_means(Xs)
-        mean = np.einsum("nk,nkt->nt", gate, means)
+        mean = xp.einsum("nk,nkt->nt", gate, means)
         if not return_std:
-            return self._squeeze_targets(mean, 1)
-        variance = self._params["variance"].astype(gate.dtype)  # float32 input stays float32
-        second_moment = np.einsum("nk,nkt->nt", gate, means**2) + gate @ variance
-        std = np.sqrt(np.maximum(second_moment - mean**2, 0.0))
-        return self._squeeze_targets(mean, 1), self._squeeze_targets(std, 1)
+            return as_caller(self._squeeze_targets(mean, 1), X)
+        # float32 input stays float32
+        variance = xp.asarray(self._params["variance"], dtype=gate.dtype)
+        second_moment = xp.einsum("nk,nkt->nt", gate, means**2) + gate @ variance
+        std = xp.sqrt(xp.maximum(second_moment - mean**2, 0.0))
+        return (as_caller(self._squeeze_targets(mean, 1), X),
+                as_caller(self._squeeze_targets(std, 1), X))
 
     @single_threaded_blas
     def predict_experts(self, X):
@@ -429,5 +452,38 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         -------
         predictions : ndarray of shape (n_samples, n_experts) or \
                 (n_samples, n_experts, n_targets)
+            A CuPy array for CuPy input.
         """
-        return self._squeeze_targets(self._expert_means(self._standardize(X)), 2)
+        return as_caller(self._squeeze_targets(self._expert_means(self._standardize(X)), 2), X)
+
+    def score(self, X, y, sample_weight=None):
+        """Coefficient of determination R^2 of ``predict(X)``, as ``RegressorMixin.score``.
+
+        CuPy input is predicted on the device; only the predictions, ``y``
+        and ``sample_weight`` cross to the host, where the metric is
+        computed.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        y_pred = to_host(self.predict(X))
+        return r2_score(to_host(y), y_pred, sample_weight=to_host(sample_weight))
+
+
+def _target_moments(Y, sample_weight):
+    """Weighted mean, variance and mean square of each target: host arrays (t,).
+
+    Computed where ``Y`` lives (on the device for CuPy input).
+    """
+    xp = array_namespace(Y)
+    mean = xp.average(Y, axis=0, weights=sample_weight)
+    variance = xp.average((Y - mean) ** 2, axis=0, weights=sample_weight)
+    mean_square = xp.average(Y**2, axis=0, weights=sample_weight)
+    return to_host(mean), to_host(variance), to_host(mean_square)

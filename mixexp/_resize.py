@@ -28,10 +28,10 @@ _SPLIT_STEP = 1e-2
 
 def _split_one(family, kernels, data, params, rng):
     n_samples, n_experts = data.X.shape[0], params["gate_coef"].shape[0]
-    resp = np.empty((n_samples, n_experts), dtype=data.X.dtype)
+    resp = kernels.xp.empty((n_samples, n_experts), dtype=data.X.dtype)
     family.e_step(kernels, data.X, data.Y, params, resp)
     log_p = family.log_density(kernels, data.X, data.Y, params)
-    misfit = -(data.sample_weight @ (resp * log_p))
+    misfit = -kernels.to_host(data.sample_weight @ (resp * log_p))
     j = int(np.argmax(misfit))
 
     grown = {}
@@ -54,7 +54,7 @@ def _split_one(family, kernels, data, params, rng):
 
 def _prune(kernels, data, params, n_experts):
     log_g = kernels.log_gate(data.X, params["gate_coef"], params["gate_intercept"])
-    usage = data.sample_weight @ np.exp(log_g)
+    usage = kernels.to_host(data.sample_weight @ kernels.xp.exp(log_g))
     # the n_experts most used, in their original order
     keep = np.sort(np.argsort(-usage, kind="stable")[:n_experts])
     return {key: value[keep].copy() for key, value in params.items()}
@@ -82,7 +82,7 @@ def resize_experts(family, kernels, data, params, n_experts, rng):
     family : expert family
     kernels : kernel bundle
     data : TrainingData
-        The data of the new fit (standardised).
+        The data of the new fit (standardised), in the kernels' namespace.
     params : dict of ndarray
         Internal parameters of the previous fit, expert axis first.
     n_experts : int

@@ -10,7 +10,8 @@ sum_i max_k log g_k(x_i) p_k(y_i | x_i).
 
 The math that touches every sample (top-k selection and renormalisation,
 the classification E-step) lives in the kernels; this module only decides
-which kernel a mode needs.
+which kernel a mode needs. Per-sample arrays live in the kernels' namespace
+(``kernels.xp``); the summaries it returns are host values.
 """
 
 import numpy as np
@@ -70,13 +71,13 @@ def routed_e_step(family, kernels, X, Y, params, resp, gating, top_k):
 _SUM_ROWS = 65_536
 
 
-def weighted_column_sums(weights, A):
-    """weights @ A in float64, by blocks of rows: no float64 copy of a float32 A."""
-    total = np.zeros(A.shape[1])
+def weighted_column_sums(kernels, weights, A):
+    """weights @ A in float64, by blocks of rows: no float64 copy of a float32 A; host (m,)."""
+    total = kernels.xp.zeros(A.shape[1])
     for start in range(0, A.shape[0], _SUM_ROWS):
         rows = slice(start, start + _SUM_ROWS)
         total += weights[rows] @ A[rows].astype(np.float64, copy=False)
-    return total
+    return kernels.to_host(total)
 
 
 def training_summary(family, kernels, data, params, gating, top_k):
@@ -91,7 +92,7 @@ def training_summary(family, kernels, data, params, gating, top_k):
     """
     weights = data.sample_weight / data.total_weight
     X, Y = data.X, data.Y
-    resp = np.empty((X.shape[0], params["gate_coef"].shape[0]), dtype=X.dtype)
+    resp = kernels.xp.empty((X.shape[0], params["gate_coef"].shape[0]), dtype=X.dtype)
     if gating == "hard":
         log_joint = kernels.log_gate(X, params["gate_coef"], params["gate_intercept"])
         log_joint += family.log_density(kernels, X, Y, params)
@@ -99,11 +100,11 @@ def training_summary(family, kernels, data, params, gating, top_k):
         del log_joint
     else:
         log_norm = family.e_step(kernels, X, Y, params, resp)
-    share = weighted_column_sums(weights, resp)
+    share = weighted_column_sums(kernels, weights, resp)
     if routing_k(gating, top_k, resp.shape[1]) is not None:
         log_norm = routed_e_step(family, kernels, X, Y, params, resp, gating, top_k)
     del resp
     gate = kernels.log_gate(X, params["gate_coef"], params["gate_intercept"])
     gate = routed_log_gate(kernels, gate, gating, top_k)
-    usage = weighted_column_sums(weights, np.exp(gate, out=gate))
+    usage = weighted_column_sums(kernels, weights, kernels.xp.exp(gate, out=gate))
     return float(weights @ log_norm), usage, share

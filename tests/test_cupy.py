@@ -26,15 +26,11 @@ no ``.reshape``, ``.astype``, ``.copy`` nor ``.flags``, and it has no
 ``isneginf`` nor ``concatenate`` (nor ``put_along_axis``).
 """
 
-import ctypes
 import importlib
 import importlib.util
-import re
 import shutil
-import subprocess
 import sys
 import types
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +39,20 @@ from numpy.testing import assert_array_equal
 
 from mixexp._kernels import KERNEL_NAMES, _array_api
 from mixexp._kernels import _numpy as REFERENCE
+
+
+def _load_emulation():
+    """tests/_cupy_emulation.py, loaded once by path (the tests are not a package)."""
+    name = "mixexp_tests_cupy_emulation"
+    if name not in sys.modules:
+        path = Path(__file__).with_name("_cupy_emulation.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+_emulated_cupy = _load_emulation().emulated_cupy
 
 RTOL = {np.float64: 1e-10, np.float32: 1e-4}
 DTYPES = [np.float64, np.float32]
@@ -171,105 +181,6 @@ def run_reference(name, p):
 
 # ---------------------------------------------------------------------------
 # The CuPy emulator: NumPy arrays, and CUDA source run on the host
-
-
-_SHIM = r"""
-#include <cmath>
-#include <cstring>
-using std::exp;
-using std::log;
-struct dim3_t { unsigned int x, y, z; };
-extern "C" { dim3_t threadIdx, blockIdx, blockDim, gridDim; }
-#define __global__
-#define __device__
-#define __forceinline__ inline
-static inline double __longlong_as_double(long long bits) {
-    double value;
-    std::memcpy(&value, &bits, sizeof value);
-    return value;
-}
-"""
-
-_C_SCALARS = {"long long": np.int64, "int": np.int32, "double": np.float64}
-
-
-def _kernel_signature(code, name):
-    """Parameter types of kernel ``name`` in ``code``: dtypes of pointers, scalar types."""
-    data_type = re.search(r"typedef (\w+) T;", code).group(1)
-    pointee = {"T": np.dtype({"float": np.float32, "double": np.float64}[data_type]),
-               "double": np.dtype(np.float64)}
-    params = re.search(rf'__global__ void {name}\((.*?)\)\s*{{', code, re.S).group(1)
-    signature = []
-    for param in params.split(","):
-        words = param.replace("__restrict__", "").replace("const", "").split()[:-1]
-        kind = " ".join(words)
-        signature.append(("pointer", pointee[kind[:-1]]) if kind.endswith("*")
-                         else ("scalar", _C_SCALARS[kind]))
-    return signature
-
-
-class _EmulatedKernel:
-    def __init__(self, library, code, name):
-        self.function = getattr(library, name)
-        self.function.restype = None
-        self.signature = _kernel_signature(code, name)
-        self.dims = {key: (ctypes.c_uint * 3).in_dll(library, key)
-                     for key in ("gridDim", "blockDim", "blockIdx", "threadIdx")}
-
-    def _argument(self, value, expected):
-        kind, dtype = expected
-        if kind == "pointer":
-            assert isinstance(value, np.ndarray) and value.dtype == dtype, (value, dtype)
-            assert value.flags.c_contiguous, "kernels index rows as C-contiguous"
-            return ctypes.c_void_p(value.ctypes.data)
-        assert type(value) is dtype, (value, dtype)
-        return np.ctypeslib.as_ctypes_type(dtype)(value)
-
-    def __call__(self, grid, block, args, **kwargs):
-        assert len(args) == len(self.signature)
-        c_args = [self._argument(a, e) for a, e in zip(args, self.signature, strict=True)]
-        self.dims["gridDim"][0], self.dims["blockDim"][0] = grid[0], block[0]
-        for b in range(grid[0]):
-            self.dims["blockIdx"][0] = b
-            for t in range(block[0]):
-                self.dims["threadIdx"][0] = t
-                self.function(*c_args)
-
-
-def _emulated_cupy(build_dir):
-    """A ``cupy`` module whose arrays are NumPy's and whose RawModule runs on the host.
-
-    Threads run one after another, so this checks each thread's arithmetic,
-    indexing and grid-stride loop, not concurrency: the kernels share
-    nothing between threads (one row each, no shared memory) by design.
-    """
-    libraries = {}
-
-    def compile_source(code):
-        if code not in libraries:
-            stem = build_dir / f"module{len(libraries)}"
-            stem.with_suffix(".cpp").write_text(_SHIM + code)
-            built = subprocess.run(
-                ["g++", "-std=c++14", "-O1", "-Wall", "-Wextra", "-Werror", "-shared",
-                 "-fPIC", str(stem.with_suffix(".cpp")), "-o", str(stem.with_suffix(".so"))],
-                capture_output=True, text=True)
-            assert built.returncode == 0, built.stderr
-            libraries[code] = ctypes.CDLL(str(stem.with_suffix(".so")))
-        return libraries[code]
-
-    class RawModule:
-        def __init__(self, code, **kwargs):
-            self.code = code
-
-        def get_function(self, name):
-            return _EmulatedKernel(compile_source(self.code), self.code, name)
-
-    fake = types.ModuleType("cupy")
-    fake.__getattr__ = partial(getattr, np)  # everything else is NumPy's
-    fake.ndarray = np.ndarray
-    fake.asnumpy = np.asarray
-    fake.RawModule = RawModule
-    return fake
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,21 @@
 The estimators and solvers never import a backend module; they ask
 :func:`get_kernels` for a bundle and call its functions. ``_numpy`` is the
 reference implementation that defines correctness.
+
+Besides the kernels, a bundle says where its per-sample arrays live:
+
+* ``xp``: their array namespace (``numpy`` for the CPU backends, ``cupy``
+  for the GPU one), for the few array operations done outside the
+  kernels (buffers, exponentials, weighted sums);
+* ``device``: whether that is device memory (not NumPy);
+* ``to_host``: an array of ``xp`` as a host NumPy array (no copy on the
+  CPU backends).
 """
 
 from importlib import import_module
 from types import SimpleNamespace
+
+import numpy as np
 
 KERNEL_NAMES = (
     "log_gate",
@@ -27,17 +38,32 @@ KERNEL_NAMES = (
     "logistic_gradient",
 )
 
-_MODULES = {"numpy": "mixexp._kernels._numpy", "numba": "mixexp._kernels._numba"}
+_MODULES = {
+    "numpy": "mixexp._kernels._numpy",
+    "numba": "mixexp._kernels._numba",
+    "cupy": "mixexp._kernels._cupy",
+}
+# The array namespace of each backend's per-sample arrays.
+_NAMESPACES = {"numpy": "numpy", "numba": "numpy", "cupy": "cupy"}
 _CACHE = {}
 
 
 def get_kernels(name):
-    """Return the kernel bundle of backend ``name`` as a namespace of functions."""
+    """Return the kernel bundle of backend ``name`` as a namespace of functions.
+
+    Raises ImportError where the backend's package (Numba, CuPy) is missing;
+    whether a GPU is present is checked by ``mixexp._backend``.
+    """
     if name not in _MODULES:
         raise ValueError(f"Unknown kernel backend {name!r}; expected one of {sorted(_MODULES)}.")
     if name not in _CACHE:
         module = import_module(_MODULES[name])
+        xp = import_module(_NAMESPACES[name])
         _CACHE[name] = SimpleNamespace(
-            name=name, **{fn: getattr(module, fn) for fn in KERNEL_NAMES}
+            name=name,
+            xp=xp,
+            device=xp is not np,
+            to_host=getattr(xp, "asnumpy", np.asarray),
+            **{fn: getattr(module, fn) for fn in KERNEL_NAMES},
         )
     return _CACHE[name]

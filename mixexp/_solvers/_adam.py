@@ -55,14 +55,16 @@ def _batch_size(options, n_samples):
 
 def adam_epoch(objective, state, options):
     """One pass over ``objective.data`` in mini-batches, updating ``state`` in place."""
+    xp = objective.kernels.xp
     n_samples = objective.data.X.shape[0]
     batch_size = _batch_size(options, n_samples)
+    # the order is drawn on the host: the same batches on every backend
     order = state.rng.permutation(n_samples) if options.shuffle else None
     sample_weight = objective.data.sample_weight
     for start in range(0, n_samples, batch_size):
-        rows = slice(start, start + batch_size) if order is None else np.sort(
-            order[start : start + batch_size])
-        if not np.any(sample_weight[rows] > 0):
+        rows = slice(start, start + batch_size) if order is None else xp.asarray(np.sort(
+            order[start : start + batch_size]))
+        if not bool(xp.any(sample_weight[rows] > 0)):
             continue  # a batch of zero weight carries no information
         gradient = objective.evaluate(state.flat, rows=rows, rng=state.rng).gradient
         state.t += 1

@@ -47,10 +47,10 @@ class _Evaluation:
         penalty = family.penalty(params) + gate_penalty(params["gate_coef"], data.alpha)
         self.objective = self.log_likelihood - penalty / total
         if options.balance > 0:
-            self.objective -= balance_terms(np.exp(log_g), data.sample_weight,
+            self.objective -= balance_terms(kernels.xp.exp(log_g), data.sample_weight,
                                             options.balance)[0]
         # each expert's share of the training weight, from the responsibilities
-        self.share = (data.sample_weight @ resp) / total
+        self.share = kernels.to_host(data.sample_weight @ resp) / total
 
 
 # An expert with less than this share of the responsibilities has vanished.
@@ -103,11 +103,11 @@ class _Revival:
         self.tried.add(k)
         family, kernels, data, options = self.family, self.kernels, self.data, self.options
         proposal = replace_expert(family, kernels, data, params, k, self.rng)
-        trial_resp = np.empty_like(resp)
+        trial_resp = kernels.xp.empty_like(resp)
         _Evaluation(family, kernels, data, proposal, trial_resp, options)
         trial_resp *= data.sample_weight[:, None]
         proposal = m_step(family, kernels, data, proposal, trial_resp,
-                          log_g=np.empty_like(log_g), balance=options.balance)
+                          log_g=kernels.xp.empty_like(log_g), balance=options.balance)
         evaluation = _Evaluation(family, kernels, data, proposal, trial_resp, options)
         if not evaluation.objective >= current.objective:
             return None
@@ -142,9 +142,11 @@ def run_em(family, kernels, data, params, *, max_iter, tol, verbose=0, options=N
     """
     options = options or SolverOptions()
     n_experts = params["gate_coef"].shape[0]
-    # (n, K) buffers reused across iterations
-    resp = np.empty((data.X.shape[0], n_experts), dtype=data.X.dtype)
-    log_g = np.empty_like(resp)
+    # (n, K) buffers reused across iterations, where the data live (on the
+    # GPU for backend="cupy": per iteration only parameters, M-step
+    # statistics and a few scalars cross to the host)
+    resp = kernels.xp.empty((data.X.shape[0], n_experts), dtype=data.X.dtype)
+    log_g = kernels.xp.empty_like(resp)
     current = _Evaluation(family, kernels, data, params, resp, options)
     objective_history, log_likelihood_history = [], []
     revival = _Revival(family, kernels, data, options)

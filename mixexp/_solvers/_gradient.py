@@ -18,10 +18,15 @@ the gate: one E-step gives both.
 On a mini-batch the data term is the batch mean and the penalties keep the
 1 / S of the whole training set, so a batch gradient is an unbiased estimate
 of the full one (the balance term uses the batch's importance).
+
+The per-sample work runs where the data live (``kernels.xp``: on the GPU
+for backend="cupy"); the flat parameter and gradient vectors are host
+arrays, so SciPy's L-BFGS and the Adam updates run on the host.
 """
 
 import numpy as np
 
+from .._backend import array_namespace, to_host
 from .._balance import balance_terms
 from .._gating import gate_penalty
 from .._routing import posterior, routing_k
@@ -33,10 +38,12 @@ _LOG_VARIANCE_HEADROOM = 40.0
 
 
 def _weighted_center_scale(Y, sample_weight):
+    """Weighted mean and spread (1 where zero) of each target: host arrays (t,)."""
+    xp = array_namespace(Y)
     weights = sample_weight / sample_weight.sum()
     center = weights @ Y
-    scale = np.sqrt(weights @ (Y - center) ** 2)
-    return center, np.where(scale > 0, scale, 1.0)
+    scale = to_host(xp.sqrt(weights @ (Y - center) ** 2))
+    return to_host(center), np.where(scale > 0, scale, 1.0)
 
 
 class Packing:
@@ -194,8 +201,8 @@ class GradientObjective:
         Parameters
         ----------
         flat : ndarray of shape (size,)
-        rows : slice or ndarray of int, optional
-            A mini-batch.
+        rows : slice or array of int, optional
+            A mini-batch (an index array in the kernels' namespace).
         rng : numpy Generator, optional
             Draws the gate noise (``options.gate_noise``); without it the
             gate is noise-free, as in prediction.
@@ -207,6 +214,7 @@ class GradientObjective:
         Evaluation
         """
         data, kernels, options = self.data, self.kernels, self.options
+        xp = kernels.xp
         X, Y, sample_weight = data.X, data.Y, data.sample_weight
         if rows is not None:
             X, Y, sample_weight = X[rows], Y[rows], sample_weight[rows]
@@ -217,8 +225,9 @@ class GradientObjective:
         log_g = kernels.log_gate(X, params["gate_coef"], params["gate_intercept"])
         train_log_g = log_g
         if rng is not None and options.gate_noise > 0:
-            # noise on the logits, renormalised: log-softmax(z + noise)
-            noisy = log_g + options.gate_noise * rng.standard_normal(log_g.shape)
+            # noise on the logits, renormalised: log-softmax(z + noise); drawn
+            # on the host, so a seed gives the same noise on every backend
+            noisy = log_g + options.gate_noise * xp.asarray(rng.standard_normal(log_g.shape))
             train_log_g = noisy - kernels.normalize_log_joint(noisy)[0][:, None]
         k = None
         if options.gate_noise > 0 and not options.classify:
@@ -233,7 +242,7 @@ class GradientObjective:
         objective = log_likelihood - penalty / self.total_weight
         gate = None
         if options.balance > 0:
-            gate = np.exp(log_g)
+            gate = xp.exp(log_g)
             balance_penalty, balance_gradient = balance_terms(gate, sample_weight,
                                                               options.balance)
             objective -= balance_penalty
@@ -241,7 +250,7 @@ class GradientObjective:
             return Evaluation(objective, log_likelihood, None)
 
         # gate: (h - g~) per sample (h is one-hot and g~ dense for hard gating)
-        logit_gradient = resp - np.exp(train_log_g)
+        logit_gradient = resp - xp.exp(train_log_g)
         logit_gradient *= row_weight[:, None]
         if gate is not None:
             logit_gradient -= balance_gradient
@@ -249,7 +258,7 @@ class GradientObjective:
         gradients = self.family.gradient(
             kernels, X, Y, resp * row_weight[:, None], params, penalty_scale=penalty_scale
         )
-        gradients["gate_coef"] = (logit_gradient.T @ X
+        gradients["gate_coef"] = (kernels.to_host(logit_gradient.T @ X)
                                   - 2.0 * data.alpha * penalty_scale * params["gate_coef"])
-        gradients["gate_intercept"] = logit_gradient.sum(axis=0)
+        gradients["gate_intercept"] = kernels.to_host(logit_gradient.sum(axis=0))
         return Evaluation(objective, log_likelihood, self.packing.pack_gradient(gradients))

@@ -14,8 +14,7 @@ Prints two tables:
   tol=0)`` on ``make_moe_regression`` data of ``--fit-n`` rows, with
   backend="cupy" (CuPy arrays in) and backend="numba" (NumPy arrays in),
   and their ratio. Each fit runs once after a small warm-up fit per
-  backend (compilation); the fit table needs the estimators to accept
-  backend="cupy", and says so where they do not yet.
+  backend (compilation). The issue's target fit is ``--fit-n 1e7``.
 
 Exits with a message (status 1) where CuPy or a CUDA device is missing.
 

@@ -6,7 +6,7 @@ flexmix: linear-regression experts, a multinomial-logit gate
 (FLXPmultinom) and exactly 10 EM iterations (tolerance 0). flexmix's own
 timing of its ``flexmix()`` call is used (R's start-up and the CSV read are
 left out); mixexp's time is a whole ``fit`` with ``max_iter=10, tol=0``,
-its initialisation (k-means on a subsample of at most 20,000 rows)
+its initialisation (k-means on a subsample of at most 10,000 rows)
 included, Numba's compilation excluded (a warm-up fit first).
 
 Without R or flexmix (``apt-get install r-cran-flexmix``) the mixexp times

@@ -56,7 +56,7 @@ def balance_terms(gate, sample_weight, balance):
 
 
 def fit_balanced_gate(kernels, X, W, sample_weight, gate_coef, gate_intercept, alpha, balance,
-                      log_g=None, max_iter=3):
+                      log_g=None, log_g_ready=False, max_iter=3):
     """Gate M-step with load balancing.
 
     Maximises ``sum_ik W_ik log g_ik - alpha ||V||^2 - S balance CV^2(I)``
@@ -80,6 +80,8 @@ def fit_balanced_gate(kernels, X, W, sample_weight, gate_coef, gate_intercept, a
     alpha, balance : float
     log_g : ndarray of shape (n, K), optional
         Scratch buffer.
+    log_g_ready : bool, default=False
+        ``log_g`` holds the log gate of (gate_coef, gate_intercept) already.
     max_iter : int
         Steps at most.
 
@@ -98,5 +100,5 @@ def fit_balanced_gate(kernels, X, W, sample_weight, gate_coef, gate_intercept, a
 
     return fit_multinomial_logistic(
         kernels, X, W, gate_coef, gate_intercept, np.full(d, float(alpha)),
-        max_iter=max_iter, log_p=log_g, extra=balance_term,
+        max_iter=max_iter, log_p=log_g, log_p_ready=log_g_ready, extra=balance_term,
     )

@@ -37,17 +37,11 @@ class GaussianExperts:
         self.weight_penalty = weight_penalty
         self.variance_floor = variance_floor
 
-    def e_step(self, kernels, X, Y, params, resp):
-        """Fill ``resp`` (n, K); return log p(y_i | x_i), shape (n,)."""
+    def e_step(self, kernels, X, Y, params, resp, log_gate_out=None):
+        """Fill ``resp`` (n, K) (and the log gate into ``log_gate_out``); return log p(y | x)."""
         return kernels.gaussian_e_step(
-            X,
-            Y,
-            params["gate_coef"],
-            params["gate_intercept"],
-            params["coef"],
-            params["intercept"],
-            params["variance"],
-            resp,
+            X, Y, params["gate_coef"], params["gate_intercept"], params["coef"],
+            params["intercept"], params["variance"], resp, log_gate_out=log_gate_out,
         )
 
     def log_density(self, kernels, X, Y, params):
@@ -144,11 +138,11 @@ class LogisticExperts:
     def __init__(self, weight_penalty):
         self.weight_penalty = weight_penalty
 
-    def e_step(self, kernels, X, Y, params, resp):
-        """Fill ``resp`` (n, K); return log p(y_i | x_i), shape (n,)."""
+    def e_step(self, kernels, X, Y, params, resp, log_gate_out=None):
+        """Fill ``resp`` (n, K) (and the log gate into ``log_gate_out``); return log p(y | x)."""
         return kernels.logistic_e_step(
             X, Y, params["gate_coef"], params["gate_intercept"], params["coef"],
-            params["intercept"], resp,
+            params["intercept"], resp, log_gate_out=log_gate_out,
         )
 
     def log_density(self, kernels, X, Y, params):

@@ -11,12 +11,24 @@ import numpy as np
 from ._logistic import fit_multinomial_logistic
 
 
+# Newton steps per gate M-step. Warm-started from the previous iteration,
+# the gate is already close: the third step's gain was 1e-4 to 1e-16 nats
+# per sample against EM gains of 1e-1 to 1e-5 per iteration, and with two
+# steps EM reached the same optima (motorcycle K=3: -580.51719; n=1e5, K=3:
+# the same objective after 10 iterations to 3e-6) for two thirds of the
+# gate's cost. The initial M-step starts from a zero gate, far from its
+# optimum: it takes three.
+GATE_NEWTON_STEPS = 2
+INITIAL_GATE_NEWTON_STEPS = 3
+
+
 def gate_penalty(gate_coef, alpha):
     """alpha * ||V||^2 on the (standardised-scale) gate weights."""
     return alpha * float(np.sum(gate_coef**2))
 
 
-def fit_gate(kernels, X, W, gate_coef, gate_intercept, alpha, log_g=None):
+def fit_gate(kernels, X, W, gate_coef, gate_intercept, alpha, log_g=None, log_g_ready=False,
+             max_iter=GATE_NEWTON_STEPS):
     """Gate M-step: maximise sum_ik W_ik log g_k(x_i) - alpha ||V||^2.
 
     Parameters
@@ -31,6 +43,10 @@ def fit_gate(kernels, X, W, gate_coef, gate_intercept, alpha, log_g=None):
     alpha : float
     log_g : ndarray of shape (n, K), optional
         Scratch buffer.
+    log_g_ready : bool, default=False
+        ``log_g`` holds the log gate of (gate_coef, gate_intercept) already.
+    max_iter : int, default=GATE_NEWTON_STEPS
+        Newton steps at most.
 
     Returns
     -------
@@ -40,5 +56,6 @@ def fit_gate(kernels, X, W, gate_coef, gate_intercept, alpha, log_g=None):
         return np.zeros_like(gate_coef), np.zeros_like(gate_intercept)
     penalty = np.full(gate_coef.shape[1], float(alpha))
     return fit_multinomial_logistic(
-        kernels, X, W, gate_coef, gate_intercept, penalty, log_p=log_g
+        kernels, X, W, gate_coef, gate_intercept, penalty, max_iter=max_iter,
+        log_p=log_g, log_p_ready=log_g_ready,
     )

@@ -407,6 +407,19 @@ def test_e_step_fills_a_host_resp(harness):
     assert_matches(resp, desired, np.float64, 80)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_e_steps_also_write_the_log_gate(harness, dtype):
+    p = make_problem(90, 3, dtype)
+    gate = REFERENCE.log_gate(p.X, p.gate_coef, p.gate_intercept)
+    X = harness.to_device(p.X)
+    for name, expert in [("gaussian_e_step", (p.Y, p.coef, p.intercept, p.variance)),
+                         ("logistic_e_step", (p.labels, p.class_coef, p.class_intercept))]:
+        resp, log_g = harness.empty((90, 3), dtype=dtype), harness.empty((90, 3), dtype=dtype)
+        getattr(harness.kernels, name)(X, harness.to_device(expert[0]), p.gate_coef,
+                                       p.gate_intercept, *expert[1:], resp, log_gate_out=log_g)
+        assert_matches(harness.to_host(log_g), gate, dtype, 90)
+
+
 @pytest.mark.parametrize("k", [1, 2, 3, 7])
 def test_top_k_breaks_ties_toward_the_lower_expert(harness, k):
     with np.errstate(all="ignore"):

@@ -32,7 +32,10 @@ def _importable(name):
     return True
 
 
-BACKENDS = [name for name in sorted(_MODULES) if name != "numpy" and _importable(name)]
+# CPU backends on host arrays; the CuPy bundle (device arrays) has its own
+# harnesses in test_cupy.py and test_cupy_fit.py
+BACKENDS = [name for name in sorted(_MODULES)
+            if name not in ("numpy", "cupy") and _importable(name)]
 REFERENCE = get_kernels("numpy")
 RTOL = {np.float64: 1e-10, np.float32: 1e-4}
 DTYPES = [np.float64, np.float32]
@@ -216,6 +219,29 @@ def test_parallel_path_gives_each_row_the_serial_result(kernels, name, monkeypat
     parallel = RUNS[name](kernels, p)
     for a, b in zip(parallel, serial, strict=True):
         assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("family", ["gaussian", "logistic"])
+@pytest.mark.parametrize("n", [200, 6000], ids=["serial", "parallel"])
+def test_e_step_also_writes_the_log_gate(kernels, family, dtype, n):
+    # EM's gate M-step starts from the E-step's log gate instead of a pass of its own
+    p = make_problem(n, 4, dtype)
+    expert = ((p.Y, p.coef, p.intercept, p.variance) if family == "gaussian"
+              else (p.labels, p.class_coef, p.class_intercept))
+    args = (p.X, expert[0], p.gate_coef, p.gate_intercept, *expert[1:])
+    e_step = getattr(kernels, f"{family}_e_step")
+    resp, resp_with_gate = (np.empty(p.W.shape, dtype=dtype) for _ in range(2))
+    log_g = np.full(p.W.shape, np.nan, dtype=dtype)
+    log_norm = e_step(*args, resp)
+    assert_array_equal(e_step(*args, resp_with_gate, log_gate_out=log_g), log_norm)
+    assert_array_equal(resp_with_gate, resp)
+    alone = kernels.log_gate(p.X, p.gate_coef, p.gate_intercept)
+    assert log_g.dtype == dtype
+    if kernels.name == "numba":  # the same arithmetic as log_gate: bit-identical
+        assert_array_equal(log_g, alone)
+    else:
+        assert_allclose(log_g, alone, rtol=RTOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])

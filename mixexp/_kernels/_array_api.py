@@ -184,26 +184,34 @@ class ArrayKernels:
         quad = xp.sum(resid * resid / variance, axis=2)
         return -0.5 * (quad + xp.sum(LOG_2PI + xp.log(variance), axis=1))
 
-    def _e_step(self, X, expert_log_density, gate_coef, gate_intercept, width, resp):
+    def _e_step(self, X, expert_log_density, gate_coef, gate_intercept, width, resp,
+                log_gate_out=None):
         """Fill ``resp`` from float64 log joints, block by block; return the log-likelihood.
 
         ``expert_log_density(rows, X64)`` gives the experts' float64
         log-densities (rows, K) of a block of rows; ``width`` bounds the
-        block's temporaries per row.
+        block's temporaries per row. With ``log_gate_out``, the log gate is
+        written there too.
         """
         xp = self.xp
         n = X.shape[0]
         gate_w = self._param(gate_coef, np.float64)
         gate_b = self._param(gate_intercept, np.float64)
         out = self._output(resp, (n, gate_b.shape[0]), X.dtype)
+        gate_out = (None if log_gate_out is None
+                    else self._output(log_gate_out, (n, gate_b.shape[0]), X.dtype))
         log_norm = xp.empty(n, dtype=np.float64)
         for rows in self._blocks(n, width):
             X64 = self._f64(X[rows])
             logits = X64 @ gate_w.T + gate_b
             log_joint = logits - self._logsumexp(logits, axis=1)
+            if gate_out is not None:
+                gate_out[rows] = log_joint
             log_joint += expert_log_density(rows, X64)
             log_norm[rows], out[rows] = self._posterior(log_joint)
         self._deliver(out, resp)
+        if gate_out is not None:
+            self._deliver(gate_out, log_gate_out)
         return log_norm
 
     # -----------------------------------------------------------------------
@@ -233,11 +241,13 @@ class ArrayKernels:
         log_norm, resp = self._posterior(self._rows(log_joint, self._data_dtype(log_joint)))
         return log_norm, self._deliver(resp, resp_out)
 
-    def gaussian_e_step(self, X, Y, gate_coef, gate_intercept, coef, intercept, variance, resp):
+    def gaussian_e_step(self, X, Y, gate_coef, gate_intercept, coef, intercept, variance, resp,
+                        log_gate_out=None):
         """Whole E-step for Gaussian experts: fills ``resp`` (n, K), returns log p(y_i | x_i).
 
         The log-likelihood (n,) is float64, and so is the arithmetic, for
-        float32 data too.
+        float32 data too. With ``log_gate_out`` (n, K), the log gate is
+        written there as well.
         """
         dtype = self._data_dtype(X)
         X, Y = self._rows(X, dtype), self._rows(Y, dtype)
@@ -249,7 +259,8 @@ class ArrayKernels:
 
         n_experts, n_targets = variance.shape
         width = X.shape[1] + n_targets + n_experts * (3 * n_targets + 6)
-        return self._e_step(X, log_density, gate_coef, gate_intercept, width, resp)
+        return self._e_step(X, log_density, gate_coef, gate_intercept, width, resp,
+                            log_gate_out)
 
     def gaussian_predict(self, X, coef, intercept):
         """Each expert's mean: (n, K, t)."""
@@ -344,11 +355,12 @@ class ArrayKernels:
         log_p = self._log_softmax_groups(X, weights, bias, coef.shape[:2])
         return self._deliver(self.xp.sum(Y[:, None, :] * log_p, axis=2), out)
 
-    def logistic_e_step(self, X, Y, gate_coef, gate_intercept, coef, intercept, resp):
+    def logistic_e_step(self, X, Y, gate_coef, gate_intercept, coef, intercept, resp,
+                        log_gate_out=None):
         """Whole E-step for logistic experts: fills ``resp`` (n, K), returns log p(y_i | x_i).
 
-        The log-likelihood (n,) is float64, and so is the arithmetic
-        (see :meth:`gaussian_e_step`).
+        The log-likelihood (n,) is float64, and so is the arithmetic;
+        ``log_gate_out`` as in :meth:`gaussian_e_step`.
         """
         xp = self.xp
         dtype = self._data_dtype(X)
@@ -361,7 +373,8 @@ class ArrayKernels:
 
         n_experts, n_classes, d = coef.shape
         width = d + n_classes + n_experts * (4 * n_classes + 6)
-        return self._e_step(X, log_density, gate_coef, gate_intercept, width, resp)
+        return self._e_step(X, log_density, gate_coef, gate_intercept, width, resp,
+                            log_gate_out)
 
     def logistic_predict_log_proba(self, X, coef, intercept):
         """Each expert's class log-probabilities: (n, K, C)."""

@@ -384,11 +384,14 @@ class CupyKernels(ArrayKernels):
             log_joint, resp, log_norm, np.int64(n), np.int32(n_experts)))
         return log_norm, self._deliver(resp, resp_out)
 
-    def gaussian_e_step(self, X, Y, gate_coef, gate_intercept, coef, intercept, variance, resp):
+    def gaussian_e_step(self, X, Y, gate_coef, gate_intercept, coef, intercept, variance, resp,
+                        log_gate_out=None):
         """Whole fused E-step for Gaussian experts.
 
         Writes the responsibilities into ``resp`` (n, K) and returns the
         per-sample log-likelihood log p(y_i | x_i), shape (n,), float64.
+        ``log_gate_out`` (n, K), if given, receives the log gate, from the
+        log_gate kernel (a second pass: not fused here yet).
         """
         dtype = self._data_dtype(X)
         X, Y = self._device_rows(X, dtype), self._device_rows(Y, dtype)
@@ -401,12 +404,16 @@ class CupyKernels(ArrayKernels):
             X, Y, *params, out, log_norm, np.int64(n), np.int32(d), np.int32(n_targets),
             np.int32(n_experts)))
         self._deliver(out, resp)
+        if log_gate_out is not None:
+            self.log_gate(X, gate_coef, gate_intercept, out=log_gate_out)
         return log_norm
 
-    def logistic_e_step(self, X, Y, gate_coef, gate_intercept, coef, intercept, resp):
+    def logistic_e_step(self, X, Y, gate_coef, gate_intercept, coef, intercept, resp,
+                        log_gate_out=None):
         """Whole fused E-step for logistic experts: fills ``resp`` (n, K), returns log p(y_i | x_i).
 
-        The log-likelihood (n,) is float64 whatever X's dtype.
+        The log-likelihood (n,) is float64 whatever X's dtype; ``log_gate_out``
+        as in :meth:`gaussian_e_step`.
         """
         dtype = self._data_dtype(X)
         X, Y = self._device_rows(X, dtype), self._device_rows(Y, dtype)
@@ -419,6 +426,8 @@ class CupyKernels(ArrayKernels):
             X, Y, *params, out, log_norm, np.int64(n), np.int32(d), np.int32(n_classes),
             np.int32(n_experts)))
         self._deliver(out, resp)
+        if log_gate_out is not None:
+            self.log_gate(X, gate_coef, gate_intercept, out=log_gate_out)
         return log_norm
 
     def top_k_log_gate(self, log_g, k, out=None):

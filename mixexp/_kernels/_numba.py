@@ -454,7 +454,7 @@ def _normalize_rows(log_joint, log_norm, resp, start, stop):
 
 @njit(**_JIT)
 def _gaussian_e_step_rows(X, Y, gate_w, gate_b, mean_w, mean_b, half_precision, log_const,
-                          resp, log_norm, start, stop):
+                          resp, log_norm, log_g, start, stop):
     n_experts = gate_b.shape[0]
     xt = np.empty((X.shape[1], _BLOCK))
     yt = np.empty((Y.shape[1], _BLOCK))
@@ -471,6 +471,8 @@ def _gaussian_e_step_rows(X, Y, gate_w, gate_b, mean_w, mean_b, half_precision, 
         # logits and G subtracted once at the end (equal up to rounding).
         _linear_block(xt, nb, gate_w, gate_b, z)
         _lse_block(z, nb, e, shift, total, gate_norm)
+        if log_g.shape[0] > 0:  # the log gate too (log_gate's own arithmetic)
+            _write_log_softmax(z, gate_norm, nb, log_g[s0:s0 + nb])
         _linear_block(xt, nb, mean_w, mean_b, mu)
         _gaussian_joint_block(yt, nb, mu, half_precision, log_const, z)
         _lse_block(z, nb, e, shift, total, norm)
@@ -479,8 +481,8 @@ def _gaussian_e_step_rows(X, Y, gate_w, gate_b, mean_w, mean_b, half_precision, 
 
 
 @njit(**_JIT)
-def _logistic_e_step_rows(X, Y, gate_w, gate_b, class_w, class_b, resp, log_norm, start,
-                          stop):
+def _logistic_e_step_rows(X, Y, gate_w, gate_b, class_w, class_b, resp, log_norm, log_g,
+                          start, stop):
     n_experts, n_classes = gate_b.shape[0], Y.shape[1]
     xt = np.empty((X.shape[1], _BLOCK))
     yt = np.empty((n_classes, _BLOCK))
@@ -495,6 +497,8 @@ def _logistic_e_step_rows(X, Y, gate_w, gate_b, class_w, class_b, resp, log_norm
         _load_transposed(Y[s0:s0 + nb], yt)
         _linear_block(xt, nb, gate_w, gate_b, z)
         _lse_block(z, nb, e[:n_experts], shift, total, gate_norm)
+        if log_g.shape[0] > 0:
+            _write_log_softmax(z, gate_norm, nb, log_g[s0:s0 + nb])
         _linear_block(xt, nb, class_w, class_b, logits)
         _logistic_joint_block(yt, nb, logits, e[:n_classes], shift, total, norm, z)
         _lse_block(z, nb, e[:n_experts], shift, total, norm)
@@ -850,6 +854,14 @@ def _output(out, shape, dtype):
     return np.empty(shape, dtype=dtype)
 
 
+def _gate_output(log_gate_out, shape, dtype):
+    """Where an E-step writes the log gate: ``log_gate_out`` (or a stand-in to
+    copy into it), or an empty (0, K) array, which tells the kernel not to."""
+    if log_gate_out is None:
+        return np.empty((0, shape[1]), dtype=dtype)
+    return _output(log_gate_out, shape, dtype)
+
+
 def _deliver(result, out):
     """Copy ``result`` into ``out`` if it is not already there; return what the caller gets."""
     if out is None:
@@ -923,13 +935,16 @@ def normalize_log_joint(log_joint, resp_out=None):
     return log_norm, _deliver(resp, resp_out)
 
 
-def gaussian_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, variance, resp):
+def gaussian_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, variance, resp,
+                    log_gate_out=None):
     """Whole fused E-step for Gaussian experts.
 
     Writes the responsibilities into ``resp`` (n, K) and returns the
     per-sample log-likelihood log p(y_i | x_i), shape (n,), in float64 for
     float32 input too: rounded to float32, its noise (1e-8 relative) would
-    swamp EM's last gains and make the objective appear to decrease.
+    swamp EM's last gains and make the objective appear to decrease. With
+    ``log_gate_out`` (n, K), the log gate is written there in the same pass
+    (bit-identical to :func:`log_gate`).
     """
     X = _rows(X, X.dtype)
     Y = _rows(Y, X.dtype)
@@ -937,9 +952,12 @@ def gaussian_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, variance, 
     expert = _gaussian_params(coef, intercept, variance)
     out = _output(resp, resp.shape, X.dtype)
     log_norm = np.empty(X.shape[0])  # float64 whatever X's dtype: it feeds EM's sums
+    log_g = _gate_output(log_gate_out, out.shape, X.dtype)
     _row_wise(_gaussian_e_step_rows, out.shape[1],
-              X, Y, *gate, *expert, out, log_norm)
+              X, Y, *gate, *expert, out, log_norm, log_g)
     _deliver(out, resp)
+    if log_gate_out is not None:
+        _deliver(log_g, log_gate_out)
     return log_norm
 
 
@@ -1027,10 +1045,11 @@ def logistic_log_density(X, Y, coef, intercept, out=None):
     return _deliver(result, out)
 
 
-def logistic_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, resp):
+def logistic_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, resp, log_gate_out=None):
     """Whole fused E-step for logistic experts: fills ``resp`` (n, K), returns log p(y_i | x_i).
 
-    The log-likelihood (n,) is float64 whatever X's dtype (see gaussian_e_step).
+    The log-likelihood (n,) is float64 whatever X's dtype; ``log_gate_out``
+    as in :func:`gaussian_e_step`.
     """
     X = _rows(X, X.dtype)
     Y = _rows(Y, X.dtype)
@@ -1038,9 +1057,12 @@ def logistic_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, resp):
     expert = _stacked_linear_params(coef, intercept)
     out = _output(resp, resp.shape, X.dtype)
     log_norm = np.empty(X.shape[0])  # float64 whatever X's dtype: it feeds EM's sums
+    log_g = _gate_output(log_gate_out, out.shape, X.dtype)
     _row_wise(_logistic_e_step_rows, out.shape[1],
-              X, Y, *gate, *expert, out, log_norm)
+              X, Y, *gate, *expert, out, log_norm, log_g)
     _deliver(out, resp)
+    if log_gate_out is not None:
+        _deliver(log_g, log_gate_out)
     return log_norm
 
 

@@ -66,7 +66,10 @@ def row_sum(a):
 
 
 def log_gate(X, gate_coef, gate_intercept, out=None):
-    """Log-softmax gate, log g_k(x_i): (n, K)."""
+    """Log-softmax gate, log g_k(x_i): (n, K), computed in float64 (float32 ``out`` too)."""
+    if out is not None and out.dtype != np.float64:
+        out[...] = log_gate(X, gate_coef, gate_intercept)
+        return out
     logits = np.matmul(X, gate_coef.T, out=out)
     logits += gate_intercept
     logits -= row_logsumexp(logits)[:, None]
@@ -108,14 +111,19 @@ def normalize_log_joint(log_joint, resp_out=None):
     return log_norm, resp
 
 
-def gaussian_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, variance, resp):
+def gaussian_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, variance, resp,
+                    log_gate_out=None):
     """Whole E-step for Gaussian experts.
 
     Writes the responsibilities into ``resp`` (n, K) and returns the
     per-sample log-likelihood log p(y_i | x_i), shape (n,), in float64.
+    With ``log_gate_out`` (n, K), also writes the log gate there (what
+    :func:`log_gate` gives): the gate's M-step starts from it.
     """
     # float64 (n, K) work arrays: float32 data gets float64 arithmetic
     log_joint = log_gate(X, gate_coef, gate_intercept, out=np.empty(resp.shape))
+    if log_gate_out is not None:
+        log_gate_out[...] = log_joint
     log_joint += gaussian_log_density(X, Y, coef, intercept, variance, out=np.empty(resp.shape))
     log_norm, posterior = normalize_log_joint(log_joint, resp_out=log_joint)
     resp[...] = posterior
@@ -223,13 +231,16 @@ def logistic_log_density(X, Y, coef, intercept, out=None):
     return out
 
 
-def logistic_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, resp):
+def logistic_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, resp, log_gate_out=None):
     """Whole E-step for logistic experts: fills ``resp`` (n, K), returns log p(y_i | x_i).
 
-    The log-likelihood (n,) is float64, as in :func:`gaussian_e_step`.
+    The log-likelihood (n,) is float64; ``log_gate_out`` as in
+    :func:`gaussian_e_step`.
     """
     # float64 (n, K) work arrays: float32 data gets float64 arithmetic
     log_joint = log_gate(X, gate_coef, gate_intercept, out=np.empty(resp.shape))
+    if log_gate_out is not None:
+        log_gate_out[...] = log_joint
     log_joint += logistic_log_density(X, Y, coef, intercept, out=np.empty(resp.shape))
     log_norm, posterior = normalize_log_joint(log_joint, resp_out=log_joint)
     resp[...] = posterior

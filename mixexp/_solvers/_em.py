@@ -23,7 +23,7 @@ warns about it.
 import numpy as np
 
 from .._balance import balance_terms, fit_balanced_gate
-from .._gating import fit_gate, gate_penalty
+from .._gating import GATE_NEWTON_STEPS, fit_gate, gate_penalty
 from .._resize import replace_expert
 from .._routing import posterior
 from ._options import SolverOptions
@@ -31,17 +31,22 @@ from ._result import SolverResult
 
 
 class _Evaluation:
-    """E-step at given parameters: responsibilities and the objectives."""
+    """E-step at given parameters: responsibilities and the objectives.
 
-    def __init__(self, family, kernels, data, params, resp, options):
-        log_g = None
+    Fills ``resp`` (n, K) and ``log_g`` (n, K), the log gate at ``params``,
+    which the next gate M-step starts from instead of recomputing it.
+    """
+
+    def __init__(self, family, kernels, data, params, resp, log_g, options):
         if options.classify or options.balance > 0:
-            log_g = kernels.log_gate(data.X, params["gate_coef"], params["gate_intercept"])
+            kernels.log_gate(data.X, params["gate_coef"], params["gate_intercept"], out=log_g)
         if options.classify:
             log_joint = log_g + family.log_density(kernels, data.X, data.Y, params)
             log_norm = posterior(kernels, log_joint, True, resp_out=resp)[0]
-        else:
+        elif options.balance > 0:
             log_norm = family.e_step(kernels, data.X, data.Y, params, resp)
+        else:  # the fused E-step writes the log gate in the same pass
+            log_norm = family.e_step(kernels, data.X, data.Y, params, resp, log_gate_out=log_g)
         total = data.total_weight
         self.log_likelihood = float(data.sample_weight @ log_norm) / total
         penalty = family.penalty(params) + gate_penalty(params["gate_coef"], data.alpha)
@@ -57,23 +62,26 @@ class _Evaluation:
 VANISHED_SHARE = 1e-8
 
 
-def m_step(family, kernels, data, params, weighted_resp, log_g=None, balance=0.0):
-    """One M-step from weighted responsibilities (n, K): new parameters."""
+def m_step(family, kernels, data, params, weighted_resp, log_g=None, balance=0.0,
+           log_g_ready=False, gate_steps=GATE_NEWTON_STEPS):
+    """One M-step from weighted responsibilities (n, K): new parameters.
+
+    ``log_g`` is the gate's scratch buffer (n, K); with ``log_g_ready`` it
+    holds the log gate at ``params`` already (from the E-step).
+    ``gate_steps`` bounds the gate's Newton steps (the load-balanced gate
+    keeps its own bound: its line search sees the balance term too).
+    """
     new_params = family.m_step(kernels, data.X, data.Y, weighted_resp, params)
     if balance > 0:
         gate = fit_balanced_gate(
             kernels, data.X, weighted_resp, data.sample_weight, params["gate_coef"],
             params["gate_intercept"], data.alpha, balance, log_g=log_g,
+            log_g_ready=log_g_ready,
         )
     else:
         gate = fit_gate(
-            kernels,
-            data.X,
-            weighted_resp,
-            params["gate_coef"],
-            params["gate_intercept"],
-            data.alpha,
-            log_g=log_g,
+            kernels, data.X, weighted_resp, params["gate_coef"], params["gate_intercept"],
+            data.alpha, log_g=log_g, log_g_ready=log_g_ready, max_iter=gate_steps,
         )
     new_params["gate_coef"], new_params["gate_intercept"] = gate
     return new_params
@@ -91,9 +99,9 @@ class _Revival:
         """Try to revive one vanished expert.
 
         Returns ``(params, evaluation)`` after one EM step from the proposal
-        (its responsibilities written into ``resp``) if that step's
-        objective is no lower than ``current``'s, else None (``resp`` and
-        ``log_g`` unchanged).
+        (its responsibilities and log gate written into ``resp`` and
+        ``log_g``) if that step's objective is no lower than ``current``'s,
+        else None (``resp`` and ``log_g`` unchanged).
         """
         candidates = [k for k in np.flatnonzero(current.share < VANISHED_SHARE)
                       if k not in self.tried]
@@ -103,15 +111,17 @@ class _Revival:
         self.tried.add(k)
         family, kernels, data, options = self.family, self.kernels, self.data, self.options
         proposal = replace_expert(family, kernels, data, params, k, self.rng)
-        trial_resp = kernels.xp.empty_like(resp)
-        _Evaluation(family, kernels, data, proposal, trial_resp, options)
+        trial_resp, trial_log_g = kernels.xp.empty_like(resp), kernels.xp.empty_like(log_g)
+        _Evaluation(family, kernels, data, proposal, trial_resp, trial_log_g, options)
         trial_resp *= data.sample_weight[:, None]
-        proposal = m_step(family, kernels, data, proposal, trial_resp,
-                          log_g=kernels.xp.empty_like(log_g), balance=options.balance)
-        evaluation = _Evaluation(family, kernels, data, proposal, trial_resp, options)
+        proposal = m_step(family, kernels, data, proposal, trial_resp, log_g=trial_log_g,
+                          balance=options.balance, log_g_ready=True)
+        evaluation = _Evaluation(family, kernels, data, proposal, trial_resp, trial_log_g,
+                                 options)
         if not evaluation.objective >= current.objective:
             return None
         resp[...] = trial_resp
+        log_g[...] = trial_log_g
         return proposal, evaluation
 
 
@@ -147,7 +157,7 @@ def run_em(family, kernels, data, params, *, max_iter, tol, verbose=0, options=N
     # statistics and a few scalars cross to the host)
     resp = kernels.xp.empty((data.X.shape[0], n_experts), dtype=data.X.dtype)
     log_g = kernels.xp.empty_like(resp)
-    current = _Evaluation(family, kernels, data, params, resp, options)
+    current = _Evaluation(family, kernels, data, params, resp, log_g, options)
     objective_history, log_likelihood_history = [], []
     revival = _Revival(family, kernels, data, options)
     converged = False
@@ -160,9 +170,9 @@ def run_em(family, kernels, data, params, *, max_iter, tol, verbose=0, options=N
         else:
             resp *= data.sample_weight[:, None]
             params = m_step(family, kernels, data, params, resp, log_g=log_g,
-                            balance=options.balance)
+                            balance=options.balance, log_g_ready=True)
             previous, current = current, _Evaluation(family, kernels, data, params, resp,
-                                                     options)
+                                                     log_g, options)
             change = current.objective - previous.objective
         objective_history.append(current.objective)
         log_likelihood_history.append(current.log_likelihood)

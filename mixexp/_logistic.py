@@ -156,7 +156,12 @@ def fit_multinomial_logistic(kernels, X, targets, coef, intercept, penalty, *, m
 
         step = _newton_direction(neg_hess, grad.ravel())
         decrement = float(grad.ravel() @ step)
-        if not np.isfinite(decrement) or decrement <= 1e-12 * max(total_weight, 1.0):
+        # A gain below the objective's rounding level (log_p is stored in X's
+        # dtype: float32 rounds each term at 6e-8) cannot be verified by the
+        # line search, which would halve the step to nothing, a pass each time.
+        resolution = max(1e-12 * max(total_weight, 1.0),
+                         float(np.finfo(log_p.dtype).eps) * abs(objective))
+        if not np.isfinite(decrement) or decrement <= resolution:
             break
         step = step.reshape(n_classes, d + 1)
 

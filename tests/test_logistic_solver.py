@@ -50,3 +50,28 @@ def test_bound_steps_on_singular_design_stay_finite(monkeypatch):
         kernels, X, targets, np.zeros((2, 3)), np.zeros(2), np.zeros(3), max_iter=50
     )
     assert np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_float32_gains_below_rounding_are_not_line_searched(backend):
+    # float32 log-probabilities round the objective at ~6e-8 relative: near
+    # the optimum a Newton step's gain is invisible, and a line search would
+    # halve the step to nothing at a pass over the data each time
+    kernels = get_kernels(backend)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200_000, 4)).astype(np.float32)
+    targets = np.eye(3, dtype=np.float32)[rng.integers(3, size=X.shape[0])]
+    penalty = np.full(4, 0.5)
+    coef, intercept = np.zeros((3, 4)), np.zeros(3)
+    for _ in range(3):  # converge
+        coef, intercept = _logistic.fit_multinomial_logistic(
+            kernels, X, targets, coef, intercept, penalty, max_iter=3)
+    passes = []
+    counting = type("Counting", (), {
+        "xp": np, "to_host": staticmethod(np.asarray),
+        "gate_gradient_hessian": staticmethod(kernels.gate_gradient_hessian),
+        "log_gate": staticmethod(lambda *a, **k: passes.append(1) or kernels.log_gate(*a, **k)),
+    })
+    _logistic.fit_multinomial_logistic(counting, X, targets, coef, intercept, penalty,
+                                       max_iter=3)
+    assert len(passes) <= 2  # the start, and at most one trial step

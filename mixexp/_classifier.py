@@ -330,12 +330,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         if fitting:
             check_classification_targets(y)
             self.classes_, codes = np.unique(y, return_inverse=True)
-            if self.classes_.size < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs samples of at least 2 classes in the data, "
-                    f"but the data contains only one class: {self.classes_.tolist()[0]!r}."
-                )
-            self._n_targets = self.classes_.size
+            self._set_n_classes()
         else:
             y = column_or_1d(y)
             unseen = ~np.isin(y, self.classes_)
@@ -349,6 +344,15 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         one_hot[np.arange(codes.size), codes.ravel()] = 1.0
         return one_hot
 
+    def _set_n_classes(self):
+        """Check the fitted ``classes_`` (at least two) and set the target count."""
+        if self.classes_.size < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes in the data, "
+                f"but the data contains only one class: {self.classes_.tolist()[0]!r}."
+            )
+        self._n_targets = self.classes_.size
+
     def _encode_device_targets(self, y, fitting):
         """:meth:`_encode_targets` for CuPy labels, on the device."""
         xp = array_namespace(y)
@@ -356,12 +360,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         if fitting:
             classes, codes = xp.unique(y, return_inverse=True)
             self.classes_ = to_host(classes)
-            if self.classes_.size < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs samples of at least 2 classes in the data, "
-                    f"but the data contains only one class: {self.classes_.tolist()[0]!r}."
-                )
-            self._n_targets = self.classes_.size
+            self._set_n_classes()
         else:
             if self.classes_.dtype.kind in "biuf":
                 unseen = ~xp.isin(y, xp.asarray(self.classes_))

@@ -188,19 +188,8 @@ def emulated_module(tmp_path_factory):
     """``mixexp._kernels._cupy`` imported with the emulated CuPy."""
     if shutil.which("g++") is None:
         pytest.skip("no g++ to run the CUDA source on the host")
-    path = Path(_array_api.__file__).with_name("_cupy.py")
-    spec = importlib.util.spec_from_file_location("mixexp._kernels._cupy_emulated", path)
-    module = importlib.util.module_from_spec(spec)
-    saved = sys.modules.get("cupy")
-    sys.modules["cupy"] = _emulated_cupy(tmp_path_factory.mktemp("cuda_on_host"))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        if saved is None:
-            del sys.modules["cupy"]
-        else:
-            sys.modules["cupy"] = saved
-    return module
+    return _load_emulation().load_cupy_kernels(
+        _emulated_cupy(tmp_path_factory.mktemp("cuda_on_host")))
 
 
 # ---------------------------------------------------------------------------

@@ -22,6 +22,9 @@
   share nothing), a hundred times faster, for whole fits;
 * ``cuda.runtime.getDeviceCount()`` reports one device.
 
+:func:`find_gpu` finds the real CuPy and a device, for the tests marked
+``gpu``.
+
 Threads run one after another, so this checks each thread's arithmetic,
 indexing and grid-stride loop, not concurrency: the kernels share
 nothing between threads (one row each, no shared memory) by design.
@@ -269,3 +272,18 @@ def load_cupy_kernels(fake):
         else:
             sys.modules["cupy"] = saved
     return module
+
+
+def find_gpu():
+    """(cupy, None) when the real CuPy sees a CUDA device, else (None, why not)."""
+    try:
+        import cupy
+    except ImportError as exc:
+        return None, f"CuPy is not installed ({exc})"
+    try:
+        n_devices = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError: no driver, or too old for the runtime
+        return None, f"CuPy sees no CUDA device ({exc})"
+    if n_devices == 0:
+        return None, "CuPy sees no CUDA device"
+    return cupy, None

@@ -52,7 +52,7 @@ def _load_emulation():
     return sys.modules[name]
 
 
-_emulated_cupy = _load_emulation().emulated_cupy
+EMULATION = _load_emulation()
 
 RTOL = {np.float64: 1e-10, np.float32: 1e-4}
 DTYPES = [np.float64, np.float32]
@@ -62,22 +62,7 @@ E_STEPS = {"gaussian_e_step", "logistic_e_step"}
 PER_SAMPLE_FIELDS = ("X", "Y", "labels", "W", "log_g", "log_joint")
 
 
-def _find_gpu():
-    """(cupy, None) when CuPy sees a CUDA device, else (None, why not)."""
-    try:
-        import cupy
-    except ImportError as exc:
-        return None, f"CuPy is not installed ({exc})"
-    try:
-        n_devices = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # CUDARuntimeError: no driver, or too old for the runtime
-        return None, f"CuPy sees no CUDA device ({exc})"
-    if n_devices == 0:
-        return None, "CuPy sees no CUDA device"
-    return cupy, None
-
-
-CUPY, NO_GPU_REASON = _find_gpu()
+CUPY, NO_GPU_REASON = EMULATION.find_gpu()
 requires_gpu = pytest.mark.skipif(CUPY is None, reason=NO_GPU_REASON or "")
 
 
@@ -188,8 +173,8 @@ def emulated_module(tmp_path_factory):
     """``mixexp._kernels._cupy`` imported with the emulated CuPy."""
     if shutil.which("g++") is None:
         pytest.skip("no g++ to run the CUDA source on the host")
-    return _load_emulation().load_cupy_kernels(
-        _emulated_cupy(tmp_path_factory.mktemp("cuda_on_host")))
+    return EMULATION.load_cupy_kernels(
+        EMULATION.emulated_cupy(tmp_path_factory.mktemp("cuda_on_host")))
 
 
 # ---------------------------------------------------------------------------

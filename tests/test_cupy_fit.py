@@ -51,20 +51,7 @@ def _load_emulation():
 EMULATION = _load_emulation()
 
 
-def _find_gpu():
-    """The cupy module when it sees a CUDA device, else None and why not."""
-    try:
-        import cupy
-    except ImportError as exc:
-        return None, f"CuPy is not installed ({exc})"
-    try:
-        n_devices = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # CUDARuntimeError: no driver, or one too old
-        return None, f"CuPy sees no CUDA device ({exc})"
-    return (cupy, None) if n_devices else (None, "CuPy sees no CUDA device")
-
-
-CUPY, NO_GPU_REASON = _find_gpu()
+CUPY, NO_GPU_REASON = EMULATION.find_gpu()
 requires_gpu = pytest.mark.skipif(CUPY is None, reason=NO_GPU_REASON or "")
 
 # float32 fits: the data's rounding steers EM a little differently (the

@@ -854,6 +854,24 @@ def _output(out, shape, dtype):
     return np.empty(shape, dtype=dtype)
 
 
+def _fused_e_step(rows_kernel, X, Y, gate_coef, gate_intercept, expert, resp, log_gate_out):
+    """Run a fused E-step row kernel: fills ``resp`` (and ``log_gate_out``), returns log p.
+
+    ``expert`` holds the family's parameter arrays as its row kernel takes them.
+    """
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    out = _output(resp, resp.shape, X.dtype)
+    log_norm = np.empty(X.shape[0])  # float64 whatever X's dtype: it feeds EM's sums
+    log_g = _gate_output(log_gate_out, out.shape, X.dtype)
+    _row_wise(rows_kernel, out.shape[1], X, Y, _f64(gate_coef), _f64(gate_intercept),
+              *expert, out, log_norm, log_g)
+    _deliver(out, resp)
+    if log_gate_out is not None:
+        _deliver(log_g, log_gate_out)
+    return log_norm
+
+
 def _gate_output(log_gate_out, shape, dtype):
     """Where an E-step writes the log gate: ``log_gate_out`` (or a stand-in to
     copy into it), or an empty (0, K) array, which tells the kernel not to."""
@@ -946,19 +964,8 @@ def gaussian_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, variance, 
     ``log_gate_out`` (n, K), the log gate is written there in the same pass
     (bit-identical to :func:`log_gate`).
     """
-    X = _rows(X, X.dtype)
-    Y = _rows(Y, X.dtype)
-    gate = _f64(gate_coef), _f64(gate_intercept)
-    expert = _gaussian_params(coef, intercept, variance)
-    out = _output(resp, resp.shape, X.dtype)
-    log_norm = np.empty(X.shape[0])  # float64 whatever X's dtype: it feeds EM's sums
-    log_g = _gate_output(log_gate_out, out.shape, X.dtype)
-    _row_wise(_gaussian_e_step_rows, out.shape[1],
-              X, Y, *gate, *expert, out, log_norm, log_g)
-    _deliver(out, resp)
-    if log_gate_out is not None:
-        _deliver(log_g, log_gate_out)
-    return log_norm
+    return _fused_e_step(_gaussian_e_step_rows, X, Y, gate_coef, gate_intercept,
+                         _gaussian_params(coef, intercept, variance), resp, log_gate_out)
 
 
 def gaussian_predict(X, coef, intercept):
@@ -1051,19 +1058,8 @@ def logistic_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, resp, log_
     The log-likelihood (n,) is float64 whatever X's dtype; ``log_gate_out``
     as in :func:`gaussian_e_step`.
     """
-    X = _rows(X, X.dtype)
-    Y = _rows(Y, X.dtype)
-    gate = _f64(gate_coef), _f64(gate_intercept)
-    expert = _stacked_linear_params(coef, intercept)
-    out = _output(resp, resp.shape, X.dtype)
-    log_norm = np.empty(X.shape[0])  # float64 whatever X's dtype: it feeds EM's sums
-    log_g = _gate_output(log_gate_out, out.shape, X.dtype)
-    _row_wise(_logistic_e_step_rows, out.shape[1],
-              X, Y, *gate, *expert, out, log_norm, log_g)
-    _deliver(out, resp)
-    if log_gate_out is not None:
-        _deliver(log_g, log_gate_out)
-    return log_norm
+    return _fused_e_step(_logistic_e_step_rows, X, Y, gate_coef, gate_intercept,
+                         _stacked_linear_params(coef, intercept), resp, log_gate_out)
 
 
 def logistic_predict_log_proba(X, coef, intercept):

@@ -45,6 +45,7 @@ from ._init import (
     start_kind,
 )
 from ._resize import resize_experts
+from ._rows import row_blocks
 from ._routing import routed_e_step, routed_log_gate, routing_k, training_summary
 from ._solvers import (
     SOLVER_NAMES,
@@ -83,10 +84,6 @@ class TrainingData:
         return float(self.sample_weight.sum())
 
 
-# Rows per block of the weighted column statistics below.
-_STATISTICS_ROWS = 65_536
-
-
 # Squares of larger values overflow (residuals, variances, Gram matrices),
 # so such inputs are refused rather than fitted into NaN: per training dtype.
 _MAX_MAGNITUDE = {np.dtype(np.float64): 1e150, np.dtype(np.float32): 1e18}
@@ -114,8 +111,7 @@ def weighted_mean_and_scale(A, sample_weight):
     """
     xp = array_namespace(A)
     weights = sample_weight / sample_weight.sum()
-    blocks = [slice(start, start + _STATISTICS_ROWS)
-              for start in range(0, A.shape[0], _STATISTICS_ROWS)]
+    blocks = row_blocks(A.shape[0])
     mean = sum(weights[rows] @ A[rows].astype(np.float64, copy=False) for rows in blocks)
     scale = xp.sqrt(sum(weights[rows] @ (A[rows] - mean) ** 2 for rows in blocks))
     # A constant column (or one whose spread is lost in rounding) is not scaled.

@@ -10,6 +10,7 @@ search, bound steps by construction.
 import numpy as np
 
 from ._linalg import solve_psd
+from ._rows import row_blocks
 
 _ARMIJO = 1e-4
 _MAX_HALVINGS = 40
@@ -18,18 +19,13 @@ _MAX_HALVINGS = 40
 _NEWTON_MAX_PARAMS = 160
 
 
-# Rows per block of the objective's sum of products.
-_OBJECTIVE_ROWS = 65_536
-
-
 def _penalised_objective(xp, targets, log_p, coef, penalty):
     # summed by blocks of rows in float64: no (n, C) temporary (a large fit's
     # peak memory), and float32 inputs lose nothing more in the sum
     data_term = 0.0
     dot = xp.float64 == targets.dtype == log_p.dtype and targets.flags.c_contiguous and \
         log_p.flags.c_contiguous
-    for start in range(0, targets.shape[0], _OBJECTIVE_ROWS):
-        rows = slice(start, start + _OBJECTIVE_ROWS)
+    for rows in row_blocks(targets.shape[0]):
         if dot:  # one BLAS dot product of the flattened blocks, no temporary
             data_term += float(xp.vdot(targets[rows].ravel(), log_p[rows].ravel()))
         else:

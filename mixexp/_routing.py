@@ -16,6 +16,8 @@ which kernel a mode needs. Per-sample arrays live in the kernels' namespace
 
 import numpy as np
 
+from ._rows import row_blocks
+
 
 def routing_k(gating, top_k, n_experts):
     """How many experts prediction keeps per sample, or None for all of them."""
@@ -67,15 +69,10 @@ def routed_e_step(family, kernels, X, Y, params, resp, gating, top_k):
     return kernels.normalize_log_joint(log_joint, resp_out=resp)[0]
 
 
-# Rows per block of the weighted column sums below.
-_SUM_ROWS = 65_536
-
-
 def weighted_column_sums(kernels, weights, A):
     """weights @ A in float64, by blocks of rows: no float64 copy of a float32 A; host (m,)."""
     total = kernels.xp.zeros(A.shape[1])
-    for start in range(0, A.shape[0], _SUM_ROWS):
-        rows = slice(start, start + _SUM_ROWS)
+    for rows in row_blocks(A.shape[0]):
         total += weights[rows] @ A[rows].astype(np.float64, copy=False)
     return kernels.to_host(total)
 

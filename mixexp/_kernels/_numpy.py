@@ -20,17 +20,15 @@ of rows.
 
 import numpy as np
 
-LOG_2PI = float(np.log(2.0 * np.pi))
+from .._rows import row_blocks
 
-# Rows per block in the float64 reductions.
-_BLOCK_ROWS = 65_536
+LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 def _float64_blocks(*arrays):
     """Yield the arrays' rows in blocks, each block as float64."""
-    for start in range(0, arrays[0].shape[0], _BLOCK_ROWS):
-        yield tuple(a[start : start + _BLOCK_ROWS].astype(np.float64, copy=False)
-                    for a in arrays)
+    for rows in row_blocks(arrays[0].shape[0]):
+        yield tuple(a[rows].astype(np.float64, copy=False) for a in arrays)
 
 
 def _row_shift_and_total(a):

@@ -41,7 +41,6 @@ from ._init import (
     canonical_rows,
     initial_params,
     initial_responsibilities,
-    row_hash,
     start_kind,
 )
 from ._resize import resize_experts
@@ -130,30 +129,6 @@ def standardize(X, mean, scale):
     Xs = X - xp.asarray(mean, dtype=X.dtype)
     Xs /= xp.asarray(scale, dtype=X.dtype)
     return Xs
-
-
-def _init_rows(X, Y, sample_weight):
-    """``canonical_rows`` of [X, Y]: host index (m,) and summed weights (m,).
-
-    For CuPy input, the hash subsample is chosen on the device and only its
-    rows (at most about ``_MAX_INIT_ROWS``) cross to the host, where the same
-    sort as for host input makes them canonical: the same rows, in the same
-    order, as canonical_rows would give for the data on the host.
-    """
-    if not is_device_array(X):
-        return canonical_rows(np.hstack([X, Y]), sample_weight, _MAX_INIT_ROWS)
-    xp = array_namespace(X)
-    candidates = xp.flatnonzero(sample_weight > 0)
-    if candidates.size > _MAX_INIT_ROWS:
-        threshold = np.uint64(int(2**64 * _MAX_INIT_ROWS / candidates.size) - 1)
-        if candidates.size == X.shape[0]:
-            hashes = row_hash(X, Y)  # no copy of the data
-        else:
-            hashes = row_hash(X[candidates], Y[candidates])
-        candidates = candidates[hashes <= threshold]
-    rows = to_host(xp.concatenate([X[candidates], Y[candidates]], axis=1))
-    index, weight = canonical_rows(rows, to_host(sample_weight[candidates]), rows.shape[0])
-    return to_host(candidates)[index], weight
 
 
 def to_internal_scale(coef, intercept, mean, scale):
@@ -533,7 +508,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         them into parameters runs in the fit's namespace.
         """
         xp = kernels.xp
-        index, weight = _init_rows(X, Y, sample_weight)
+        index, weight = canonical_rows(X, Y, sample_weight, _MAX_INIT_ROWS)
         rows = xp.asarray(index)
         init_data = TrainingData(data.X[rows], data.Y[rows], xp.asarray(weight), data.alpha)
         host_X, host_Y = kernels.to_host(init_data.X), kernels.to_host(init_data.Y)

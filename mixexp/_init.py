@@ -12,7 +12,7 @@ Two guarantees shape this module.
 
 import numpy as np
 
-from ._backend import array_namespace
+from ._backend import array_namespace, to_host
 from ._gating import INITIAL_GATE_NEWTON_STEPS
 from ._solvers._em import m_step
 
@@ -58,15 +58,15 @@ def row_hash(*blocks):
     return h
 
 
-def canonical_rows(raw_rows, sample_weight, max_rows):
-    """Distinct positively-weighted rows, sorted, with summed weights.
+def canonical_rows(X, Y, sample_weight, max_rows):
+    """Distinct positively-weighted rows of [X, Y], sorted, with summed weights.
 
     Parameters
     ----------
-    raw_rows : ndarray of shape (n, m)
-        The user's [X, Y] (before any arithmetic, so that equal rows are
-        bitwise equal in every ordering).
-    sample_weight : ndarray of shape (n,)
+    X, Y : arrays of shape (n, d) and (n, t)
+        The user's inputs and encoded targets (before any arithmetic, so that
+        equal rows are bitwise equal in every ordering), NumPy or CuPy.
+    sample_weight : array of shape (n,)
     max_rows : int
         Above this many rows, a subsample chosen by row hash is used: whole
         groups of equal rows are kept or dropped together.
@@ -74,25 +74,34 @@ def canonical_rows(raw_rows, sample_weight, max_rows):
     Returns
     -------
     index : ndarray of shape (m,)
-        Index in ``raw_rows`` of one representative of each distinct row,
-        in lexicographic order of the rows' values (so a shift of a column
-        keeps the order).
+        Index (host) of one representative of each distinct row, in
+        lexicographic order of the rows' values (so a shift of a column keeps
+        the order).
     weight : ndarray of shape (m,)
-        Total sample weight of each distinct row.
+        Total sample weight of each distinct row (host).
+
+    The subsample is chosen where the data live, without stacking X and Y;
+    only its rows are stacked and brought to the host (for CuPy input, the
+    only per-sample data of a fit that leave the device).
     """
-    candidates = np.flatnonzero(sample_weight > 0)
+    xp = array_namespace(X)
+    candidates = xp.flatnonzero(sample_weight > 0)
     if candidates.size > max_rows:
         threshold = np.uint64(int(2**64 * max_rows / candidates.size) - 1)
-        rows = raw_rows if candidates.size == raw_rows.shape[0] else raw_rows[candidates]
-        candidates = candidates[row_hash(rows) <= threshold]
-    rows = raw_rows[candidates]
+        if candidates.size == X.shape[0]:
+            hashes = row_hash(X, Y)  # no copy of the data
+        else:
+            hashes = row_hash(X[candidates], Y[candidates])
+        candidates = candidates[hashes <= threshold]
+    rows = to_host(xp.concatenate([X[candidates], Y[candidates]], axis=1))
+    candidates, weights = to_host(candidates), to_host(sample_weight[candidates])
     # lexsort of the columns (first column first), then equal neighbours
     # merged: twice as fast as np.unique(axis=0), which sorts row bytes
     order = np.lexsort(rows.T[::-1])
     rows = rows[order]
     starts = np.ones(order.size, dtype=bool)
     starts[1:] = np.any(rows[1:] != rows[:-1], axis=1)
-    weight = np.bincount(np.cumsum(starts) - 1, weights=sample_weight[candidates[order]])
+    weight = np.bincount(np.cumsum(starts) - 1, weights=weights[order])
     return candidates[order[starts]], weight
 
 

@@ -393,16 +393,15 @@ def test_host_input_crosses_to_the_device_once(emulated, monkeypatch):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
 def test_init_rows_chosen_on_the_device_equal_the_host_ones(device, monkeypatch, dtype):
-    monkeypatch.setattr(_base, "_MAX_INIT_ROWS", 100)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(600, 3)).astype(dtype)[np.arange(600) % 450]  # repeated rows
     X[::7, 1] = -0.0  # hashed as 0.0
     Y = rng.normal(size=(600, 2)).astype(dtype)[np.arange(600) % 450]
     weight = rng.uniform(0.0, 2.0, size=600)
     weight[::5] = 0.0
-    index, summed = _base._init_rows(device.to_device(X), device.to_device(Y),
-                                     device.to_device(weight))
-    desired_index, desired_weight = canonical_rows(np.hstack([X, Y]), weight, 100)
+    index, summed = canonical_rows(device.to_device(X), device.to_device(Y),
+                                   device.to_device(weight), 100)
+    desired_index, desired_weight = canonical_rows(X, Y, weight, 100)
     assert type(index) is np.ndarray and type(summed) is np.ndarray
     assert 50 < index.size < 150
     assert_array_equal(index, desired_index)

@@ -38,13 +38,10 @@ class _Evaluation:
     """
 
     def __init__(self, family, kernels, data, params, resp, log_g, options):
-        if options.classify or options.balance > 0:
-            kernels.log_gate(data.X, params["gate_coef"], params["gate_intercept"], out=log_g)
         if options.classify:
+            kernels.log_gate(data.X, params["gate_coef"], params["gate_intercept"], out=log_g)
             log_joint = log_g + family.log_density(kernels, data.X, data.Y, params)
             log_norm = posterior(kernels, log_joint, True, resp_out=resp)[0]
-        elif options.balance > 0:
-            log_norm = family.e_step(kernels, data.X, data.Y, params, resp)
         else:  # the fused E-step writes the log gate in the same pass
             log_norm = family.e_step(kernels, data.X, data.Y, params, resp, log_gate_out=log_g)
         total = data.total_weight

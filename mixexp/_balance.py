@@ -12,12 +12,10 @@ It is subtracted from the mean penalised log-likelihood, so ``balance`` is
 in nats per sample, and it depends on the gate alone: in EM it enters the
 gate M-step only, which stays a (generalised) M-step, so EM stays monotone.
 The gate used is the dense, noise-free softmax, whatever the gating mode, so
-every solver penalises the same quantity.
+every solver penalises the same quantity. The softmax gate's M-step
+(``mixexp._gates``) subtracts it from its Newton objective.
 """
 
-import numpy as np
-
-from ._logistic import fit_multinomial_logistic
 
 
 def squared_cv(importance):
@@ -53,52 +51,3 @@ def balance_terms(gate, sample_weight, balance):
     spread = importance[None, :] - (gate @ importance)[:, None]
     gradient = (2.0 * n_experts * balance) * weights[:, None] * gate * spread
     return penalty, gradient
-
-
-def fit_balanced_gate(kernels, X, W, sample_weight, gate_coef, gate_intercept, alpha, balance,
-                      log_g=None, log_g_ready=False, max_iter=3):
-    """Gate M-step with load balancing.
-
-    Maximises ``sum_ik W_ik log g_ik - alpha ||V||^2 - S balance CV^2(I)``
-    (S the total sample weight) by a few damped Newton-like steps,
-    warm-started from the previous gate: the direction solves the system
-    of the (concave) multinomial-logistic part, whose Hessian is known, for
-    the gradient of the whole objective, so it is an ascent direction; a
-    backtracking line search on the whole objective accepts it. The result
-    is never worse than the previous gate, so EM with this M-step stays
-    monotone.
-
-    Parameters
-    ----------
-    kernels : kernel bundle
-    X : ndarray of shape (n, d)
-    W : ndarray of shape (n, K)
-        Responsibilities times sample weights.
-    sample_weight : ndarray of shape (n,)
-    gate_coef, gate_intercept : ndarray of shape (K, d) and (K,)
-        The previous gate.
-    alpha, balance : float
-    log_g : ndarray of shape (n, K), optional
-        Scratch buffer.
-    log_g_ready : bool, default=False
-        ``log_g`` holds the log gate of (gate_coef, gate_intercept) already.
-    max_iter : int
-        Steps at most.
-
-    Returns
-    -------
-    gate_coef, gate_intercept : ndarray of shape (K, d) and (K,)
-    """
-    n_experts, d = gate_coef.shape
-    if n_experts == 1:
-        return np.zeros_like(gate_coef), np.zeros_like(gate_intercept)
-    total = float(sample_weight.sum())
-
-    def balance_term(log_g):
-        penalty, logit_gradient = balance_terms(kernels.xp.exp(log_g), sample_weight, balance)
-        return total * penalty, total * logit_gradient
-
-    return fit_multinomial_logistic(
-        kernels, X, W, gate_coef, gate_intercept, np.full(d, float(alpha)),
-        max_iter=max_iter, log_p=log_g, log_p_ready=log_g_ready, extra=balance_term,
-    )

@@ -1,14 +1,20 @@
-"""Shared estimator base: parameters, validation, the fit loop, prediction plumbing.
+"""Shared estimator base: parameters, the fit loop, prediction plumbing.
 
 Subclasses (regressor, classifier) provide small hooks: how targets are
-encoded, which expert family to use, its neutral starting parameters, and how
-its parameters are reported on the user's scale.
+encoded and which expert family to use. Everything about the experts
+belongs to the family object (``mixexp._experts``), everything about the
+gate to the gate object (``mixexp._gates``); the two are composed by
+``mixexp._model.MixtureModel``, which is what the solvers train. Input
+checks and host/device moves are in ``mixexp._validation``.
+
+A fitted estimator stores arrays and hyper-parameters only: the internal
+parameters (``_params``, nested as ``{"gate": ..., "experts": ...}``), the
+family's configuration (``_family_state``) and the input standardisation;
+the gate, family and model objects are rebuilt from them when needed.
 """
 
 import warnings
 from abc import ABCMeta, abstractmethod
-from dataclasses import dataclass
-from functools import cached_property
 from numbers import Integral, Real
 
 import numpy as np
@@ -17,44 +23,44 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    _check_y,
-    _num_samples,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._backend import (
     BACKENDS,
     array_namespace,
     as_caller,
-    check_device_array,
-    check_device_sample_weight,
     in_namespace,
-    is_device_array,
     resolve_backend,
     single_threaded_blas,
     to_host,
 )
+from ._gates import SoftmaxGate
 from ._init import (
     canonical_rows,
     initial_params,
     initial_responsibilities,
     start_kind,
 )
+from ._model import MixtureModel
 from ._resize import resize_experts
-from ._rows import row_blocks
 from ._routing import routed_e_step, routed_log_gate, routing_k, training_summary
 from ._solvers import (
     SOLVER_NAMES,
     SOLVERS,
     STOCHASTIC_SOLVERS,
+    VANISHED_SHARE,
     SolverOptions,
+    adam_partial_fit,
     check_solver_options,
 )
-from ._solvers._adam import adam_partial_fit
-from ._solvers._em import VANISHED_SHARE
+from ._validation import (
+    TrainingData,
+    checked_sample_weight,
+    standardized_prediction_input,
+    training_data,
+    validate_training_input,
+    weighted_mean_and_scale,
+)
 
 # Initialisation runs on at most this many distinct rows (a hash-chosen
 # subsample above it); EM itself always uses all the data. 10,000 rows place
@@ -62,84 +68,6 @@ from ._solvers._em import VANISHED_SHARE
 # log-likelihood after 10 EM iterations within 5e-6 per sample) for half of
 # the start's cost.
 _MAX_INIT_ROWS = 10_000
-
-
-@dataclass
-class TrainingData:
-    """What a solver sees: standardised X, 2-D targets, weights, penalty.
-
-    The arrays live in the namespace of the fit's kernel bundle (on the GPU
-    for backend="cupy"); ``total_weight`` is a host float.
-    """
-
-    X: np.ndarray
-    Y: np.ndarray
-    sample_weight: np.ndarray
-    alpha: float
-
-    @cached_property
-    def total_weight(self):
-        # cached: on the GPU each sum is a round trip to the host
-        return float(self.sample_weight.sum())
-
-
-# Squares of larger values overflow (residuals, variances, Gram matrices),
-# so such inputs are refused rather than fitted into NaN: per training dtype.
-_MAX_MAGNITUDE = {np.dtype(np.float64): 1e150, np.dtype(np.float32): 1e18}
-
-
-def _check_magnitude(A, name, dtype):
-    xp = array_namespace(A)
-    limit = _MAX_MAGNITUDE[np.dtype(dtype)]
-    largest = float(xp.max(xp.abs(A))) if A.size else 0.0
-    if largest > limit:
-        raise ValueError(
-            f"{name} has values as large as {largest:.3g}; with {np.dtype(dtype).name} "
-            f"data, values beyond {limit:.0e} overflow when squared. Rescale {name} "
-            "(for example with StandardScaler or by dividing by a constant)."
-        )
-
-
-def weighted_mean_and_scale(A, sample_weight):
-    """Column means and standard deviations under ``sample_weight``; zero scales become 1.
-
-    Accumulated in float64 over blocks of rows, so that no temporary the size
-    of A (twice its size for float32 A) is made: at a million rows those
-    dominated the peak memory of a fit. ``A`` and ``sample_weight`` may be
-    CuPy arrays (computed on the device); the results are host arrays.
-    """
-    xp = array_namespace(A)
-    weights = sample_weight / sample_weight.sum()
-    blocks = row_blocks(A.shape[0])
-    mean = sum(weights[rows] @ A[rows].astype(np.float64, copy=False) for rows in blocks)
-    scale = xp.sqrt(sum(weights[rows] @ (A[rows] - mean) ** 2 for rows in blocks))
-    # A constant column (or one whose spread is lost in rounding) is not scaled.
-    scale[scale <= 1e-12 * xp.maximum(xp.abs(mean), 1e-300)] = 1.0
-    return to_host(mean), to_host(scale)
-
-
-# Input dtypes kept as they are (anything else becomes float64): float32 input
-# stays float32 in X, Y and the (n, K) buffers; parameters stay float64.
-FLOAT_DTYPES = (np.float64, np.float32)
-
-
-def standardize(X, mean, scale):
-    """(X - mean) / scale in the dtype and namespace of X, with a single temporary."""
-    xp = array_namespace(X)
-    Xs = X - xp.asarray(mean, dtype=X.dtype)
-    Xs /= xp.asarray(scale, dtype=X.dtype)
-    return Xs
-
-
-def to_internal_scale(coef, intercept, mean, scale):
-    """Linear maps (..., d), (...,) acting on raw x -> the same map on (x - mean) / scale."""
-    return coef * scale, intercept + coef @ mean
-
-
-def to_user_scale(coef, intercept, mean, scale):
-    """Inverse of :func:`to_internal_scale`."""
-    user_coef = coef / scale
-    return user_coef, intercept - user_coef @ mean
 
 
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
@@ -218,24 +146,25 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     @abstractmethod
     def _make_family(self, x_scale, Y, sample_weight):
-        """The expert family for this fit."""
-
-    @abstractmethod
-    def _neutral_expert_params(self, Y, sample_weight, n_features):
-        """Expert parameters an initial M-step starts from (internal scale)."""
-
-    @abstractmethod
-    def _expert_params_to_user(self, params):
-        """Set the public expert attributes from internal parameters."""
-
-    @abstractmethod
-    def _expert_params_from_user(self, x_mean, x_scale):
-        """Expert parameters for standardisation (x_mean, x_scale), from the public attributes."""
+        """The expert family for this fit (configured from the data)."""
 
     @staticmethod
     @abstractmethod
-    def _expert_family_class():
-        """The expert family class (for counting parameters)."""
+    def _family_class():
+        """The expert family's class (rebuilt from ``_family_state`` after a fit)."""
+
+    def _squeeze_outputs(self):
+        """Whether public expert attributes drop their output axis (1-D targets)."""
+        return False
+
+    # ---- the model -------------------------------------------------------
+    def _make_model(self, family):
+        return MixtureModel(SoftmaxGate(self.alpha), family)
+
+    @property
+    def _fitted_model(self):
+        """The fitted model, rebuilt from stored arrays (see the module docstring)."""
+        return self._make_model(self._family_class()(**self._family_state))
 
     def _check_target_kind(self, y):
         """Refuse a target of the wrong kind with a clear message (before conversion)."""
@@ -262,31 +191,32 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         self._check_solver_options()
         kernels = resolve_backend(self.backend, X)
-        X, Y, sample_weight = self._validated(
-            X, y, sample_weight, kernels, reset=True,
+        X, Y, sample_weight = validate_training_input(
+            self, X, y, sample_weight, kernels, reset=True,
             encode=lambda y: self._encode_targets(y, fitting=True),
         )
         warm = self.warm_start and self._warm_startable(X.shape[1], Y.shape[1])
         x_mean, x_scale = weighted_mean_and_scale(X, sample_weight)
-        data = self._training_data(X, Y, sample_weight, x_mean, x_scale, kernels)
-        family = self._make_family(x_scale, Y, sample_weight)
+        data = training_data(X, Y, sample_weight, x_mean, x_scale, kernels)
+        model = self._make_model(self._make_family(x_scale, Y, sample_weight))
         solve = SOLVERS[self.solver]
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
 
         if warm:
             # a different n_experts grows (splits) or prunes the previous fit
-            params = resize_experts(family, kernels, data, self._params_from_user(x_mean, x_scale),
+            params = resize_experts(model, kernels, data,
+                                    self._params_from_user(model, x_mean, x_scale),
                                     self.n_experts, np.random.default_rng([seed, 2]))
             starts = [("warm", params)]
         else:
-            starts = self._initial_starts(X, Y, sample_weight, data, family, kernels)
+            starts = self._initial_starts(X, Y, sample_weight, data, model, kernels)
 
         best = None
         for index, (kind, params) in enumerate(starts):
             if kind != "warm":
                 params = params()
             result = solve(
-                family, kernels, data, params, max_iter=self.max_iter, tol=self.tol,
+                model, kernels, data, params, max_iter=self.max_iter, tol=self.tol,
                 verbose=self.verbose > 1, options=self._solver_options((seed, index)),
             )
             if self.verbose:
@@ -306,73 +236,21 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 ConvergenceWarning,
             )
         self._x_mean, self._x_scale = x_mean, x_scale
-        self._params = best.params
-        self._family = family
-        self._set_user_params(best.params)
+        self._store_fit(model, best.params, Y.shape[1])
         self.n_iter_ = best.n_iter
         self.converged_ = best.converged
         self.log_likelihood_ = best.log_likelihood
         self.log_likelihood_history_ = np.asarray(best.log_likelihood_history)
         self.objective_history_ = np.asarray(best.objective_history)
-        self._finish_fit(family, kernels, data, best)
+        self._finish_fit(model, kernels, data, best)
         return self
 
-    # ---- input -------------------------------------------------------------
-    def _validated(self, X, y, sample_weight, kernels, *, encode, reset):
-        """Validated ``(X, Y, sample_weight)``: Y the 2-D encoded targets in X's dtype.
-
-        Host input is checked by scikit-learn; CuPy input is checked on the
-        device for a GPU backend (and moved to the host for a CPU one). The
-        arrays stay where they were checked: see :meth:`_training_data`.
-        ``encode(y)`` turns validated targets into 2-D float64 ones.
-        """
-        if is_device_array(X) and kernels.device:
-            return self._validated_on_device(X, y, sample_weight, kernels, encode, reset)
-        X, y, sample_weight = to_host(X), to_host(y), to_host(sample_weight)
-        self._check_target_kind(y)
-        X, y = validate_data(
-            self, X, y, dtype=FLOAT_DTYPES, reset=reset, multi_output=self._multi_output,
-            y_numeric=self._y_numeric,
-        )
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
-        _check_magnitude(X, "X", X.dtype)
-        Y = encode(y)
-        _check_magnitude(Y, "y", X.dtype)  # before the cast to X's dtype can overflow
-        return X, Y.astype(X.dtype, copy=False), sample_weight
-
-    def _validated_on_device(self, X, y, sample_weight, kernels, encode, reset):
-        """:meth:`_validated` for a CuPy ``X``: nothing of size n leaves the device."""
-        X = self._validated_device_X(X, reset)
-        if is_device_array(y):
-            y = check_device_array(y, input_name="y", estimator_name=type(self).__name__,
-                                   ensure_2d=False, dtype=None)
-        else:  # host targets (labels of any type): checked and encoded on the host
-            self._check_target_kind(y)
-            y = _check_y(y, multi_output=self._multi_output, y_numeric=self._y_numeric,
-                         estimator=self)
-        if y.shape[0] != X.shape[0]:
-            raise ValueError("Found input variables with inconsistent numbers of samples: "
-                             f"{[X.shape[0], y.shape[0]]}")
-        sample_weight = check_device_sample_weight(sample_weight, X)
-        _check_magnitude(X, "X", X.dtype)
-        Y = in_namespace(encode(y), kernels)
-        _check_magnitude(Y, "y", X.dtype)
-        return X, Y.astype(X.dtype, copy=False), sample_weight
-
-    def _validated_device_X(self, X, reset):
-        """A CuPy X checked on the device; sets or checks ``n_features_in_``."""
-        X = check_device_array(X, input_name="X", estimator_name=type(self).__name__,
-                               ensure_2d=True, dtype=FLOAT_DTYPES)
-        validate_data(self, X, skip_check_array=True, reset=reset)
-        return X
-
-    def _training_data(self, X, Y, sample_weight, x_mean, x_scale, kernels):
-        """TrainingData in the namespace of ``kernels``: host input for the GPU moves once."""
-        Xs = in_namespace(standardize(X, x_mean, x_scale), kernels)
-        return TrainingData(Xs, in_namespace(Y, kernels), in_namespace(sample_weight, kernels),
-                            float(self.alpha))
+    def _store_fit(self, model, params, n_outputs):
+        """Keep the fitted model as arrays (see the module docstring); set public attributes."""
+        self._params = params
+        self._family_state = model.family.state()
+        self._fitted_shape = (model.gate.n_features(params["gate"]), n_outputs)
+        self._set_user_params(model, params)
 
     # ---- solver options, partial_fit -------------------------------------
     def _check_solver_options(self):
@@ -387,10 +265,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             n_iter_no_change=int(self.n_iter_no_change), seed=tuple(int(v) for v in seed),
         )
 
-    def _finish_fit(self, family, kernels, data, result):
+    def _finish_fit(self, model, kernels, data, result):
         """Attributes that depend on the gating mode: usage, routed log-likelihood."""
         log_likelihood, self.expert_usage_, share = training_summary(
-            family, kernels, data, result.params, self.gating, self.top_k
+            model, kernels, data, result.params, self.gating, self.top_k
         )
         self._warn_vanished_experts(share)
         # soft gating keeps the solver's own value (the same number, no re-rounding)
@@ -455,39 +333,40 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self._check_solver_options()
         first_call = not hasattr(self, "_params")
         kernels = resolve_backend(self.backend, X)
-        X, Y, sample_weight = self._validated(
-            X, y, sample_weight, kernels, reset=first_call,
+        X, Y, sample_weight = validate_training_input(
+            self, X, y, sample_weight, kernels, reset=first_call,
             encode=lambda y: self._encode_partial_targets(y, first_call),
         )
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         if first_call:
             # the first batch fixes the input standardisation and the expert family
             self._x_mean, self._x_scale = weighted_mean_and_scale(X, sample_weight)
-            self._family = self._make_family(self._x_scale, Y, sample_weight)
-        data = self._training_data(X, Y, sample_weight, self._x_mean, self._x_scale, kernels)
+            model = self._make_model(self._make_family(self._x_scale, Y, sample_weight))
+        else:
+            model = self._fitted_model
+        data = training_data(X, Y, sample_weight, self._x_mean, self._x_scale, kernels)
         if first_call:
-            start = self._initial_starts(X, Y, sample_weight, data, self._family, kernels)[0]
+            start = self._initial_starts(X, Y, sample_weight, data, model, kernels)[0]
             params, state = start[1](), None
             self.n_iter_ = 0
             self.log_likelihood_history_ = self.objective_history_ = np.empty(0)
         else:
             params, state = self._params, getattr(self, "_solver_state", None)
-            if params["gate_coef"].shape[0] != self.n_experts:
+            if model.n_experts(params) != self.n_experts:
                 params, state = resize_experts(
-                    self._family, kernels, data, params, self.n_experts,
+                    model, kernels, data, params, self.n_experts,
                     np.random.default_rng([seed, 2]),
                 ), None
-        result = adam_partial_fit(self._family, kernels, data, params, state,
+        result = adam_partial_fit(model, kernels, data, params, state,
                                   self._solver_options((seed, 0)))
-        self._params = result.params
-        self._set_user_params(result.params)
+        self._store_fit(model, result.params, Y.shape[1])
         self.n_iter_ += 1
         self.converged_ = False
         self.log_likelihood_ = result.log_likelihood
         self.log_likelihood_history_ = np.append(self.log_likelihood_history_,
                                                  result.log_likelihood)
         self.objective_history_ = np.append(self.objective_history_, result.objective)
-        self._finish_fit(self._family, kernels, data, result)
+        self._finish_fit(model, kernels, data, result)
         return self
 
     def _warm_startable(self, n_features, n_targets):
@@ -495,9 +374,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if not hasattr(self, "_params"):
             return False
         # any number of experts: resize_experts adds or removes experts
-        return self._params["coef"].shape[1:] == (n_targets, n_features)
+        return self._fitted_shape == (n_features, n_targets)
 
-    def _initial_starts(self, X, Y, sample_weight, data, family, kernels):
+    def _initial_starts(self, X, Y, sample_weight, data, model, kernels):
         """Lazily built starts: (kind, callable returning params), nested in n_init.
 
         ``X``, ``Y`` and ``sample_weight`` are the validated input (unscaled,
@@ -510,11 +389,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         xp = kernels.xp
         index, weight = canonical_rows(X, Y, sample_weight, _MAX_INIT_ROWS)
         rows = xp.asarray(index)
-        init_data = TrainingData(data.X[rows], data.Y[rows], xp.asarray(weight), data.alpha)
+        init_data = TrainingData(data.X[rows], data.Y[rows], xp.asarray(weight))
         host_X, host_Y = kernels.to_host(init_data.X), kernels.to_host(init_data.Y)
         y_mean, y_scale = weighted_mean_and_scale(host_Y, weight)
         Z = np.hstack([host_X, (host_Y - y_mean) / y_scale])
-        neutral = self._neutral_params(Y, sample_weight, X.shape[1])
+        neutral = model.neutral(Y, sample_weight, self.n_experts, X.shape[1])
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
 
         def make_start(i):
@@ -523,53 +402,43 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
             def build():
                 resp = initial_responsibilities(kind, Z, weight, self.n_experts, rng)
-                return initial_params(family, kernels, init_data, neutral, xp.asarray(resp))
+                return initial_params(model, kernels, init_data, neutral, xp.asarray(resp))
 
             return kind, build
 
         return [make_start(i) for i in range(self.n_init)]
 
-    def _neutral_params(self, Y, sample_weight, n_features):
-        params = self._neutral_expert_params(Y, sample_weight, n_features)
-        params["gate_coef"] = np.zeros((self.n_experts, n_features))
-        params["gate_intercept"] = np.zeros(self.n_experts)
-        return params
-
     # ---- scale conversion ---------------------------------------------
-    def _set_user_params(self, params):
-        self.gate_coef_, self.gate_intercept_ = to_user_scale(
-            params["gate_coef"], params["gate_intercept"], self._x_mean, self._x_scale
+    def _set_user_params(self, model, params):
+        self.gate_coef_, self.gate_intercept_ = model.gate.to_user(
+            params["gate"], self._x_mean, self._x_scale
         )
-        self._expert_params_to_user(params)
+        public = model.family.to_user(params["experts"], self._x_mean, self._x_scale,
+                                      squeeze=self._squeeze_outputs())
+        for name, value in public.items():
+            setattr(self, name, value)
 
-    def _params_from_user(self, x_mean, x_scale):
+    def _params_from_user(self, model, x_mean, x_scale):
         """Internal parameters for standardisation (x_mean, x_scale), from the public ones."""
-        params = self._expert_params_from_user(x_mean, x_scale)
-        params["gate_coef"], params["gate_intercept"] = to_internal_scale(
-            self.gate_coef_, self.gate_intercept_, x_mean, x_scale
-        )
-        return params
+        gate = model.gate.from_user(self.gate_coef_, self.gate_intercept_, x_mean, x_scale)
+        n_experts = model.gate.n_experts(gate)  # as fitted: n_experts may have changed
+        return {"gate": gate,
+                "experts": model.family.from_user(vars(self), n_experts, x_mean, x_scale)}
 
     # ---- prediction plumbing -------------------------------------------
     @property
     def _fitted_n_experts(self):
         """Experts of the fitted model (``n_experts`` may have been set since)."""
-        return self._params["gate_coef"].shape[0]
+        return self._fitted_model.n_experts(self._params)
 
     def _standardize(self, X):
         """Validated, standardised X in the namespace of the backend that predicts on it."""
-        check_is_fitted(self)
-        kernels = resolve_backend(self.backend, X)
-        if is_device_array(X) and kernels.device:
-            X = self._validated_device_X(X, reset=False)
-        else:
-            X = validate_data(self, to_host(X), dtype=FLOAT_DTYPES, reset=False)
-        return in_namespace(standardize(X, self._x_mean, self._x_scale), kernels)
+        return standardized_prediction_input(self, X)[0]
 
     def _log_gate(self, Xs, routed=True):
         """Log gate (n, K); routed: the one prediction mixes with (``gating``, ``top_k``)."""
         kernels = resolve_backend(self.backend, Xs)
-        log_g = kernels.log_gate(Xs, self._params["gate_coef"], self._params["gate_intercept"])
+        log_g = self._fitted_model.log_prior(kernels, Xs, self._params)
         return routed_log_gate(kernels, log_g, self.gating, self.top_k) if routed else log_g
 
     @single_threaded_blas
@@ -600,8 +469,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 f"X and y have inconsistent numbers of samples: {Xs.shape[0]} and {Y.shape[0]}."
             )
         resp = kernels.xp.empty((Xs.shape[0], self._fitted_n_experts), dtype=Xs.dtype)
-        log_norm = routed_e_step(self._family, kernels, Xs, Y, self._params, resp, self.gating,
-                                 self.top_k)
+        log_norm = routed_e_step(self._fitted_model, kernels, Xs, Y, self._params, resp,
+                                 self.gating, self.top_k)
         return log_norm, resp
 
     @single_threaded_blas
@@ -644,22 +513,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         log_likelihood : float
         """
         log_norm = self._e_step(X, y)[0]
-        if is_device_array(log_norm):
-            sample_weight = check_device_sample_weight(sample_weight, log_norm,
-                                                       ensure_non_negative=False)
-            return float(array_namespace(log_norm).average(log_norm, weights=sample_weight))
-        sample_weight = _check_sample_weight(sample_weight, log_norm[:, None])
-        return float(np.average(log_norm, weights=sample_weight))
+        sample_weight = checked_sample_weight(sample_weight, log_norm)
+        return float(array_namespace(log_norm).average(log_norm, weights=sample_weight))
 
     def _n_parameters(self):
         """Free parameters: the gate's (one expert's logits are redundant) and the experts'."""
         check_is_fitted(self)
-        n_features = self.n_features_in_
-        n_experts = self._fitted_n_experts
-        gate = (n_experts - 1) * (n_features + 1)
-        return gate + self._expert_family_class().n_parameters(
-            n_experts, n_features, self._n_targets
-        )
+        n_features, n_outputs = self._fitted_shape
+        return self._fitted_model.n_parameters(self._fitted_n_experts, n_features, n_outputs)
 
     def bic(self, X, y):
         """Bayesian information criterion on (X, y); lower is better.

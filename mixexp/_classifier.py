@@ -19,7 +19,7 @@ from ._backend import (
     single_threaded_blas,
     to_host,
 )
-from ._base import BaseMixtureOfExperts, to_internal_scale, to_user_scale
+from ._base import BaseMixtureOfExperts
 from ._experts import LogisticExperts
 
 
@@ -375,39 +375,16 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         return (codes.reshape(-1, 1) == xp.arange(self.classes_.size)).astype(np.float64)
 
     @staticmethod
-    def _expert_family_class():
+    def _family_class():
         return LogisticExperts
 
     def _make_family(self, x_scale, Y, sample_weight):
         return LogisticExperts(weight_penalty=self.alpha / x_scale**2)
 
-    def _neutral_expert_params(self, Y, sample_weight, n_features):
-        n_classes = Y.shape[1]
-        # every expert starts at the class priors, smoothed so none is -inf
-        prior = to_host((sample_weight @ Y + 1.0) / (sample_weight.sum() + n_classes))
-        log_prior = np.log(prior) - np.log(prior).mean()
-        return {
-            "coef": np.zeros((self.n_experts, n_classes, n_features)),
-            "intercept": np.tile(log_prior, (self.n_experts, 1)),
-        }
-
-    def _expert_params_to_user(self, params):
-        self.expert_coef_, self.expert_intercept_ = to_user_scale(
-            params["coef"], params["intercept"], self._x_mean, self._x_scale
-        )
-
-    def _expert_params_from_user(self, x_mean, x_scale):
-        coef, intercept = to_internal_scale(
-            self.expert_coef_, self.expert_intercept_, x_mean, x_scale
-        )
-        return {"coef": coef, "intercept": intercept}
-
     # ---- prediction --------------------------------------------------------
     def _expert_log_proba(self, Xs):
         kernels = resolve_backend(self.backend, Xs)
-        return kernels.logistic_predict_log_proba(
-            Xs, self._params["coef"], self._params["intercept"]
-        )
+        return LogisticExperts.log_proba(kernels, Xs, self._params["experts"])
 
     @single_threaded_blas
     def predict_log_proba(self, X):

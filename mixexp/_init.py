@@ -13,8 +13,7 @@ Two guarantees shape this module.
 import numpy as np
 
 from ._backend import array_namespace, to_host
-from ._gating import INITIAL_GATE_NEWTON_STEPS
-from ._solvers._em import m_step
+from ._gates._softmax import INITIAL_GATE_NEWTON_STEPS
 
 # Kinds of start cycled through by ``n_init``; k-means alone lands in the
 # same basin every time, so it is interleaved with random ones.
@@ -157,8 +156,8 @@ def initial_responsibilities(kind, Z, weight, n_experts, rng):
     raise ValueError(f"Unknown start kind {kind!r}.")
 
 
-def initial_params(family, kernels, data, neutral_params, resp):
+def initial_params(model, kernels, data, neutral_params, resp, balance=0.0):
     """One M-step from responsibilities ``resp`` on ``data``: the start."""
     weighted = resp * data.sample_weight[:, None]
-    return m_step(family, kernels, data, neutral_params, weighted,
-                  gate_steps=INITIAL_GATE_NEWTON_STEPS)
+    return model.m_step(kernels, data, neutral_params, weighted,
+                        gate_steps=INITIAL_GATE_NEWTON_STEPS, balance=balance)

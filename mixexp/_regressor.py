@@ -18,8 +18,9 @@ from ._backend import (
     single_threaded_blas,
     to_host,
 )
-from ._base import BaseMixtureOfExperts, to_internal_scale, to_user_scale
+from ._base import BaseMixtureOfExperts
 from ._experts import GaussianExperts
+from ._experts._gaussian import variance_floor
 
 
 class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
@@ -344,64 +345,27 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         return Y
 
     @staticmethod
-    def _expert_family_class():
+    def _family_class():
         return GaussianExperts
 
     def _make_family(self, x_scale, Y, sample_weight):
         return GaussianExperts(
             weight_penalty=self.alpha / x_scale**2,
-            variance_floor=self._target_variance_floor(Y, sample_weight),
+            variance_floor=variance_floor(Y, sample_weight, self.variance_floor),
         )
 
-    def _target_variance_floor(self, Y, sample_weight):
-        mean, variance, mean_square = _target_moments(Y, sample_weight)
-        # A target constant up to rounding (relative spread below 1e-12; its
-        # computed variance is ~1e-31, not 0) has no noise scale of its own:
-        # use a millionth of its magnitude, far above the rounding errors of
-        # the residuals, so the fit is never driven by rounding noise.
-        constant = variance <= 1e-24 * mean_square
-        # float32 residuals round at ~1e-7 |y|: the floor stays well above that
-        relative_std = max(1e-6, 1e4 * float(np.finfo(Y.dtype).eps))
-        constant_floor = relative_std**2 * mean_square
-        floor = np.where(constant, constant_floor, self.variance_floor * variance)
-        return np.maximum(floor, 1e-300)
-
-    def _neutral_expert_params(self, Y, sample_weight, n_features):
-        n_targets = Y.shape[1]
-        mean, variance, _ = _target_moments(Y, sample_weight)
-        variance = np.maximum(variance, self._target_variance_floor(Y, sample_weight))
-        return {
-            "coef": np.zeros((self.n_experts, n_targets, n_features)),
-            "intercept": np.tile(mean, (self.n_experts, 1)),
-            "variance": np.tile(variance, (self.n_experts, 1)),
-        }
+    def _squeeze_outputs(self):
+        return self._y_ndim == 1
 
     def _squeeze_targets(self, array, target_axis):
         if self._y_ndim != 1:
             return array
         return array_namespace(array).take(array, 0, axis=target_axis)
 
-    def _expert_params_to_user(self, params):
-        coef, intercept = to_user_scale(
-            params["coef"], params["intercept"], self._x_mean, self._x_scale
-        )
-        self.expert_coef_ = self._squeeze_targets(coef, 1)
-        self.expert_intercept_ = self._squeeze_targets(intercept, 1)
-        self.expert_variance_ = self._squeeze_targets(params["variance"].copy(), 1)
-
-    def _expert_params_from_user(self, x_mean, x_scale):
-        n_targets = self._n_targets
-        n_experts = self.gate_intercept_.shape[0]  # as fitted: n_experts may have changed
-        coef = np.reshape(self.expert_coef_, (n_experts, n_targets, -1))
-        intercept = np.reshape(self.expert_intercept_, (n_experts, n_targets))
-        coef, intercept = to_internal_scale(coef, intercept, x_mean, x_scale)
-        variance = np.reshape(self.expert_variance_, (n_experts, n_targets)).copy()
-        return {"coef": coef, "intercept": intercept, "variance": variance}
-
     # ---- prediction --------------------------------------------------------
     def _expert_means(self, Xs):
         kernels = resolve_backend(self.backend, Xs)
-        return kernels.gaussian_predict(Xs, self._params["coef"], self._params["intercept"])
+        return GaussianExperts.mean(kernels, Xs, self._params["experts"])
 
     @single_threaded_blas
     def predict(self, X, return_std=False):
@@ -434,7 +398,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         if not return_std:
             return as_caller(self._squeeze_targets(mean, 1), X)
         # float32 input stays float32
-        variance = xp.asarray(self._params["variance"], dtype=gate.dtype)
+        variance = xp.asarray(GaussianExperts.variance(self._params["experts"]), dtype=gate.dtype)
         second_moment = xp.einsum("nk,nkt->nt", gate, means**2) + gate @ variance
         std = xp.sqrt(xp.maximum(second_moment - mean**2, 0.0))
         return (as_caller(self._squeeze_targets(mean, 1), X),
@@ -475,15 +439,3 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         """
         y_pred = to_host(self.predict(X))
         return r2_score(to_host(y), y_pred, sample_weight=to_host(sample_weight))
-
-
-def _target_moments(Y, sample_weight):
-    """Weighted mean, variance and mean square of each target: host arrays (t,).
-
-    Computed where ``Y`` lives (on the device for CuPy input).
-    """
-    xp = array_namespace(Y)
-    mean = xp.average(Y, axis=0, weights=sample_weight)
-    variance = xp.average((Y - mean) ** 2, axis=0, weights=sample_weight)
-    mean_square = xp.average(Y**2, axis=0, weights=sample_weight)
-    return to_host(mean), to_host(variance), to_host(mean_square)

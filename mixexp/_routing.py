@@ -52,20 +52,19 @@ def posterior(kernels, log_joint, classify, resp_out=None):
     return kernels.normalize_log_joint(log_joint, resp_out=resp_out)
 
 
-def routed_e_step(family, kernels, X, Y, params, resp, gating, top_k):
+def routed_e_step(model, kernels, X, Y, params, resp, gating, top_k):
     """E-step of the model prediction uses; fills ``resp`` (n, K).
 
     Returns log p(y_i | x_i) (n,) under the routed gate: the mixture over
     the kept experts with the renormalised gate (for ``"hard"``, the
     density of the argmax-gate expert alone). The soft case takes the
-    family's fused E-step kernel.
+    model's (fused) E-step.
     """
     k = routing_k(gating, top_k, resp.shape[1])
     if k is None:
-        return family.e_step(kernels, X, Y, params, resp)
-    log_g = kernels.log_gate(X, params["gate_coef"], params["gate_intercept"])
-    log_joint = kernels.top_k_log_gate(log_g, k)
-    log_joint += family.log_density(kernels, X, Y, params)
+        return model.e_step(kernels, X, Y, params, resp)
+    log_joint = kernels.top_k_log_gate(model.log_prior(kernels, X, params), k)
+    log_joint += model.log_density(kernels, X, Y, params)
     return kernels.normalize_log_joint(log_joint, resp_out=resp)[0]
 
 
@@ -77,7 +76,7 @@ def weighted_column_sums(kernels, weights, A):
     return kernels.to_host(total)
 
 
-def training_summary(family, kernels, data, params, gating, top_k):
+def training_summary(model, kernels, data, params, gating, top_k):
     """Routed log-likelihood, expert usage and training shares of a fit.
 
     Returns ``(log_likelihood, usage, share)`` on the training data:
@@ -89,19 +88,19 @@ def training_summary(family, kernels, data, params, gating, top_k):
     """
     weights = data.sample_weight / data.total_weight
     X, Y = data.X, data.Y
-    resp = kernels.xp.empty((X.shape[0], params["gate_coef"].shape[0]), dtype=X.dtype)
+    resp = kernels.xp.empty((X.shape[0], model.n_experts(params)), dtype=X.dtype)
     if gating == "hard":
-        log_joint = kernels.log_gate(X, params["gate_coef"], params["gate_intercept"])
-        log_joint += family.log_density(kernels, X, Y, params)
+        log_joint = model.log_prior(kernels, X, params)
+        log_joint += model.log_density(kernels, X, Y, params)
         posterior(kernels, log_joint, True, resp_out=resp)
         del log_joint
     else:
-        log_norm = family.e_step(kernels, X, Y, params, resp)
+        log_norm = model.e_step(kernels, X, Y, params, resp)
     share = weighted_column_sums(kernels, weights, resp)
     if routing_k(gating, top_k, resp.shape[1]) is not None:
-        log_norm = routed_e_step(family, kernels, X, Y, params, resp, gating, top_k)
+        log_norm = routed_e_step(model, kernels, X, Y, params, resp, gating, top_k)
     del resp
-    gate = kernels.log_gate(X, params["gate_coef"], params["gate_intercept"])
+    gate = model.log_prior(kernels, X, params)
     gate = routed_log_gate(kernels, gate, gating, top_k)
     usage = weighted_column_sums(kernels, weights, kernels.xp.exp(gate, out=gate))
     return float(weights @ log_norm), usage, share

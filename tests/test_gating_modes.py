@@ -10,7 +10,7 @@ from scipy.stats import norm
 from sklearn.base import clone
 
 from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
-from mixexp._base import TrainingData
+from mixexp._validation import TrainingData
 from mixexp._kernels import get_kernels
 from mixexp._resize import resize_experts
 from mixexp.datasets import make_moe_classification, make_moe_regression
@@ -246,10 +246,11 @@ def test_a_warm_started_larger_model_starts_from_the_smaller_fit_and_improves(so
                                     random_state=0).fit(X, y)
     small = est.log_likelihood_
     # the split itself keeps the fit: the grown start is within 1e-4 nats
-    data = TrainingData((X - est._x_mean) / est._x_scale, y[:, None], np.ones(1500), est.alpha)
-    grown = resize_experts(est._family, NUMPY, data, est._params, 3, np.random.default_rng(0))
+    data = TrainingData((X - est._x_mean) / est._x_scale, y[:, None], np.ones(1500))
+    model = est._fitted_model
+    grown = resize_experts(model, NUMPY, data, est._params, 3, np.random.default_rng(0))
     resp = np.empty((1500, 3))
-    start = est._family.e_step(NUMPY, data.X, data.Y, grown, resp).mean()
+    start = model.e_step(NUMPY, data.X, data.Y, grown, resp).mean()
     assert abs(start - small) < 1e-4, (start, small)
 
     est.set_params(n_experts=3).fit(X, y)
@@ -264,12 +265,14 @@ def test_removing_experts_drops_the_least_used(regression):
     est = clone(soft).set_params(n_experts=4, warm_start=True).fit(X, y)
     kept = np.delete(np.arange(4), np.argmin(est.expert_usage_))
     # the removal itself: the other experts unchanged, the gate conditioned on them
-    data = TrainingData((X - est._x_mean) / est._x_scale, y[:, None], np.ones(600), est.alpha)
-    pruned = resize_experts(est._family, NUMPY, data, est._params, 3, None)
-    for key, value in est._params.items():
-        assert_array_equal(pruned[key], value[kept])
+    data = TrainingData((X - est._x_mean) / est._x_scale, y[:, None], np.ones(600))
+    model = est._fitted_model
+    pruned = resize_experts(model, NUMPY, data, est._params, 3, None)
+    for part in ("gate", "experts"):
+        for key, value in est._params[part].items():
+            assert_array_equal(pruned[part][key], value[kept])
     gate = est.predict_gate(X)[:, kept]
-    log_g = NUMPY.log_gate(data.X, pruned["gate_coef"], pruned["gate_intercept"])
+    log_g = model.log_prior(NUMPY, data.X, pruned)
     assert_allclose(np.exp(log_g), gate / gate.sum(axis=1, keepdims=True), rtol=1e-12)
     # and the warm-started fit goes on from there
     est.set_params(n_experts=3).fit(X, y)

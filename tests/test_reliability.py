@@ -159,7 +159,7 @@ def kill_expert(est, k):
     """Give expert k a gate so low that no sample is attributed to it."""
     # the public attributes seed a warm start, the internal ones predict
     for coef, intercept in [(est.gate_coef_, est.gate_intercept_),
-                            (est._params["gate_coef"], est._params["gate_intercept"])]:
+                            (est._params["gate"]["coef"], est._params["gate"]["intercept"])]:
         coef[k] = 0.0
         intercept[k] = intercept.max() - 1e4
     return est
@@ -180,11 +180,12 @@ def test_vanished_expert_is_reinitialised_by_em():
 
 
 def test_failed_revival_is_rejected_and_reported(monkeypatch):
+    from mixexp._parameters import copy_part
     from mixexp._solvers import _em
 
-    def useless_proposal(family, kernels, data, params, k, rng):
-        proposal = {key: value.copy() for key, value in params.items()}
-        proposal["intercept"] = proposal["intercept"] + 100.0  # every expert far off
+    def useless_proposal(model, kernels, data, params, k, rng):
+        proposal = copy_part(params)
+        proposal["experts"]["intercept"] += 100.0  # every expert far off
         return proposal
 
     monkeypatch.setattr(_em, "replace_expert", useless_proposal)
@@ -239,11 +240,11 @@ def test_pickle_round_trip(index):
     assert_array_equal(restored.predict_gate(X), est.predict_gate(X))
 
 
-# The types skops must be told to trust, as documented in README.md.
+# The types skops must be told to trust, as documented in README.md: only the
+# estimator's own class (a fitted model stores arrays and hyper-parameters).
 SKOPS_TRUSTED_TYPES = {
-    "regressor": ["mixexp._experts.GaussianExperts", "mixexp._regressor.MixtureOfExpertsRegressor"],
-    "classifier": ["mixexp._classifier.MixtureOfExpertsClassifier",
-                   "mixexp._experts.LogisticExperts"],
+    "regressor": ["mixexp._regressor.MixtureOfExpertsRegressor"],
+    "classifier": ["mixexp._classifier.MixtureOfExpertsClassifier"],
 }
 
 
@@ -289,3 +290,19 @@ def test_any_data_is_refused_clearly_or_fitted_soundly(problem):
         assert "class" in detail  # the only refusal here: a single class
     assert_array_equal(X, X_before)
     assert_array_equal(y, y_before)
+
+
+def test_skops_round_trip_keeps_adams_state_for_partial_fit():
+    # Adam's state (moments, step count, generator, coordinates' anchor) is
+    # stored as arrays and numbers: a restored model continues exactly
+    sio = pytest.importorskip("skops.io")
+    X, y, _ = make_moe_regression(n_samples=400, random_state=0)
+    est = MixtureOfExpertsRegressor(3, solver="adam", shuffle=True, random_state=0)
+    est.partial_fit(X[:200], y[:200])
+    payload = sio.dumps(est)
+    assert sio.get_untrusted_types(data=payload) == SKOPS_TRUSTED_TYPES["regressor"]
+    restored = sio.loads(payload, trusted=SKOPS_TRUSTED_TYPES["regressor"])
+    est.partial_fit(X[200:], y[200:])
+    restored.partial_fit(X[200:], y[200:])
+    assert_array_equal(restored.predict(X), est.predict(X))
+    assert restored.n_iter_ == est.n_iter_ == 2

@@ -8,10 +8,10 @@ from numpy.testing import assert_allclose
 from sklearn.exceptions import ConvergenceWarning
 
 from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
-from mixexp._base import TrainingData
 from mixexp._kernels import get_kernels
 from mixexp._solvers import SolverOptions
-from mixexp._solvers._gradient import GradientObjective, Packing
+from mixexp._solvers._gradient import GradientObjective
+from mixexp._validation import TrainingData
 from mixexp.datasets import make_moe_classification, make_moe_regression
 
 
@@ -63,13 +63,12 @@ def _central_differences(function, x, step=1e-6):
 def _objective_at(estimator, X, y, sample_weight, options):
     """The gradient solvers' objective on (X, y), and the flat parameters of ``estimator``."""
     Y = estimator._encode_targets(y, fitting=False)
-    data = TrainingData((X - estimator._x_mean) / estimator._x_scale, Y, sample_weight,
-                        estimator.alpha)
-    packing = Packing(estimator._params, Y, sample_weight,
-                      getattr(estimator._family, "variance_floor", None))
-    objective = GradientObjective(estimator._family, get_kernels("numpy"), data, options,
-                                  packing)
-    return objective, packing.pack(estimator._params)
+    data = TrainingData((X - estimator._x_mean) / estimator._x_scale, Y, sample_weight)
+    model = estimator._fitted_model
+    coordinates = model.coordinates(estimator._params,
+                                    model.coordinate_reference(Y, sample_weight))
+    objective = GradientObjective(model, get_kernels("numpy"), data, options, coordinates)
+    return objective, coordinates.pack(estimator._params)
 
 
 @pytest.mark.parametrize("options", [

@@ -1,7 +1,12 @@
-"""Training methods. Each solver is a function returning a :class:`SolverResult`."""
+"""Training methods: the package face the estimators import from.
 
-from ._adam import run_adam
-from ._em import run_em
+Each solver is a function ``solve(model, kernels, data, params, *,
+max_iter, tol, verbose, options)`` returning a :class:`SolverResult`;
+they share one :class:`ConvergenceMonitor`.
+"""
+
+from ._adam import adam_partial_fit, run_adam
+from ._em import VANISHED_SHARE, run_em
 from ._lbfgs import run_lbfgs
 from ._options import (
     SOLVER_NAMES,
@@ -9,16 +14,20 @@ from ._options import (
     SolverOptions,
     check_solver_options,
 )
+from ._monitor import ConvergenceMonitor
 from ._result import SolverResult
 
 SOLVERS = {"em": run_em, "lbfgs": run_lbfgs, "adam": run_adam}
 
 __all__ = [
+    "VANISHED_SHARE",
+    "ConvergenceMonitor",
     "SOLVERS",
     "SOLVER_NAMES",
     "STOCHASTIC_SOLVERS",
     "SolverOptions",
     "SolverResult",
+    "adam_partial_fit",
     "check_solver_options",
     "run_adam",
     "run_em",

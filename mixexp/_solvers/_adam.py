@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._gradient import GradientObjective, Packing
+from ._gradient import GradientObjective
+from ._monitor import ConvergenceMonitor
 from ._options import SolverOptions
 from ._result import SolverResult
 
@@ -27,12 +28,18 @@ _AUTO_BATCH_SIZE = 200
 class AdamState:
     """Everything Adam carries between steps (and between ``partial_fit`` calls).
 
-    ``flat`` is the current point on ``packing``'s coordinates, ``m`` and
-    ``v`` the moment estimates, ``t`` the number of steps taken and ``rng``
-    the generator of batches and gate noise.
+    ``flat`` is the current point on ``coordinates``, ``m`` and ``v`` the
+    moment estimates, ``t`` the number of steps taken and ``rng`` the
+    generator of batches and gate noise. The coordinates are anchored at
+    ``anchor`` (the parameters Adam started from) with the data summary
+    ``reference``: with them, :meth:`to_dict` keeps the state as plain
+    arrays and numbers (what a fitted estimator stores and persists), and
+    :meth:`from_dict` rebuilds the same coordinates exactly.
     """
 
-    packing: Packing
+    coordinates: object
+    anchor: dict
+    reference: dict
     flat: np.ndarray
     m: np.ndarray
     v: np.ndarray
@@ -40,12 +47,25 @@ class AdamState:
     rng: np.random.Generator
 
     @classmethod
-    def start(cls, family, data, params, seed):
-        packing = Packing(params, data.Y, data.sample_weight,
-                          getattr(family, "variance_floor", None))
-        flat = packing.project(packing.pack(params))
-        return cls(packing, flat, np.zeros_like(flat), np.zeros_like(flat), 0,
-                   np.random.default_rng(seed))
+    def start(cls, model, data, params, seed):
+        reference = model.coordinate_reference(data.Y, data.sample_weight)
+        coordinates = model.coordinates(params, reference)
+        flat = coordinates.project(coordinates.pack(params))
+        return cls(coordinates, params, reference, flat, np.zeros_like(flat),
+                   np.zeros_like(flat), 0, np.random.default_rng(seed))
+
+    def to_dict(self):
+        return {"anchor": self.anchor, "reference": self.reference, "flat": self.flat.copy(),
+                "m": self.m.copy(), "v": self.v.copy(), "t": self.t,
+                "rng": self.rng.bit_generator.state}
+
+    @classmethod
+    def from_dict(cls, model, state):
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state["rng"]
+        return cls(model.coordinates(state["anchor"], state["reference"]), state["anchor"],
+                   state["reference"], state["flat"].copy(), state["m"].copy(),
+                   state["v"].copy(), int(state["t"]), rng)
 
 
 def _batch_size(options, n_samples):
@@ -76,16 +96,16 @@ def adam_epoch(objective, state, options):
         step_size = options.learning_rate_init * np.sqrt(1.0 - _BETA_2**state.t) / (
             1.0 - _BETA_1**state.t)
         state.flat += step_size * state.m / (np.sqrt(state.v) + _EPSILON)
-        state.packing.project(state.flat)
+        state.coordinates.project(state.flat)
 
 
-def run_adam(family, kernels, data, params, *, max_iter, tol, verbose=0, options=None,
+def run_adam(model, kernels, data, params, *, max_iter, tol, verbose=0, options=None,
              state=None):
     """Run Adam epochs from ``params`` (or from ``state``, to continue).
 
     Parameters
     ----------
-    family : expert family
+    model : MixtureModel
     kernels : kernel bundle
     data : TrainingData
     params : dict
@@ -96,72 +116,66 @@ def run_adam(family, kernels, data, params, *, max_iter, tol, verbose=0, options
         An epoch improves when it raises the best objective by more than tol.
     verbose : int
     options : SolverOptions, optional
-    state : AdamState, optional
+    state : dict, optional
         Continue from it (``partial_fit``): moments and step count carry on.
 
     Returns
     -------
     SolverResult
-        ``state`` holds the Adam state, positioned at the returned parameters.
+        ``state`` holds the Adam state (:meth:`AdamState.to_dict`),
+        positioned at the returned parameters.
     """
     options = options or SolverOptions()
-    if state is None:
-        state = AdamState.start(family, data, params, [*options.seed, 1])
-    objective = GradientObjective(family, kernels, data, options, state.packing)
+    state = (AdamState.start(model, data, params, [*options.seed, 1]) if state is None
+             else AdamState.from_dict(model, state))
+    objective = GradientObjective(model, kernels, data, options, state.coordinates)
     best = objective.evaluate(state.flat, gradient=False)
     best_flat = state.flat.copy()
-    objective_history, log_likelihood_history = [], []
-    no_improvement = 0
-    converged = False
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):
+    # the history is the best objective so far; an epoch "gains" what it
+    # adds to the best (never negative), MLPRegressor's n_iter_no_change rule
+    monitor = ConvergenceMonitor("Adam epoch", tol, patience=options.n_iter_no_change + 1,
+                                 one_sided=True, verbose=bool(verbose))
+    for _ in range(max_iter):
         adam_epoch(objective, state, options)
         current = objective.evaluate(state.flat, gradient=False)
-        no_improvement = no_improvement + 1 if current.objective <= best.objective + tol else 0
+        gain = current.objective - best.objective
         if current.objective > best.objective:
             best, best_flat = current, state.flat.copy()
-        objective_history.append(best.objective)
-        log_likelihood_history.append(best.log_likelihood)
-        if verbose:
-            print(
-                f"  Adam epoch {n_iter}: log-likelihood {current.log_likelihood:.6f} "
-                f"objective {current.objective:.6f} (best {best.objective:.6f})"
-            )
-        if no_improvement > options.n_iter_no_change:
-            converged = True
+        if monitor.record(best.objective, best.log_likelihood, gain,
+                          shown=f"this epoch {current.objective:.6f}"):
             break
     state.flat = best_flat  # a later partial_fit continues from the returned model
     return SolverResult(
-        params=state.packing.unpack(best_flat),
+        params=state.coordinates.unpack(best_flat),
         objective=best.objective,
         log_likelihood=best.log_likelihood,
-        n_iter=n_iter,
-        converged=converged,
-        objective_history=objective_history,
-        log_likelihood_history=log_likelihood_history,
-        state=state,
+        n_iter=monitor.n_iter,
+        converged=monitor.converged,
+        objective_history=monitor.objective_history,
+        log_likelihood_history=monitor.log_likelihood_history,
+        state=state.to_dict(),
     )
 
 
-def adam_partial_fit(family, kernels, data, params, state, options):
+def adam_partial_fit(model, kernels, data, params, state, options):
     """One epoch over ``data`` from ``state`` (or from ``params`` if None): ``partial_fit``.
 
     Unlike :func:`run_adam` the last parameters are kept (a stream has no
     held-out best); the reported objective is the noise-free one on
     ``data`` after the epoch.
     """
-    if state is None:
-        state = AdamState.start(family, data, params, [*options.seed, 1])
-    objective = GradientObjective(family, kernels, data, options, state.packing)
+    state = (AdamState.start(model, data, params, [*options.seed, 1]) if state is None
+             else AdamState.from_dict(model, state))
+    objective = GradientObjective(model, kernels, data, options, state.coordinates)
     adam_epoch(objective, state, options)
     current = objective.evaluate(state.flat, gradient=False)
     return SolverResult(
-        params=state.packing.unpack(state.flat),
+        params=state.coordinates.unpack(state.flat),
         objective=current.objective,
         log_likelihood=current.log_likelihood,
         n_iter=1,
         converged=False,
         objective_history=[current.objective],
         log_likelihood_history=[current.log_likelihood],
-        state=state,
+        state=state.to_dict(),
     )

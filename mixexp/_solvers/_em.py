@@ -22,12 +22,15 @@ warns about it.
 
 import numpy as np
 
-from .._balance import balance_terms, fit_balanced_gate
-from .._gating import GATE_NEWTON_STEPS, fit_gate, gate_penalty
+from .._balance import balance_terms
 from .._resize import replace_expert
 from .._routing import posterior
+from ._monitor import ConvergenceMonitor
 from ._options import SolverOptions
 from ._result import SolverResult
+
+# An expert with less than this share of the responsibilities has vanished.
+VANISHED_SHARE = 1e-8
 
 
 class _Evaluation:
@@ -37,16 +40,16 @@ class _Evaluation:
     which the next gate M-step starts from instead of recomputing it.
     """
 
-    def __init__(self, family, kernels, data, params, resp, log_g, options):
+    def __init__(self, model, kernels, data, params, resp, log_g, options):
         if options.classify:
-            kernels.log_gate(data.X, params["gate_coef"], params["gate_intercept"], out=log_g)
-            log_joint = log_g + family.log_density(kernels, data.X, data.Y, params)
+            model.log_prior(kernels, data.X, params, out=log_g)
+            log_joint = log_g + model.log_density(kernels, data.X, data.Y, params)
             log_norm = posterior(kernels, log_joint, True, resp_out=resp)[0]
         else:  # the fused E-step writes the log gate in the same pass
-            log_norm = family.e_step(kernels, data.X, data.Y, params, resp, log_gate_out=log_g)
+            log_norm = model.e_step(kernels, data.X, data.Y, params, resp, log_gate_out=log_g)
         total = data.total_weight
         self.log_likelihood = float(data.sample_weight @ log_norm) / total
-        penalty = family.penalty(params) + gate_penalty(params["gate_coef"], data.alpha)
+        penalty = model.penalty(params)
         self.objective = self.log_likelihood - penalty / total
         if options.balance > 0:
             self.objective -= balance_terms(kernels.xp.exp(log_g), data.sample_weight,
@@ -55,40 +58,11 @@ class _Evaluation:
         self.share = kernels.to_host(data.sample_weight @ resp) / total
 
 
-# An expert with less than this share of the responsibilities has vanished.
-VANISHED_SHARE = 1e-8
-
-
-def m_step(family, kernels, data, params, weighted_resp, log_g=None, balance=0.0,
-           log_g_ready=False, gate_steps=GATE_NEWTON_STEPS):
-    """One M-step from weighted responsibilities (n, K): new parameters.
-
-    ``log_g`` is the gate's scratch buffer (n, K); with ``log_g_ready`` it
-    holds the log gate at ``params`` already (from the E-step).
-    ``gate_steps`` bounds the gate's Newton steps (the load-balanced gate
-    keeps its own bound: its line search sees the balance term too).
-    """
-    new_params = family.m_step(kernels, data.X, data.Y, weighted_resp, params)
-    if balance > 0:
-        gate = fit_balanced_gate(
-            kernels, data.X, weighted_resp, data.sample_weight, params["gate_coef"],
-            params["gate_intercept"], data.alpha, balance, log_g=log_g,
-            log_g_ready=log_g_ready,
-        )
-    else:
-        gate = fit_gate(
-            kernels, data.X, weighted_resp, params["gate_coef"], params["gate_intercept"],
-            data.alpha, log_g=log_g, log_g_ready=log_g_ready, max_iter=gate_steps,
-        )
-    new_params["gate_coef"], new_params["gate_intercept"] = gate
-    return new_params
-
-
 class _Revival:
     """Re-initialisation of vanished experts, each tried at most once per run."""
 
-    def __init__(self, family, kernels, data, options):
-        self.family, self.kernels, self.data, self.options = family, kernels, data, options
+    def __init__(self, model, kernels, data, options):
+        self.model, self.kernels, self.data, self.options = model, kernels, data, options
         self.tried = set()
         self.rng = np.random.default_rng([*options.seed, 3])
 
@@ -106,14 +80,14 @@ class _Revival:
             return None
         k = int(candidates[0])
         self.tried.add(k)
-        family, kernels, data, options = self.family, self.kernels, self.data, self.options
-        proposal = replace_expert(family, kernels, data, params, k, self.rng)
+        model, kernels, data, options = self.model, self.kernels, self.data, self.options
+        proposal = replace_expert(model, kernels, data, params, k, self.rng)
         trial_resp, trial_log_g = kernels.xp.empty_like(resp), kernels.xp.empty_like(log_g)
-        _Evaluation(family, kernels, data, proposal, trial_resp, trial_log_g, options)
+        _Evaluation(model, kernels, data, proposal, trial_resp, trial_log_g, options)
         trial_resp *= data.sample_weight[:, None]
-        proposal = m_step(family, kernels, data, proposal, trial_resp, log_g=trial_log_g,
-                          balance=options.balance, log_g_ready=True)
-        evaluation = _Evaluation(family, kernels, data, proposal, trial_resp, trial_log_g,
+        proposal = model.m_step(kernels, data, proposal, trial_resp, log_prior=trial_log_g,
+                                log_prior_ready=True, balance=options.balance)
+        evaluation = _Evaluation(model, kernels, data, proposal, trial_resp, trial_log_g,
                                  options)
         if not evaluation.objective >= current.objective:
             return None
@@ -122,17 +96,18 @@ class _Revival:
         return proposal, evaluation
 
 
-def run_em(family, kernels, data, params, *, max_iter, tol, verbose=0, options=None):
+def run_em(model, kernels, data, params, *, max_iter, tol, verbose=0, options=None):
     """Run EM from ``params`` until the objective gains less than ``tol``.
 
     Parameters
     ----------
-    family : expert family (see ``mixexp._experts``)
+    model : MixtureModel
+        The gate and expert family (``mixexp._model``).
     kernels : kernel bundle
     data : TrainingData
-        Standardised X, 2-D Y, sample weights, alpha.
+        Standardised X, 2-D Y, sample weights.
     params : dict
-        Starting parameters (internal scale).
+        Starting parameters (internal scale), ``{"gate": ..., "experts": ...}``.
     max_iter : int
     tol : float
         Convergence threshold on the gain in mean penalised log-likelihood.
@@ -148,46 +123,36 @@ def run_em(family, kernels, data, params, *, max_iter, tol, verbose=0, options=N
         reported log-likelihood and responsibilities belong to them.
     """
     options = options or SolverOptions()
-    n_experts = params["gate_coef"].shape[0]
+    n_experts = model.n_experts(params)
     # (n, K) buffers reused across iterations, where the data live (on the
     # GPU for backend="cupy": per iteration only parameters, M-step
     # statistics and a few scalars cross to the host)
     resp = kernels.xp.empty((data.X.shape[0], n_experts), dtype=data.X.dtype)
     log_g = kernels.xp.empty_like(resp)
-    current = _Evaluation(family, kernels, data, params, resp, log_g, options)
-    objective_history, log_likelihood_history = [], []
-    revival = _Revival(family, kernels, data, options)
-    converged = False
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):
+    current = _Evaluation(model, kernels, data, params, resp, log_g, options)
+    monitor = ConvergenceMonitor("EM iteration", tol, verbose=bool(verbose))
+    revival = _Revival(model, kernels, data, options)
+    for _ in range(max_iter):
         revived = revival.attempt(params, current, resp, log_g)
         if revived is not None:
             # never declared converged right after a revival
             params, current, change = *revived, np.inf
         else:
             resp *= data.sample_weight[:, None]
-            params = m_step(family, kernels, data, params, resp, log_g=log_g,
-                            balance=options.balance, log_g_ready=True)
-            previous, current = current, _Evaluation(family, kernels, data, params, resp,
+            params = model.m_step(kernels, data, params, resp, log_prior=log_g,
+                                  log_prior_ready=True, balance=options.balance)
+            previous, current = current, _Evaluation(model, kernels, data, params, resp,
                                                      log_g, options)
             change = current.objective - previous.objective
-        objective_history.append(current.objective)
-        log_likelihood_history.append(current.log_likelihood)
-        if verbose:
-            note = " (re-initialised a vanished expert)" if revived is not None else ""
-            print(
-                f"  EM iteration {n_iter}: log-likelihood {current.log_likelihood:.6f}"
-                f" objective {current.objective:.6f} (change {change:.3e}){note}"
-            )
-        if abs(change) < tol:
-            converged = True
+        note = " (re-initialised a vanished expert)" if revived is not None else ""
+        if monitor.record(current.objective, current.log_likelihood, change, note=note):
             break
     return SolverResult(
         params=params,
         objective=current.objective,
         log_likelihood=current.log_likelihood,
-        n_iter=n_iter,
-        converged=converged,
-        objective_history=objective_history,
-        log_likelihood_history=log_likelihood_history,
+        n_iter=monitor.n_iter,
+        converged=monitor.converged,
+        objective_history=monitor.objective_history,
+        log_likelihood_history=monitor.log_likelihood_history,
     )

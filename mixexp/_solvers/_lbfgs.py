@@ -10,7 +10,8 @@ decreases, as EM's.
 import numpy as np
 from scipy import optimize
 
-from ._gradient import GradientObjective, Packing
+from ._gradient import GradientObjective
+from ._monitor import ConvergenceMonitor
 from ._options import SolverOptions
 from ._result import SolverResult
 
@@ -27,12 +28,12 @@ _PATIENCE = 3
 _HISTORY = 20
 
 
-def run_lbfgs(family, kernels, data, params, *, max_iter, tol, verbose=0, options=None):
+def run_lbfgs(model, kernels, data, params, *, max_iter, tol, verbose=0, options=None):
     """Run L-BFGS from ``params`` until the objective gains less than ``tol``.
 
     Parameters
     ----------
-    family : expert family
+    model : MixtureModel
     kernels : kernel bundle
     data : TrainingData
     params : dict
@@ -50,9 +51,10 @@ def run_lbfgs(family, kernels, data, params, *, max_iter, tol, verbose=0, option
     SolverResult
     """
     options = options or SolverOptions()
-    packing = Packing(params, data.Y, data.sample_weight, getattr(family, "variance_floor", None))
-    objective = GradientObjective(family, kernels, data, options, packing)
-    start = packing.project(packing.pack(params))
+    coordinates = model.coordinates(params, model.coordinate_reference(data.Y,
+                                                                       data.sample_weight))
+    objective = GradientObjective(model, kernels, data, options, coordinates)
+    start = coordinates.project(coordinates.pack(params))
     last = {}  # the latest evaluation, which is the accepted iterate in the callback
 
     def negative(flat):
@@ -60,9 +62,9 @@ def run_lbfgs(family, kernels, data, params, *, max_iter, tol, verbose=0, option
         last.update(flat=flat.copy(), evaluation=evaluation)
         return -evaluation.objective, -evaluation.gradient
 
-    objective_history, log_likelihood_history = [], []
-    state = {"previous": objective.evaluate(start, gradient=False).objective, "converged": False,
-             "small_steps": 0}
+    monitor = ConvergenceMonitor("L-BFGS iteration", tol, patience=_PATIENCE,
+                                 verbose=bool(verbose))
+    previous = [objective.evaluate(start, gradient=False).objective]
 
     def callback(intermediate_result):
         flat = intermediate_result.x
@@ -70,37 +72,29 @@ def run_lbfgs(family, kernels, data, params, *, max_iter, tol, verbose=0, option
             evaluation = last["evaluation"]
         else:
             evaluation = objective.evaluate(flat, gradient=False)
-        objective_history.append(evaluation.objective)
-        log_likelihood_history.append(evaluation.log_likelihood)
-        change = evaluation.objective - state["previous"]
-        state["previous"] = evaluation.objective
-        if verbose:
-            print(
-                f"  L-BFGS iteration {len(objective_history)}: log-likelihood "
-                f"{evaluation.log_likelihood:.6f} objective {evaluation.objective:.6f} "
-                f"(change {change:.3e})"
-            )
-        state["small_steps"] = state["small_steps"] + 1 if abs(change) < tol else 0
-        if state["small_steps"] >= _PATIENCE:
-            state["converged"] = True
+        change = evaluation.objective - previous[0]
+        previous[0] = evaluation.objective
+        if monitor.record(evaluation.objective, evaluation.log_likelihood, change):
             raise StopIteration
 
     result = optimize.minimize(
         negative, start, jac=True, method="L-BFGS-B", callback=callback,
-        bounds=optimize.Bounds(packing.lower, packing.upper),
+        bounds=optimize.Bounds(coordinates.lower, coordinates.upper),
         options={"maxiter": max_iter, "maxfun": _MAX_FUN_PER_ITER * max_iter,
                  "ftol": 0.0, "gtol": 0.0, "maxcor": _HISTORY},
     )
     # Stopping without an iteration limit (a line search that finds no
     # further decrease) means no progress is possible: treated as converged.
-    converged = state["converged"] or result.status != 1
-    flat = packing.project(result.x.copy())
+    converged = monitor.converged or result.status != 1
+    flat = coordinates.project(result.x.copy())
     final = objective.evaluate(flat, gradient=False)
+    objective_history, log_likelihood_history = (monitor.objective_history,
+                                                 monitor.log_likelihood_history)
     if not objective_history:
         objective_history.append(final.objective)
         log_likelihood_history.append(final.log_likelihood)
     return SolverResult(
-        params=packing.unpack(flat),
+        params=coordinates.unpack(flat),
         objective=final.objective,
         log_likelihood=final.log_likelihood,
         n_iter=len(objective_history),

@@ -1,0 +1,110 @@
+"""What every expert family provides (the protocol the solvers are written against).
+
+A family works on internally standardised inputs ``X`` (n, d) and a 2-D
+target ``Y`` (n, t); its parameters are one dict of host float64 arrays
+with the expert axis first (the ``"experts"`` part of a model's
+parameters), and nothing outside the family reads its keys. Per-sample
+arrays live in the namespace of the kernel bundle (``kernels.xp``, the GPU
+for backend="cupy"); parameters and the M-step's small solves are host
+NumPy.
+
+A family object holds only what it was configured with (penalties,
+floors: arrays and floats), returned by :meth:`ExpertFamily.state`, so a
+fitted estimator stores that dict and rebuilds the family from it: its
+persisted form holds arrays only.
+"""
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from .._parameters import take_experts
+
+# An expert whose total weight falls below this fraction of the data keeps
+# its parameters: the weighted fit would be noise, and leaving it unchanged
+# is a valid (generalised) M-step, so EM stays monotone.
+EMPTY_EXPERT = 1e-10
+# Size of the symmetry-breaking step of a split (see ``mixexp._resize``), in
+# units of the expert's natural scale (noise standard deviation, logits).
+SPLIT_STEP = 1e-2
+
+
+def active_experts(w_sum):
+    """Boolean (K,): experts with enough weight for a fit of their own."""
+    return w_sum > EMPTY_EXPERT * max(w_sum.sum(), np.finfo(float).tiny)
+
+
+class ExpertFamily(ABC):
+    """Base class of expert families; see the module docstring for conventions."""
+
+    # ---- configuration and shape -----------------------------------------
+    @abstractmethod
+    def state(self):
+        """Constructor arguments (arrays and floats): ``type(self)(**state)`` rebuilds it."""
+
+    @abstractmethod
+    def neutral(self, Y, sample_weight, n_experts, n_features):
+        """Parameters an initial M-step starts from (every expert alike)."""
+
+    @staticmethod
+    @abstractmethod
+    def n_parameters(n_experts, n_features, n_outputs):
+        """Free parameters of ``n_experts`` experts with ``n_outputs`` targets or classes."""
+
+    # ---- densities and objective -----------------------------------------
+    @abstractmethod
+    def log_density(self, kernels, X, Y, experts):
+        """Each expert's log-density log p_k(y_i | x_i): (n, K)."""
+
+    @abstractmethod
+    def penalty(self, experts):
+        """The experts' penalty (subtracted from the summed log-likelihood)."""
+
+    # ---- EM ----------------------------------------------------------------
+    @abstractmethod
+    def m_step(self, kernels, X, Y, W, experts):
+        """New parameters maximising sum_ik W_ik log p_k(y_i | x_i) - penalty, or at
+        least never lowering it (a generalised M-step). ``W`` (n, K) holds
+        responsibilities times sample weights."""
+
+    # ---- gradient solvers --------------------------------------------------
+    @abstractmethod
+    def gradient(self, kernels, X, Y, W, experts, penalty_scale=1.0):
+        """Gradient of sum_ik W_ik log p_k(y_i | x_i) - penalty_scale * penalty, as a
+        dict keyed like the parameters, in the natural parameters except where
+        the family's coordinates say otherwise."""
+
+    def coordinate_reference(self, Y, sample_weight):
+        """Summaries of the data the coordinates depend on (a dict of small host arrays);
+        none by default. Kept with a solver's state, so that the coordinates
+        can be rebuilt exactly (Adam's ``partial_fit``)."""
+        return {}
+
+    @abstractmethod
+    def coordinates(self, experts, reference):
+        """The :class:`mixexp._parameters.Coordinates` the gradient solvers move,
+        anchored at ``experts``; ``reference`` from :meth:`coordinate_reference`."""
+
+    # ---- growing and pruning -------------------------------------------
+    @abstractmethod
+    def split(self, experts, j, rng):
+        """Parameters with a copy of expert ``j`` appended last, the two moved
+        apart by a small symmetric random step (drawn from ``rng``)."""
+
+    @staticmethod
+    def take(experts, index):
+        """The parameters of experts ``index`` (an int array), in that order."""
+        return take_experts(experts, index)
+
+    # ---- user scale ------------------------------------------------------
+    @abstractmethod
+    def to_user(self, experts, x_mean, x_scale, squeeze=False):
+        """The public fitted attributes (name -> array) on the user's scale.
+
+        ``squeeze`` drops the target axis (a model fitted on 1-D targets).
+        """
+
+    @abstractmethod
+    def from_user(self, attributes, n_experts, x_mean, x_scale):
+        """Internal parameters for standardisation (x_mean, x_scale) from the
+        public attributes (a mapping such as ``vars(estimator)``)."""

@@ -1,0 +1,272 @@
+"""Linear-Gaussian experts, p_k(y | x) = N(y; x w_k + c_k, diag(sigma2_k)).
+
+Parameters ``{"coef": (K, t, d), "intercept": (K, t), "variance": (K, t)}``
+on the standardised inputs. The regressor's family.
+"""
+
+import numpy as np
+
+from .._backend import array_namespace, to_host
+from .._linalg import solve_psd
+from .._parameters import Coordinates, append_expert
+from ._family import SPLIT_STEP, ExpertFamily, active_experts
+
+# Log-variances are kept below log(target variance) + this, so exp() cannot
+# overflow during a line search; the bound is never active at a sensible fit.
+_LOG_VARIANCE_HEADROOM = 40.0
+
+
+def _weighted_center_scale(Y, sample_weight):
+    """Weighted mean and spread (1 where zero) of each target: host arrays (t,)."""
+    xp = array_namespace(Y)
+    weights = sample_weight / sample_weight.sum()
+    center = weights @ Y
+    scale = to_host(xp.sqrt(weights @ (Y - center) ** 2))
+    return to_host(center), np.where(scale > 0, scale, 1.0)
+
+
+def target_moments(Y, sample_weight):
+    """Weighted mean, variance and mean square of each target: host arrays (t,).
+
+    Computed where ``Y`` lives (on the device for CuPy input).
+    """
+    xp = array_namespace(Y)
+    mean = xp.average(Y, axis=0, weights=sample_weight)
+    variance = xp.average((Y - mean) ** 2, axis=0, weights=sample_weight)
+    mean_square = xp.average(Y**2, axis=0, weights=sample_weight)
+    return to_host(mean), to_host(variance), to_host(mean_square)
+
+
+def variance_floor(Y, sample_weight, relative_floor):
+    """Smallest variance an expert may take, per target: (t,).
+
+    ``relative_floor`` times the target's variance; for a target constant
+    up to rounding (relative spread below 1e-12; its computed variance is
+    ~1e-31, not 0), which has no noise scale of its own, a millionth of its
+    magnitude, far above the rounding errors of the residuals, so the fit is
+    never driven by rounding noise.
+    """
+    _, variance, mean_square = target_moments(Y, sample_weight)
+    constant = variance <= 1e-24 * mean_square
+    # float32 residuals round at ~1e-7 |y|: the floor stays well above that
+    relative_std = max(1e-6, 1e4 * float(np.finfo(Y.dtype).eps))
+    constant_floor = relative_std**2 * mean_square
+    floor = np.where(constant, constant_floor, relative_floor * variance)
+    return np.maximum(floor, 1e-300)
+
+
+class _GaussianCoordinates(Coordinates):
+    """Each expert in units of its noise level at the start.
+
+    Weights and intercepts (centred on the target mean) divided by that
+    standard deviation sigma0_k, variances as log(sigma_k^2 / sigma0_k^2).
+    The curvature of the log-likelihood in an expert's mean is about its
+    sample count over sigma_k^2, so these units bring it to the scale of
+    the gate's (measured on make_moe_regression, n=2000, K=3: 175 L-BFGS
+    iterations instead of 308 with the target's spread as the unit). Adam's
+    step sizes are in these units, so a learning rate means the same for
+    any target scale.
+    """
+
+    def __init__(self, experts, center, target_scale, floor):
+        super().__init__(experts)
+        self.center = center
+        self.scale = np.sqrt(experts["variance"])  # (K, t)
+        log_var = 2.0 * np.log(self.scale)
+        self.bound("variance", lower=np.log(floor) - log_var,
+                   upper=_LOG_VARIANCE_HEADROOM + 2.0 * np.log(target_scale) - log_var)
+
+    def _to_flat(self, key, value):
+        if key == "coef":
+            return value / self.scale[:, :, None]
+        if key == "intercept":
+            return (value - self.center) / self.scale
+        return np.log(value) - 2.0 * np.log(self.scale)
+
+    def _from_flat(self, key, value):
+        if key == "coef":
+            return value * self.scale[:, :, None]
+        if key == "intercept":
+            return value * self.scale + self.center
+        return np.exp(value + 2.0 * np.log(self.scale))
+
+    def _gradient_to_flat(self, key, value):
+        # chain rule of the division by the expert scale; the variance's
+        # gradient is taken in log sigma2 already
+        if key == "coef":
+            return value * self.scale[:, :, None]
+        if key == "intercept":
+            return value * self.scale
+        return value
+
+
+class GaussianExperts(ExpertFamily):
+    """Linear-Gaussian experts.
+
+    Parameters
+    ----------
+    weight_penalty : ndarray of shape (d,)
+        Penalty per standardised weight: alpha / scale_j**2, so that it
+        equals alpha * ||w||^2 on the user's scale. It enters the negative
+        log-likelihood as alpha ||w_k||^2 / (2 sigma2_k): Ridge's convention
+        on the squared error, so one expert gives Ridge's coefficients.
+    variance_floor : ndarray of shape (t,)
+        Smallest variance an expert may take, per target.
+    """
+
+    def __init__(self, weight_penalty, variance_floor):
+        self.weight_penalty = np.asarray(weight_penalty, dtype=float)
+        self.variance_floor = np.asarray(variance_floor, dtype=float)
+
+    def state(self):
+        return {"weight_penalty": self.weight_penalty, "variance_floor": self.variance_floor}
+
+    def neutral(self, Y, sample_weight, n_experts, n_features):
+        """Every expert at the target's mean and variance, with zero weights."""
+        mean, variance, _ = target_moments(Y, sample_weight)
+        variance = np.maximum(variance, self.variance_floor)
+        return {
+            "coef": np.zeros((n_experts, Y.shape[1], n_features)),
+            "intercept": np.tile(mean, (n_experts, 1)),
+            "variance": np.tile(variance, (n_experts, 1)),
+        }
+
+    @staticmethod
+    def n_parameters(n_experts, n_features, n_outputs):
+        """Free parameters of the experts: weights, intercepts, variances."""
+        return n_experts * n_outputs * (n_features + 2)
+
+    # ---- densities and objective -----------------------------------------
+    def log_density(self, kernels, X, Y, experts):
+        """Each expert's log-density, summed over targets: (n, K)."""
+        return kernels.gaussian_log_density(
+            X, Y, experts["coef"], experts["intercept"], experts["variance"]
+        )
+
+    def fused_e_step(self, kernels, X, Y, gate_coef, gate_intercept, experts, resp,
+                     log_gate_out=None):
+        """The fused softmax-gate E-step kernel (see ``mixexp._model``)."""
+        return kernels.gaussian_e_step(
+            X, Y, gate_coef, gate_intercept, experts["coef"], experts["intercept"],
+            experts["variance"], resp, log_gate_out=log_gate_out,
+        )
+
+    def _weight_penalties(self, coef):
+        """alpha ||w_kt||^2 on the user's scale, per expert and target: (K, t)."""
+        return np.sum(self.weight_penalty * coef**2, axis=2)
+
+    def penalty(self, experts):
+        """Ridge penalty alpha ||w_kt||^2 / (2 sigma2_kt), summed over experts and targets."""
+        return float(np.sum(self._weight_penalties(experts["coef"]) / (2.0 * experts["variance"])))
+
+    # ---- EM ----------------------------------------------------------------
+    def m_step(self, kernels, X, Y, W, experts):
+        """Exact M-step per expert: ridge weights, then the variance.
+
+        For expert k the penalised expected log-likelihood is
+        -S_k/2 log sigma2 - (RSS_k(w, c) + alpha ||w||^2) / (2 sigma2): its
+        maximiser in (w, c) is the weighted ridge solution whatever sigma2
+        is, and then sigma2 = (RSS_k + alpha ||w||^2) / S_k, floored.
+        """
+        gram, x_sum, xy, y_sum, w_sum = kernels.weighted_moments(X, Y, W)
+        coef = experts["coef"].copy()
+        intercept = experts["intercept"].copy()
+        variance = experts["variance"].copy()
+        d = coef.shape[2]
+        active = active_experts(w_sum)
+
+        system = np.empty((d + 1, d + 1))
+        for k in np.flatnonzero(active):
+            system[:d, :d] = gram[k]
+            system[np.arange(d), np.arange(d)] += self.weight_penalty
+            system[:d, d] = system[d, :d] = x_sum[k]
+            system[d, d] = w_sum[k]
+            rhs = np.concatenate([xy[k], y_sum[k][None, :]], axis=0)
+            # Solve for the step from the current parameters, not the new ones:
+            # where an ill-conditioned system is solved by truncated least
+            # squares, truncated directions then stay put instead of jumping
+            # to zero, so the penalised RSS can only go down (EM stays monotone).
+            current = np.concatenate([coef[k].T, intercept[k][None, :]], axis=0)
+            step = solve_psd(system, rhs - system @ current)
+            coef[k] += step[:d].T
+            intercept[k] += step[d]
+
+        rss = kernels.gaussian_weighted_rss(X, Y, W, coef, intercept)
+        rss += self._weight_penalties(coef)
+        # inactive experts (masked below) may divide by a vanishing weight
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            fitted_variance = rss / w_sum[:, None]
+        variance[active] = np.maximum(fitted_variance[active], self.variance_floor)
+        return {"coef": coef, "intercept": intercept, "variance": variance}
+
+    # ---- gradient solvers --------------------------------------------------
+    def gradient(self, kernels, X, Y, W, experts, penalty_scale=1.0):
+        """Gradient of sum_ik W_ik log p_k(y_i | x_i) - penalty_scale * penalty.
+
+        "coef" (K, t, d), "intercept" (K, t) and "variance" (K, t), the last
+        being the derivative with respect to log sigma2_kt, the scale on
+        which the coordinates move variances.
+        """
+        coef, variance = experts["coef"], experts["variance"]
+        xr, r_sum, rss = kernels.gaussian_residual_moments(X, Y, W, coef, experts["intercept"])
+        penalties = penalty_scale * self._weight_penalties(coef)
+        return {
+            "coef": (xr - penalty_scale * self.weight_penalty * coef) / variance[:, :, None],
+            "intercept": r_sum / variance,
+            "variance": 0.5 * ((rss + penalties) / variance
+                               - kernels.to_host(W.sum(axis=0))[:, None]),
+        }
+
+    def coordinate_reference(self, Y, sample_weight):
+        """The targets' weighted mean and spread: ``{"center": (t,), "scale": (t,)}``."""
+        center, scale = _weighted_center_scale(Y, sample_weight)
+        return {"center": center, "scale": scale}
+
+    def coordinates(self, experts, reference):
+        return _GaussianCoordinates(experts, reference["center"], reference["scale"],
+                                    self.variance_floor)
+
+    # ---- growing -----------------------------------------------------------
+    def split(self, experts, j, rng):
+        grown = append_expert(experts, j)
+        # a step of the expert's noise standard deviation, per target
+        scale = SPLIT_STEP * np.sqrt(experts["variance"][j])
+        # inputs are standardised: a step of norm ~1 over the d + 1
+        # coordinates moves each prediction by about `scale`
+        n_coordinates = experts["coef"].shape[-1] + 1
+        for key in ("coef", "intercept"):
+            shape = experts[key].shape[1:]
+            step = rng.standard_normal(shape) / np.sqrt(n_coordinates)
+            step *= scale.reshape(-1, *(1,) * (len(shape) - 1))
+            grown[key][j] += step
+            grown[key][-1] -= step
+        return grown
+
+    # ---- prediction --------------------------------------------------------
+    @staticmethod
+    def mean(kernels, X, experts):
+        """Each expert's mean x w_k + c_k: (n, K, t)."""
+        return kernels.gaussian_predict(X, experts["coef"], experts["intercept"])
+
+    @staticmethod
+    def variance(experts):
+        """Each expert's noise variance: (K, t)."""
+        return experts["variance"]
+
+    # ---- user scale ------------------------------------------------------
+    def to_user(self, experts, x_mean, x_scale, squeeze=False):
+        coef = experts["coef"] / x_scale
+        intercept = experts["intercept"] - coef @ x_mean
+        variance = experts["variance"].copy()
+        if squeeze:
+            coef, intercept, variance = coef[:, 0], intercept[:, 0], variance[:, 0]
+        return {"expert_coef_": coef, "expert_intercept_": intercept,
+                "expert_variance_": variance}
+
+    def from_user(self, attributes, n_experts, x_mean, x_scale):
+        n_targets = self.variance_floor.shape[0]
+        coef = np.reshape(attributes["expert_coef_"], (n_experts, n_targets, -1))
+        intercept = np.reshape(attributes["expert_intercept_"], (n_experts, n_targets))
+        variance = np.reshape(attributes["expert_variance_"], (n_experts, n_targets)).copy()
+        return {"coef": coef * x_scale, "intercept": intercept + coef @ x_mean,
+                "variance": variance}

@@ -1,0 +1,137 @@
+"""Multinomial logistic experts, p_k(y = c | x) = softmax_c(x w_kc + b_kc).
+
+Targets ``Y`` are one-hot classes (n, C); a binary problem is the two-class
+case of the same model. Parameters ``{"coef": (K, C, d), "intercept":
+(K, C)}`` on the standardised inputs. The classifier's family.
+"""
+
+import numpy as np
+
+from .._backend import to_host
+from .._logistic import fit_multinomial_logistic
+from .._parameters import Coordinates, append_expert
+from ._family import SPLIT_STEP, ExpertFamily, active_experts
+
+
+class _LogisticCoordinates(Coordinates):
+    """Class logits are scale-free: taken as they are."""
+
+    def project_part(self, flat):
+        # a common shift of one expert's class logits changes no probability;
+        # removing it can only lower the L2 penalty
+        coef = self.view(flat, "coef")
+        coef -= coef.mean(axis=1, keepdims=True)
+        intercept = self.view(flat, "intercept")
+        intercept -= intercept.mean(axis=1, keepdims=True)
+
+
+class LogisticExperts(ExpertFamily):
+    """Multinomial logistic experts.
+
+    Parameters
+    ----------
+    weight_penalty : ndarray of shape (d,)
+        Penalty per standardised weight: alpha / scale_j**2, so that it
+        equals alpha * ||w||^2 on the user's scale, as LogisticRegression's
+        penalty ||w||^2 / (2 C) with alpha = 1 / (2 C).
+    """
+
+    def __init__(self, weight_penalty):
+        self.weight_penalty = np.asarray(weight_penalty, dtype=float)
+
+    def state(self):
+        return {"weight_penalty": self.weight_penalty}
+
+    def neutral(self, Y, sample_weight, n_experts, n_features):
+        """Every expert at the class priors, smoothed so none is -inf, with zero weights."""
+        n_classes = Y.shape[1]
+        prior = to_host((sample_weight @ Y + 1.0) / (sample_weight.sum() + n_classes))
+        log_prior = np.log(prior) - np.log(prior).mean()
+        return {
+            "coef": np.zeros((n_experts, n_classes, n_features)),
+            "intercept": np.tile(log_prior, (n_experts, 1)),
+        }
+
+    @staticmethod
+    def n_parameters(n_experts, n_features, n_outputs):
+        """Free parameters: one class per expert is redundant under the softmax."""
+        return n_experts * (n_outputs - 1) * (n_features + 1)
+
+    # ---- densities and objective -----------------------------------------
+    def log_density(self, kernels, X, Y, experts):
+        """Each expert's log-probability of the observed class: (n, K)."""
+        return kernels.logistic_log_density(X, Y, experts["coef"], experts["intercept"])
+
+    def fused_e_step(self, kernels, X, Y, gate_coef, gate_intercept, experts, resp,
+                     log_gate_out=None):
+        """The fused softmax-gate E-step kernel (see ``mixexp._model``)."""
+        return kernels.logistic_e_step(
+            X, Y, gate_coef, gate_intercept, experts["coef"], experts["intercept"], resp,
+            log_gate_out=log_gate_out,
+        )
+
+    def penalty(self, experts):
+        """alpha ||w_kc||^2 summed over experts and classes (user's scale)."""
+        return float(np.sum(self.weight_penalty * experts["coef"] ** 2))
+
+    # ---- EM ----------------------------------------------------------------
+    def m_step(self, kernels, X, Y, W, experts):
+        """Each expert by weighted multinomial logistic regression (Newton, warm-started).
+
+        Expert k fits the classes with weights W[:, k]; each fit never lowers
+        its penalised objective, so EM stays monotone.
+        """
+        coef = experts["coef"].copy()
+        intercept = experts["intercept"].copy()
+        active = active_experts(kernels.to_host(W.sum(axis=0)))
+        log_p = kernels.xp.empty(Y.shape, dtype=X.dtype)
+        for k in np.flatnonzero(active):
+            coef[k], intercept[k] = fit_multinomial_logistic(
+                kernels, X, W[:, k : k + 1] * Y, coef[k], intercept[k], self.weight_penalty,
+                log_p=log_p,
+            )
+        return {"coef": coef, "intercept": intercept}
+
+    # ---- gradient solvers --------------------------------------------------
+    def gradient(self, kernels, X, Y, W, experts, penalty_scale=1.0):
+        """Gradient of sum_ik W_ik log p_k(y_i | x_i) - penalty_scale * penalty.
+
+        "coef" (K, C, d) and "intercept" (K, C).
+        """
+        coef = experts["coef"]
+        grad_coef, grad_intercept = kernels.logistic_gradient(X, Y, W, coef,
+                                                              experts["intercept"])
+        grad_coef -= 2.0 * penalty_scale * self.weight_penalty * coef
+        return {"coef": grad_coef, "intercept": grad_intercept}
+
+    def coordinates(self, experts, reference):
+        return _LogisticCoordinates(experts)
+
+    # ---- growing -----------------------------------------------------------
+    def split(self, experts, j, rng):
+        grown = append_expert(experts, j)
+        # inputs are standardised: a step of norm ~1 over the d + 1
+        # coordinates moves each class logit by about SPLIT_STEP
+        n_coordinates = experts["coef"].shape[-1] + 1
+        for key in ("coef", "intercept"):
+            step = rng.standard_normal(experts[key].shape[1:]) / np.sqrt(n_coordinates)
+            step *= SPLIT_STEP
+            grown[key][j] += step
+            grown[key][-1] -= step
+        return grown
+
+    # ---- prediction --------------------------------------------------------
+    @staticmethod
+    def log_proba(kernels, X, experts):
+        """Each expert's class log-probabilities: (n, K, C)."""
+        return kernels.logistic_predict_log_proba(X, experts["coef"], experts["intercept"])
+
+    # ---- user scale ------------------------------------------------------
+    def to_user(self, experts, x_mean, x_scale, squeeze=False):
+        coef = experts["coef"] / x_scale
+        return {"expert_coef_": coef, "expert_intercept_": experts["intercept"] - coef @ x_mean}
+
+    def from_user(self, attributes, n_experts, x_mean, x_scale):
+        coef = np.asarray(attributes["expert_coef_"])
+        return {"coef": coef * x_scale,
+                "intercept": attributes["expert_intercept_"] + coef @ x_mean}

@@ -1,0 +1,164 @@
+"""A gate and an expert family composed once: the mixture p(y | x) = sum_k g_k p_k.
+
+Everything the solvers need of a model is here, written against the gate
+and family protocols (``mixexp._gates``, ``mixexp._experts``): the E-step,
+the penalised objective's penalty, the M-step, the gradient solvers'
+coordinates, and the split / take steps that grow, prune or revive experts.
+Parameters nest as ``{"gate": ..., "experts": ...}``; the number of experts
+is asked of the gate, never read off an array shape.
+
+The E-step is the composition log g + log p -> normalised posterior. Pairs
+with a fused kernel (one pass over the rows for the whole E-step) are
+listed in ``FUSED_E_STEPS``; the composition is their oracle.
+"""
+
+import numpy as np
+
+from ._experts import GaussianExperts, LogisticExperts
+from ._gates import SoftmaxGate
+from ._gates._softmax import GATE_NEWTON_STEPS
+
+
+def _softmax_fused_e_step(model, kernels, X, Y, params, resp, log_gate_out):
+    coef, intercept = model.gate.linear(params["gate"])
+    return model.family.fused_e_step(kernels, X, Y, coef, intercept, params["experts"], resp,
+                                     log_gate_out=log_gate_out)
+
+
+# (gate type, family type) -> fused E-step; the composition serves the rest.
+FUSED_E_STEPS = {
+    (SoftmaxGate, GaussianExperts): _softmax_fused_e_step,
+    (SoftmaxGate, LogisticExperts): _softmax_fused_e_step,
+}
+
+
+class ModelCoordinates:
+    """The gate's coordinates then the experts', as one flat vector."""
+
+    def __init__(self, gate, experts):
+        self.parts = {"gate": gate, "experts": experts}
+        self.slices, offset = {}, 0
+        for name, part in self.parts.items():
+            self.slices[name] = slice(offset, offset + part.size)
+            offset += part.size
+        self.size = offset
+        self.lower = np.concatenate([part.lower for part in self.parts.values()])
+        self.upper = np.concatenate([part.upper for part in self.parts.values()])
+
+    def pack(self, params):
+        return np.concatenate([part.pack(params[name]) for name, part in self.parts.items()])
+
+    def unpack(self, flat):
+        return {name: part.unpack(flat[self.slices[name]]) for name, part in self.parts.items()}
+
+    def pack_gradient(self, gradient):
+        return np.concatenate([part.pack_gradient(gradient[name])
+                               for name, part in self.parts.items()])
+
+    def project(self, flat):
+        """Clip to the bounds and remove each part's null directions, in place.
+
+        Removing a shift that changes no probability can only lower the L2
+        penalties, so this never lowers the objective.
+        """
+        np.clip(flat, self.lower, self.upper, out=flat)
+        for name, part in self.parts.items():
+            part.project_part(flat[self.slices[name]])
+        return flat
+
+
+class MixtureModel:
+    """A gate over the experts of one family.
+
+    Parameters
+    ----------
+    gate : gate object (``mixexp._gates``)
+    family : expert family (``mixexp._experts``)
+    """
+
+    def __init__(self, gate, family):
+        self.gate = gate
+        self.family = family
+        self._fused = FUSED_E_STEPS.get((type(gate), type(family)))
+
+    # ---- shape -----------------------------------------------------------
+    def n_experts(self, params):
+        return self.gate.n_experts(params["gate"])
+
+    def neutral(self, Y, sample_weight, n_experts, n_features):
+        """Uniform gate, every expert alike: what an initial M-step starts from."""
+        return {"gate": self.gate.neutral(n_experts, n_features),
+                "experts": self.family.neutral(Y, sample_weight, n_experts, n_features)}
+
+    def n_parameters(self, n_experts, n_features, n_outputs):
+        return (self.gate.n_parameters(n_experts, n_features)
+                + self.family.n_parameters(n_experts, n_features, n_outputs))
+
+    # ---- densities and objective -----------------------------------------
+    def log_prior(self, kernels, X, params, out=None):
+        """log g_k(x_i): (n, K)."""
+        return self.gate.log_prior(kernels, X, params["gate"], out=out)
+
+    def log_density(self, kernels, X, Y, params):
+        """log p_k(y_i | x_i): (n, K)."""
+        return self.family.log_density(kernels, X, Y, params["experts"])
+
+    def e_step(self, kernels, X, Y, params, resp, log_gate_out=None, fused=True):
+        """Fill ``resp`` (n, K) with the posterior; return log p(y_i | x_i) (n,), float64.
+
+        With ``log_gate_out`` (n, K), also write the log prior there (the
+        gate's M-step starts from it). ``fused=False`` forces the
+        composition (the oracle of the fused kernels).
+        """
+        if fused and self._fused is not None:
+            return self._fused(self, kernels, X, Y, params, resp, log_gate_out)
+        # float64 (n, K) work array: float32 data gets float64 arithmetic
+        log_joint = self.log_prior(kernels, X, params,
+                                   out=kernels.xp.empty(resp.shape, dtype=np.float64))
+        if log_gate_out is not None:
+            log_gate_out[...] = log_joint
+        log_joint += self.log_density(kernels, X, Y, params)
+        log_norm, posterior = kernels.normalize_log_joint(log_joint, resp_out=log_joint)
+        resp[...] = posterior
+        return log_norm
+
+    def penalty(self, params):
+        """Gate and experts' penalties, summed (subtracted from the summed log-likelihood)."""
+        return self.family.penalty(params["experts"]) + self.gate.penalty(params["gate"])
+
+    # ---- EM ----------------------------------------------------------------
+    def m_step(self, kernels, data, params, W, *, log_prior=None, log_prior_ready=False,
+               gate_steps=GATE_NEWTON_STEPS, balance=0.0):
+        """One M-step from weighted responsibilities ``W`` (n, K): new parameters.
+
+        ``log_prior`` is the gate's scratch buffer (n, K); with
+        ``log_prior_ready`` it holds the log prior at ``params`` already
+        (from the E-step). ``gate_steps`` bounds the gate's Newton steps.
+        """
+        experts = self.family.m_step(kernels, data.X, data.Y, W, params["experts"])
+        gate = self.gate.m_step(kernels, data.X, W, params["gate"], log_prior=log_prior,
+                                log_prior_ready=log_prior_ready, max_iter=gate_steps,
+                                balance=balance, sample_weight=data.sample_weight)
+        return {"gate": gate, "experts": experts}
+
+    # ---- gradient solvers --------------------------------------------------
+    def coordinate_reference(self, Y, sample_weight):
+        """What the coordinates depend on besides the parameters (small host arrays)."""
+        return {"experts": self.family.coordinate_reference(Y, sample_weight)}
+
+    def coordinates(self, params, reference):
+        """:class:`ModelCoordinates` anchored at ``params``."""
+        return ModelCoordinates(self.gate.coordinates(params["gate"]),
+                                self.family.coordinates(params["experts"],
+                                                        reference["experts"]))
+
+    # ---- growing and pruning -------------------------------------------
+    def split(self, params, j, rng):
+        """Expert ``j`` split in two, the new half appended last."""
+        return {"gate": self.gate.split(params["gate"], j),
+                "experts": self.family.split(params["experts"], j, rng)}
+
+    def take(self, params, index):
+        """The model restricted to experts ``index`` (an int array), in that order."""
+        return {"gate": self.gate.take(params["gate"], index),
+                "experts": self.family.take(params["experts"], index)}

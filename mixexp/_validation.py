@@ -1,0 +1,173 @@
+"""Input checks and host/device plumbing for every estimator, in one place.
+
+Host input is checked by scikit-learn (``validate_data``,
+``_check_sample_weight``); CuPy input is checked on the device for a GPU
+backend, with scikit-learn's messages, so nothing of size n leaves the
+device. The checked arrays are then standardised and moved, once, into the
+namespace of the fit's kernel bundle: :class:`TrainingData` is what the
+solvers see.
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from sklearn.utils.validation import _check_sample_weight, _check_y, check_is_fitted, validate_data
+
+from ._backend import (
+    array_namespace,
+    check_device_array,
+    check_device_sample_weight,
+    in_namespace,
+    is_device_array,
+    resolve_backend,
+    to_host,
+)
+from ._rows import row_blocks
+
+# Input dtypes kept as they are (anything else becomes float64): float32 input
+# stays float32 in X, Y and the (n, K) buffers; parameters stay float64.
+FLOAT_DTYPES = (np.float64, np.float32)
+
+# Squares of larger values overflow (residuals, variances, Gram matrices),
+# so such inputs are refused rather than fitted into NaN: per training dtype.
+_MAX_MAGNITUDE = {np.dtype(np.float64): 1e150, np.dtype(np.float32): 1e18}
+
+
+@dataclass
+class TrainingData:
+    """What a solver sees: standardised X, 2-D targets, sample weights.
+
+    The arrays live in the namespace of the fit's kernel bundle (on the GPU
+    for backend="cupy"); ``total_weight`` is a host float.
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    sample_weight: np.ndarray
+
+    @cached_property
+    def total_weight(self):
+        # cached: on the GPU each sum is a round trip to the host
+        return float(self.sample_weight.sum())
+
+
+def check_magnitude(A, name, dtype):
+    """ValueError if ``A`` holds values whose squares overflow in ``dtype``."""
+    xp = array_namespace(A)
+    limit = _MAX_MAGNITUDE[np.dtype(dtype)]
+    largest = float(xp.max(xp.abs(A))) if A.size else 0.0
+    if largest > limit:
+        raise ValueError(
+            f"{name} has values as large as {largest:.3g}; with {np.dtype(dtype).name} "
+            f"data, values beyond {limit:.0e} overflow when squared. Rescale {name} "
+            "(for example with StandardScaler or by dividing by a constant)."
+        )
+
+
+def validate_training_input(estimator, X, y, sample_weight, kernels, *, encode, reset):
+    """Validated ``(X, Y, sample_weight)``: Y the 2-D encoded targets in X's dtype.
+
+    ``encode(y)`` turns validated targets into 2-D float64 ones (the
+    estimator's target semantics); ``estimator._check_target_kind(y)``
+    refuses a target of the wrong kind before any conversion. The arrays
+    stay where they were checked: see :func:`training_data`.
+    """
+    if is_device_array(X) and kernels.device:
+        return _validate_on_device(estimator, X, y, sample_weight, kernels, encode, reset)
+    X, y, sample_weight = to_host(X), to_host(y), to_host(sample_weight)
+    estimator._check_target_kind(y)
+    X, y = validate_data(
+        estimator, X, y, dtype=FLOAT_DTYPES, reset=reset,
+        multi_output=estimator._multi_output, y_numeric=estimator._y_numeric,
+    )
+    sample_weight = _check_sample_weight(
+        sample_weight, X, dtype=np.float64, ensure_non_negative=True
+    )
+    check_magnitude(X, "X", X.dtype)
+    Y = encode(y)
+    check_magnitude(Y, "y", X.dtype)  # before the cast to X's dtype can overflow
+    return X, Y.astype(X.dtype, copy=False), sample_weight
+
+
+def _validate_on_device(estimator, X, y, sample_weight, kernels, encode, reset):
+    """:func:`validate_training_input` for a CuPy ``X``: nothing of size n leaves the device."""
+    X = validate_device_X(estimator, X, reset)
+    if is_device_array(y):
+        y = check_device_array(y, input_name="y", estimator_name=type(estimator).__name__,
+                               ensure_2d=False, dtype=None)
+    else:  # host targets (labels of any type): checked and encoded on the host
+        estimator._check_target_kind(y)
+        y = _check_y(y, multi_output=estimator._multi_output, y_numeric=estimator._y_numeric,
+                     estimator=estimator)
+    if y.shape[0] != X.shape[0]:
+        raise ValueError("Found input variables with inconsistent numbers of samples: "
+                         f"{[X.shape[0], y.shape[0]]}")
+    sample_weight = check_device_sample_weight(sample_weight, X)
+    check_magnitude(X, "X", X.dtype)
+    Y = in_namespace(encode(y), kernels)
+    check_magnitude(Y, "y", X.dtype)
+    return X, Y.astype(X.dtype, copy=False), sample_weight
+
+
+def validate_device_X(estimator, X, reset):
+    """A CuPy X checked on the device; sets or checks ``n_features_in_``."""
+    X = check_device_array(X, input_name="X", estimator_name=type(estimator).__name__,
+                           ensure_2d=True, dtype=FLOAT_DTYPES)
+    validate_data(estimator, X, skip_check_array=True, reset=reset)
+    return X
+
+
+def weighted_mean_and_scale(A, sample_weight):
+    """Column means and standard deviations under ``sample_weight``; zero scales become 1.
+
+    Accumulated in float64 over blocks of rows, so that no temporary the size
+    of A (twice its size for float32 A) is made: at a million rows those
+    dominated the peak memory of a fit. ``A`` and ``sample_weight`` may be
+    CuPy arrays (computed on the device); the results are host arrays.
+    """
+    xp = array_namespace(A)
+    weights = sample_weight / sample_weight.sum()
+    blocks = row_blocks(A.shape[0])
+    mean = sum(weights[rows] @ A[rows].astype(np.float64, copy=False) for rows in blocks)
+    scale = xp.sqrt(sum(weights[rows] @ (A[rows] - mean) ** 2 for rows in blocks))
+    # A constant column (or one whose spread is lost in rounding) is not scaled.
+    scale[scale <= 1e-12 * xp.maximum(xp.abs(mean), 1e-300)] = 1.0
+    return to_host(mean), to_host(scale)
+
+
+def standardize(X, mean, scale):
+    """(X - mean) / scale in the dtype and namespace of X, with a single temporary."""
+    xp = array_namespace(X)
+    Xs = X - xp.asarray(mean, dtype=X.dtype)
+    Xs /= xp.asarray(scale, dtype=X.dtype)
+    return Xs
+
+
+def training_data(X, Y, sample_weight, x_mean, x_scale, kernels):
+    """TrainingData in the namespace of ``kernels``: host input for the GPU moves once."""
+    Xs = in_namespace(standardize(X, x_mean, x_scale), kernels)
+    return TrainingData(Xs, in_namespace(Y, kernels), in_namespace(sample_weight, kernels))
+
+
+def standardized_prediction_input(estimator, X):
+    """Validated, standardised X of a fitted estimator, and the kernels that predict on it.
+
+    Returns ``(Xs, kernels)``: ``Xs`` in the namespace of the backend that
+    serves ``X`` (CuPy input stays on the device for a GPU backend).
+    """
+    check_is_fitted(estimator)
+    kernels = resolve_backend(estimator.backend, X)
+    if is_device_array(X) and kernels.device:
+        X = validate_device_X(estimator, X, reset=False)
+    else:
+        X = validate_data(estimator, to_host(X), dtype=FLOAT_DTYPES, reset=False)
+    Xs = in_namespace(standardize(X, estimator._x_mean, estimator._x_scale), kernels)
+    return Xs, kernels
+
+
+def checked_sample_weight(sample_weight, per_row):
+    """Sample weights for a weighted mean of ``per_row`` (n,), where it lives."""
+    if is_device_array(per_row):
+        return check_device_sample_weight(sample_weight, per_row, ensure_non_negative=False)
+    return _check_sample_weight(sample_weight, per_row[:, None])

@@ -1,4 +1,4 @@
-"""MixtureOfExpertsClassifier: scikit-learn compatibility and correctness."""
+"""MixtureOfExpertsClassifier: correctness (common checks: tests/test_common_checks.py)."""
 
 import numpy as np
 import pytest
@@ -9,27 +9,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mixexp import MixtureOfExpertsClassifier
 from mixexp.datasets import make_moe_classification
-
-
-# Every common check must pass: no expected failures are declared. The
-# gradient solvers are checked too (Adam is the only one with partial_fit),
-# with tol=1e-4: the checks' tiny data sets often have an unbounded
-# likelihood (an expert fits a few points exactly), which the gradient
-# solvers keep climbing slowly where EM stops at a fixed point, and the test
-# configuration makes ConvergenceWarning an error. Adam also takes a larger
-# step for the same reason.
-@parametrize_with_checks([
-    MixtureOfExpertsClassifier(n_experts=2, random_state=0),
-    MixtureOfExpertsClassifier(n_experts=2, solver="lbfgs", tol=1e-4, random_state=0),
-    MixtureOfExpertsClassifier(n_experts=2, solver="adam", learning_rate_init=0.05, tol=1e-4,
-                               random_state=0),
-])
-def test_sklearn_common_checks(estimator, check):
-    check(estimator)
 
 
 def test_gated_linear_boundaries_beat_logistic_regression():

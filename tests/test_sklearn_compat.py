@@ -1,41 +1,16 @@
-"""scikit-learn compatibility: common checks, clone, Pipeline, GridSearchCV, pickle."""
+"""scikit-learn compatibility: clone, Pipeline, GridSearchCV, pickle (common checks:
+tests/test_common_checks.py)."""
 
 import pickle
 
-import pytest
 from numpy.testing import assert_allclose
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mixexp import MixtureOfExpertsRegressor
 from mixexp.datasets import make_moe_regression
-
-VANISHED_EXPERT_WARNING = ("ignore:.*receive no share of the training data"
-                           ":sklearn.exceptions.ConvergenceWarning")
-
-
-# Every common check must pass: no expected failures are declared. The
-# gradient solvers are checked too (Adam is the only one with partial_fit),
-# with tol=1e-4: the checks' tiny data sets often have an unbounded
-# likelihood (an expert fits a few points exactly), which the gradient
-# solvers keep climbing slowly where EM stops at a fixed point, and the test
-# configuration makes ConvergenceWarning an error. Adam also takes a larger
-# step for the same reason. On some of the checks' one-regime data a second
-# expert is not needed and vanishes, which the estimator reports (a
-# ConvergenceWarning about experts with no share of the data): expected there.
-@pytest.mark.filterwarnings(VANISHED_EXPERT_WARNING)
-@parametrize_with_checks([
-    MixtureOfExpertsRegressor(n_experts=2, random_state=0),
-    MixtureOfExpertsRegressor(n_experts=2, solver="lbfgs", tol=1e-4, random_state=0),
-    MixtureOfExpertsRegressor(n_experts=2, solver="adam", learning_rate_init=0.05, tol=1e-4,
-                              random_state=0),
-])
-def test_sklearn_common_checks(estimator, check):
-    check(estimator)
-
 
 def test_pipeline_in_grid_search_selects_true_number_of_experts():
     X, y, _ = make_moe_regression(

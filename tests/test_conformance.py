@@ -1,0 +1,278 @@
+"""Conformance suite: what every expert family and every gate must satisfy.
+
+A new family or gate is added to ``FAMILIES`` / ``GATES`` below and must pass
+every test here: its gradient against finite differences, its M-step never
+lowering its penalised objective, sums over rows independent of how the
+rows are chunked, coordinates and user-scale conversions that round-trip,
+a split that keeps the mixture, and a fused E-step equal to the composition.
+"""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from mixexp._experts import GaussianExperts, LogisticExperts
+from mixexp._gates import SoftmaxGate
+from mixexp._kernels import get_kernels
+from mixexp._model import MixtureModel
+from mixexp._validation import TrainingData
+
+NUMPY = get_kernels("numpy")
+N, D, K = 240, 3, 3
+
+
+def _gaussian(rng, n_outputs=2):
+    family = GaussianExperts(weight_penalty=rng.uniform(0.1, 1.0, D),
+                             variance_floor=np.full(n_outputs, 1e-3))
+    experts = {"coef": rng.normal(size=(K, n_outputs, D)),
+               "intercept": rng.normal(size=(K, n_outputs)),
+               "variance": rng.uniform(0.5, 2.0, size=(K, n_outputs))}
+    Y = rng.normal(size=(N, n_outputs))
+    return family, experts, Y
+
+
+def _logistic(rng, n_outputs=3):
+    family = LogisticExperts(weight_penalty=rng.uniform(0.1, 1.0, D))
+    experts = {"coef": rng.normal(size=(K, n_outputs, D)),
+               "intercept": rng.normal(size=(K, n_outputs))}
+    Y = np.eye(n_outputs)[rng.integers(n_outputs, size=N)]
+    return family, experts, Y
+
+
+FAMILIES = {"gaussian": _gaussian, "logistic": _logistic}
+GATES = {"softmax": lambda rng: (SoftmaxGate(alpha=0.3),
+                                 {"coef": rng.normal(size=(K, D)),
+                                  "intercept": rng.normal(size=K)})}
+
+
+def _problem(family_name, seed=0):
+    rng = np.random.default_rng(seed)
+    family, experts, Y = FAMILIES[family_name](rng)
+    X = rng.normal(size=(N, D))
+    W = rng.dirichlet(np.ones(K), size=N) * rng.uniform(0.5, 2.0, size=(N, 1))
+    return family, experts, X, Y, W
+
+
+def _family_objective(family, X, Y, W, experts, penalty_scale=1.0):
+    return float(np.sum(W * family.log_density(NUMPY, X, Y, experts))
+                 - penalty_scale * family.penalty(experts))
+
+
+def _gate_objective(gate, X, W, params):
+    return float(np.sum(W * gate.log_prior(NUMPY, X, params))) - gate.penalty(params)
+
+
+def _central_differences(function, x, step=1e-6):
+    grad = np.empty_like(x)
+    for j in range(x.size):
+        e = np.zeros_like(x)
+        e[j] = step
+        grad[j] = (function(x + e) - function(x - e)) / (2 * step)
+    return grad
+
+
+# ---- families ---------------------------------------------------------------
+@pytest.mark.parametrize("family_name", FAMILIES)
+def test_family_gradient_matches_finite_differences(family_name):
+    family, experts, X, Y, W = _problem(family_name)
+    coordinates = family.coordinates(experts, family.coordinate_reference(Y, W.sum(axis=1)))
+    flat = coordinates.pack(experts)
+    analytic = coordinates.pack_gradient(family.gradient(NUMPY, X, Y, W, experts,
+                                                         penalty_scale=0.5))
+    numeric = _central_differences(
+        lambda v: _family_objective(family, X, Y, W, coordinates.unpack(v), 0.5), flat)
+    assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-5 * np.abs(numeric).max())
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("family_name", FAMILIES)
+def test_family_m_step_never_lowers_its_objective(family_name, seed):
+    family, experts, X, Y, W = _problem(family_name, seed)
+    before = _family_objective(family, X, Y, W, experts)
+    updated = family.m_step(NUMPY, X, Y, W, experts)
+    assert set(updated) == set(experts)
+    assert _family_objective(family, X, Y, W, updated) >= before - 1e-9 * abs(before)
+    # and a second step from there keeps climbing (or stays)
+    again = family.m_step(NUMPY, X, Y, W, updated)
+    assert (_family_objective(family, X, Y, W, again)
+            >= _family_objective(family, X, Y, W, updated) - 1e-9 * abs(before))
+
+
+@pytest.mark.parametrize("family_name", FAMILIES)
+def test_family_sums_over_rows_do_not_depend_on_chunking(family_name):
+    family, experts, X, Y, W = _problem(family_name)
+    whole = family.gradient(NUMPY, X, Y, W, experts, penalty_scale=0.0)
+    rng = np.random.default_rng(1)
+    cuts = np.sort(rng.choice(np.arange(1, N), size=5, replace=False))
+    parts = [family.gradient(NUMPY, X[rows], Y[rows], W[rows], experts, penalty_scale=0.0)
+             for rows in np.split(np.arange(N), cuts)]
+    for key, value in whole.items():
+        assert_allclose(sum(part[key] for part in parts), value, rtol=1e-10, atol=1e-10)
+    density = np.concatenate([family.log_density(NUMPY, X[rows], Y[rows], experts)
+                              for rows in np.split(np.arange(N), cuts)])
+    assert_allclose(density, family.log_density(NUMPY, X, Y, experts), rtol=1e-14)
+
+
+@pytest.mark.parametrize("family_name", FAMILIES)
+def test_family_coordinates_round_trip_and_projection_keeps_densities(family_name):
+    family, experts, X, Y, W = _problem(family_name)
+    coordinates = family.coordinates(experts, family.coordinate_reference(Y, W.sum(axis=1)))
+    flat = coordinates.pack(experts)
+    for key, value in coordinates.unpack(flat).items():
+        assert_allclose(value, experts[key], rtol=1e-12, atol=1e-12)
+    assert np.all(coordinates.lower <= flat) and np.all(flat <= coordinates.upper)
+    projected = coordinates.project(flat.copy())
+    assert_allclose(family.log_density(NUMPY, X, Y, coordinates.unpack(projected)),
+                    family.log_density(NUMPY, X, Y, experts), rtol=1e-10, atol=1e-10)
+    assert family.penalty(coordinates.unpack(projected)) <= family.penalty(experts) + 1e-12
+
+
+@pytest.mark.parametrize("family_name", FAMILIES)
+def test_family_user_scale_round_trip_and_predictions(family_name):
+    family, experts, X, Y, W = _problem(family_name)
+    rng = np.random.default_rng(2)
+    x_mean, x_scale = rng.normal(size=D), rng.uniform(0.1, 10.0, size=D)
+    public = family.to_user(experts, x_mean, x_scale)
+    assert all(name.endswith("_") for name in public)
+    back = family.from_user(public, K, x_mean, x_scale)
+    for key, value in back.items():
+        assert_allclose(value, experts[key], rtol=1e-10, atol=1e-10)
+    # the public attributes act on raw inputs as the internal ones on standardised
+    raw = X * x_scale + x_mean
+    assert_allclose(np.einsum("nd,ktd->nkt", raw, public["expert_coef_"])
+                    + public["expert_intercept_"],
+                    np.einsum("nd,ktd->nkt", X, experts["coef"]) + experts["intercept"],
+                    rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("family_name", FAMILIES)
+def test_family_state_rebuilds_the_family(family_name):
+    family, experts, X, Y, W = _problem(family_name)
+    state = family.state()
+    assert all(isinstance(v, (np.ndarray, float, int)) for v in state.values())
+    rebuilt = type(family)(**state)
+    assert_allclose(rebuilt.log_density(NUMPY, X, Y, experts),
+                    family.log_density(NUMPY, X, Y, experts))
+    assert rebuilt.penalty(experts) == family.penalty(experts)
+
+
+@pytest.mark.parametrize("family_name", FAMILIES)
+def test_family_split_and_take(family_name):
+    family, experts, X, Y, W = _problem(family_name)
+    grown = family.split(experts, 1, np.random.default_rng(0))
+    n_params = family.n_parameters(K, D, Y.shape[1])
+    assert family.n_parameters(K + 1, D, Y.shape[1]) > n_params
+    for key, value in grown.items():
+        assert value.shape[0] == K + 1
+        # the two halves move symmetrically away from the old expert
+        assert_allclose(value[[0, 2]], experts[key][[0, 2]])
+        assert_allclose((value[1] + value[-1]) / 2, experts[key][1], rtol=1e-12, atol=1e-12)
+    taken = family.take(grown, np.array([0, 2]))
+    for key, value in taken.items():
+        assert_allclose(value, experts[key][[0, 2]])
+
+
+# ---- gates ------------------------------------------------------------------
+@pytest.mark.parametrize("gate_name", GATES)
+def test_gate_gradient_matches_finite_differences(gate_name):
+    rng = np.random.default_rng(3)
+    gate, params = GATES[gate_name](rng)
+    X = rng.normal(size=(N, D))
+    W = rng.dirichlet(np.ones(K), size=N) * rng.uniform(0.5, 2.0, size=(N, 1))
+    coordinates = gate.coordinates(params)
+    log_g = gate.log_prior(NUMPY, X, params)
+    # the gradient in the logits of sum_ik W_ik log g_ik
+    logit_gradient = W - np.exp(log_g) * W.sum(axis=1, keepdims=True)
+    analytic = coordinates.pack_gradient(gate.gradient(NUMPY, X, logit_gradient, params))
+    numeric = _central_differences(
+        lambda v: _gate_objective(gate, X, W, coordinates.unpack(v)), coordinates.pack(params))
+    assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-5 * np.abs(numeric).max())
+
+
+@pytest.mark.parametrize("balance", [0.0, 0.5])
+@pytest.mark.parametrize("gate_name", GATES)
+def test_gate_m_step_never_lowers_its_objective(gate_name, balance):
+    rng = np.random.default_rng(4)
+    gate, params = GATES[gate_name](rng)
+    X = rng.normal(size=(N, D))
+    W = rng.dirichlet(np.ones(K), size=N)
+    sample_weight = W.sum(axis=1)
+    before = _gate_objective(gate, X, W, params)
+    updated = gate.m_step(NUMPY, X, W, params, max_iter=3, balance=balance,
+                          sample_weight=sample_weight)
+    if balance == 0:
+        assert _gate_objective(gate, X, W, updated) >= before
+    assert gate.n_experts(updated) == K and gate.n_features(updated) == D
+
+
+@pytest.mark.parametrize("gate_name", GATES)
+def test_gate_coordinates_projection_split_take_and_user_scale(gate_name):
+    rng = np.random.default_rng(5)
+    gate, params = GATES[gate_name](rng)
+    X = rng.normal(size=(N, D))
+    log_g = gate.log_prior(NUMPY, X, params)
+    coordinates = gate.coordinates(params)
+    projected = coordinates.unpack(coordinates.project(coordinates.pack(params)))
+    assert_allclose(gate.log_prior(NUMPY, X, projected), log_g, atol=1e-12)
+    assert gate.penalty(projected) <= gate.penalty(params) + 1e-12
+    # a split keeps the gate exactly: the two halves share the old expert's share
+    grown = np.exp(gate.log_prior(NUMPY, X, gate.split(params, 0)))
+    assert_allclose(grown[:, 0] + grown[:, -1], np.exp(log_g[:, 0]), rtol=1e-12)
+    # taking experts conditions the gate on them
+    kept = np.exp(gate.log_prior(NUMPY, X, gate.take(params, np.array([0, 2]))))
+    g = np.exp(log_g[:, [0, 2]])
+    assert_allclose(kept, g / g.sum(axis=1, keepdims=True), rtol=1e-12)
+    x_mean, x_scale = rng.normal(size=D), rng.uniform(0.1, 10.0, size=D)
+    back = gate.from_user(*gate.to_user(params, x_mean, x_scale), x_mean, x_scale)
+    for key, value in back.items():
+        assert_allclose(value, params[key], rtol=1e-10, atol=1e-10)
+
+
+# ---- the composition --------------------------------------------------------
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("family_name", FAMILIES)
+@pytest.mark.parametrize("gate_name", GATES)
+def test_fused_e_step_equals_the_composition(gate_name, family_name, dtype, backend):
+    kernels = get_kernels(backend)
+    rng = np.random.default_rng(6)
+    gate, gate_params = GATES[gate_name](rng)
+    family, experts, X, Y, _ = _problem(family_name)
+    model = MixtureModel(gate, family)
+    params = {"gate": gate_params, "experts": experts}
+    X, Y = X.astype(dtype), Y.astype(dtype)
+    outputs = []
+    for fused in (True, False):
+        resp, log_g = np.empty((N, K), dtype=dtype), np.empty((N, K), dtype=dtype)
+        log_norm = model.e_step(kernels, X, Y, params, resp, log_gate_out=log_g, fused=fused)
+        outputs.append((log_norm, resp, log_g))
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    for fused, composed in zip(*outputs):
+        assert_allclose(fused, composed, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("family_name", FAMILIES)
+def test_model_m_step_and_split_keep_the_mixture(family_name):
+    rng = np.random.default_rng(7)
+    gate, gate_params = GATES["softmax"](rng)
+    family, experts, X, Y, _ = _problem(family_name)
+    model = MixtureModel(gate, family)
+    params = {"gate": gate_params, "experts": experts}
+    data = TrainingData(X, Y, np.ones(N))
+    resp = np.empty((N, K))
+
+    def objective(p):
+        return float(model.e_step(NUMPY, X, Y, p, resp).sum()) - model.penalty(p)
+
+    before = objective(params)
+    model.e_step(NUMPY, X, Y, params, resp)
+    updated = model.m_step(NUMPY, data, params, resp.copy())
+    assert objective(updated) >= before  # EM's monotonicity, one step
+    assert model.n_experts(updated) == K
+    grown = model.split(updated, 0, np.random.default_rng(0))
+    assert model.n_experts(grown) == K + 1
+    # a split changes the likelihood only at second order in its small step
+    resp = np.empty((N, K + 1))
+    split_ll = float(model.e_step(NUMPY, X, Y, grown, resp).sum())
+    resp = np.empty((N, K))
+    assert abs(split_ll - float(model.e_step(NUMPY, X, Y, updated, resp).sum())) < 2e-3

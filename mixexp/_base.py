@@ -54,10 +54,9 @@ from ._solvers import (
     check_solver_options,
 )
 from ._validation import (
-    TrainingData,
     checked_sample_weight,
     standardized_prediction_input,
-    training_data,
+    training_rows,
     validate_training_input,
     weighted_mean_and_scale,
 )
@@ -197,26 +196,26 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         )
         warm = self.warm_start and self._warm_startable(X.shape[1], Y.shape[1])
         x_mean, x_scale = weighted_mean_and_scale(X, sample_weight)
-        data = training_data(X, Y, sample_weight, x_mean, x_scale, kernels)
+        rows = training_rows(X, Y, sample_weight, x_mean, x_scale, kernels)
         model = self._make_model(self._make_family(x_scale, Y, sample_weight))
         solve = SOLVERS[self.solver]
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
 
         if warm:
             # a different n_experts grows (splits) or prunes the previous fit
-            params = resize_experts(model, kernels, data,
+            params = resize_experts(model, kernels, rows.whole(),
                                     self._params_from_user(model, x_mean, x_scale),
                                     self.n_experts, np.random.default_rng([seed, 2]))
             starts = [("warm", params)]
         else:
-            starts = self._initial_starts(X, Y, sample_weight, data, model, kernels)
+            starts = self._initial_starts(X, Y, sample_weight, rows, model, kernels)
 
         best = None
         for index, (kind, params) in enumerate(starts):
             if kind != "warm":
                 params = params()
             result = solve(
-                model, kernels, data, params, max_iter=self.max_iter, tol=self.tol,
+                model, kernels, rows, params, max_iter=self.max_iter, tol=self.tol,
                 verbose=self.verbose > 1, options=self._solver_options((seed, index)),
             )
             if self.verbose:
@@ -242,7 +241,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.log_likelihood_ = best.log_likelihood
         self.log_likelihood_history_ = np.asarray(best.log_likelihood_history)
         self.objective_history_ = np.asarray(best.objective_history)
-        self._finish_fit(model, kernels, data, best)
+        self._finish_fit(model, kernels, rows, best)
         return self
 
     def _store_fit(self, model, params, n_outputs):
@@ -265,10 +264,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             n_iter_no_change=int(self.n_iter_no_change), seed=tuple(int(v) for v in seed),
         )
 
-    def _finish_fit(self, model, kernels, data, result):
+    def _finish_fit(self, model, kernels, rows, result):
         """Attributes that depend on the gating mode: usage, routed log-likelihood."""
         log_likelihood, self.expert_usage_, share = training_summary(
-            model, kernels, data, result.params, self.gating, self.top_k
+            model, kernels, rows, result.params, self.gating, self.top_k
         )
         self._warn_vanished_experts(share)
         # soft gating keeps the solver's own value (the same number, no re-rounding)
@@ -344,9 +343,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             model = self._make_model(self._make_family(self._x_scale, Y, sample_weight))
         else:
             model = self._fitted_model
-        data = training_data(X, Y, sample_weight, self._x_mean, self._x_scale, kernels)
+        rows = training_rows(X, Y, sample_weight, self._x_mean, self._x_scale, kernels)
         if first_call:
-            start = self._initial_starts(X, Y, sample_weight, data, model, kernels)[0]
+            start = self._initial_starts(X, Y, sample_weight, rows, model, kernels)[0]
             params, state = start[1](), None
             self.n_iter_ = 0
             self.log_likelihood_history_ = self.objective_history_ = np.empty(0)
@@ -354,10 +353,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             params, state = self._params, getattr(self, "_solver_state", None)
             if model.n_experts(params) != self.n_experts:
                 params, state = resize_experts(
-                    model, kernels, data, params, self.n_experts,
+                    model, kernels, rows.whole(), params, self.n_experts,
                     np.random.default_rng([seed, 2]),
                 ), None
-        result = adam_partial_fit(model, kernels, data, params, state,
+        result = adam_partial_fit(model, kernels, rows, params, state,
                                   self._solver_options((seed, 0)))
         self._store_fit(model, result.params, Y.shape[1])
         self.n_iter_ += 1
@@ -366,7 +365,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.log_likelihood_history_ = np.append(self.log_likelihood_history_,
                                                  result.log_likelihood)
         self.objective_history_ = np.append(self.objective_history_, result.objective)
-        self._finish_fit(model, kernels, data, result)
+        self._finish_fit(model, kernels, rows, result)
         return self
 
     def _warm_startable(self, n_features, n_targets):
@@ -376,7 +375,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # any number of experts: resize_experts adds or removes experts
         return self._fitted_shape == (n_features, n_targets)
 
-    def _initial_starts(self, X, Y, sample_weight, data, model, kernels):
+    def _initial_starts(self, X, Y, sample_weight, rows, model, kernels):
         """Lazily built starts: (kind, callable returning params), nested in n_init.
 
         ``X``, ``Y`` and ``sample_weight`` are the validated input (unscaled,
@@ -388,8 +387,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         xp = kernels.xp
         index, weight = canonical_rows(X, Y, sample_weight, _MAX_INIT_ROWS)
-        rows = xp.asarray(index)
-        init_data = TrainingData(data.X[rows], data.Y[rows], xp.asarray(weight))
+        init_data = rows.take(xp.asarray(index), sample_weight=xp.asarray(weight))
         host_X, host_Y = kernels.to_host(init_data.X), kernels.to_host(init_data.Y)
         y_mean, y_scale = weighted_mean_and_scale(host_Y, weight)
         Z = np.hstack([host_X, (host_Y - y_mean) / y_scale])

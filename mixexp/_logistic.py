@@ -16,7 +16,7 @@ _ARMIJO = 1e-4
 _MAX_HALVINGS = 40
 # Above this many parameters C * (d + 1), Newton's Hessian (C^2 weighted Gram
 # products and a cubic solve) costs more than it saves: use bound steps.
-_NEWTON_MAX_PARAMS = 160
+NEWTON_MAX_PARAMS = 160
 
 
 def _penalised_objective(xp, targets, log_p, coef, penalty):
@@ -33,11 +33,43 @@ def _penalised_objective(xp, targets, log_p, coef, penalty):
     return data_term - float(np.sum(penalty * coef**2))
 
 
-def _center(coef, intercept):
+def center(coef, intercept):
     # Softmax is unchanged by a common shift of every class's parameters;
     # removing the mean shift keeps them bounded and can only lower the
     # penalty, so the objective never decreases.
     return coef - coef.mean(axis=0, keepdims=True), intercept - intercept.mean()
+
+
+def penalised_newton_step(grad, hess, penalty):
+    """Newton direction of a penalised softmax objective, and its decrement.
+
+    ``grad`` (C, d + 1) is the gradient of the whole objective (penalty
+    included), ``hess`` (C, d + 1, C, d + 1) the data part's Hessian (negative
+    semi-definite) and ``penalty`` (d,) the L2 penalty of the weights.
+    Returns ``(step (C, d + 1), decrement = grad . step)``.
+    """
+    n_classes, width = grad.shape
+    penalty_curvature = np.zeros((n_classes, width))
+    penalty_curvature[:, : width - 1] = 2.0 * penalty
+    neg_hess = -hess.reshape(n_classes * width, n_classes * width)
+    neg_hess[np.diag_indices_from(neg_hess)] += penalty_curvature.ravel()
+    step = _newton_direction(neg_hess, grad.ravel())
+    return step.reshape(n_classes, width), float(grad.ravel() @ step)
+
+
+def bound_step(grad, bound):
+    """Boehning's bound step: every class moves by ``bound^-1 g_c`` (see :func:`_bound_ascent`)."""
+    return solve_psd(bound, grad.T).T
+
+
+def rounding_resolution(objective, total_weight, dtype):
+    """The smallest gain of an objective a line search can verify.
+
+    A gain below the objective's rounding level (log-probabilities stored
+    in X's dtype: float32 rounds each term at 6e-8) cannot be verified, and
+    a line search would halve the step to nothing, a pass each time.
+    """
+    return max(1e-12 * max(total_weight, 1.0), float(np.finfo(dtype).eps) * abs(objective))
 
 
 def _newton_direction(neg_hess, grad):
@@ -74,12 +106,12 @@ def _bound_ascent(kernels, X, targets, coef, intercept, penalty, max_iter):
         )
         grad = np.concatenate([grad_coef[0] - 2.0 * penalty * coef, grad_intercept[0][:, None]],
                               axis=1)
-        step = solve_psd(bound, grad.T).T
+        step = bound_step(grad, bound)
         # the gain of a bound step shrinks only linearly near the optimum:
         # stop when it is at the level of rounding, not merely small
         if float(np.sum(grad * step)) <= 1e-15 * max(float(w_sum[0]), 1.0):
             break
-        coef, intercept = _center(coef + step[:, :d], intercept + step[:, d])
+        coef, intercept = center(coef + step[:, :d], intercept + step[:, d])
     return coef, intercept
 
 
@@ -120,9 +152,9 @@ def fit_multinomial_logistic(kernels, X, targets, coef, intercept, penalty, *, m
     coef, intercept : new arrays whose objective is no lower than the start's.
     """
     n_classes, d = coef.shape
-    coef, intercept = _center(coef, intercept)
+    coef, intercept = center(coef, intercept)
     # Boehning's bound minorises the logistic part only: not with an extra term
-    if extra is None and n_classes * (d + 1) > _NEWTON_MAX_PARAMS:
+    if extra is None and n_classes * (d + 1) > NEWTON_MAX_PARAMS:
         return _bound_ascent(kernels, X, targets, coef, intercept, penalty, 2 * max_iter)
     xp = kernels.xp
     if log_p is None:
@@ -137,8 +169,6 @@ def fit_multinomial_logistic(kernels, X, targets, coef, intercept, penalty, *, m
     objective = whole_objective(log_p, coef)
     total_weight = float(targets.sum())
     trial_log_p = xp.empty_like(log_p)
-    penalty_curvature = np.zeros((n_classes, d + 1))
-    penalty_curvature[:, :d] = 2.0 * penalty
 
     for _ in range(max_iter):
         grad, hess = kernels.gate_gradient_hessian(X, targets, log_p)
@@ -147,23 +177,14 @@ def fit_multinomial_logistic(kernels, X, targets, coef, intercept, penalty, *, m
             logit_gradient = extra(log_p)[1]
             grad[:, :d] -= kernels.to_host(logit_gradient.T @ X)
             grad[:, d] -= kernels.to_host(logit_gradient.sum(axis=0))
-        neg_hess = -hess.reshape(n_classes * (d + 1), n_classes * (d + 1))
-        neg_hess[np.diag_indices_from(neg_hess)] += penalty_curvature.ravel()
-
-        step = _newton_direction(neg_hess, grad.ravel())
-        decrement = float(grad.ravel() @ step)
-        # A gain below the objective's rounding level (log_p is stored in X's
-        # dtype: float32 rounds each term at 6e-8) cannot be verified by the
-        # line search, which would halve the step to nothing, a pass each time.
-        resolution = max(1e-12 * max(total_weight, 1.0),
-                         float(np.finfo(log_p.dtype).eps) * abs(objective))
-        if not np.isfinite(decrement) or decrement <= resolution:
+        step, decrement = penalised_newton_step(grad, hess, penalty)
+        if not np.isfinite(decrement) or decrement <= rounding_resolution(
+                objective, total_weight, log_p.dtype):
             break
-        step = step.reshape(n_classes, d + 1)
 
         t = 1.0
         for _ in range(_MAX_HALVINGS):
-            trial_coef, trial_intercept = _center(
+            trial_coef, trial_intercept = center(
                 coef + t * step[:, :d], intercept + t * step[:, d]
             )
             kernels.log_gate(X, trial_coef, trial_intercept, out=trial_log_p)

@@ -141,6 +141,34 @@ class MixtureModel:
                                 balance=balance, sample_weight=data.sample_weight)
         return {"gate": gate, "experts": experts}
 
+    # ---- one-pass EM -------------------------------------------------------
+    @property
+    def one_pass(self):
+        """Whether gate and family split their M-steps into statistics and a host solve."""
+        return hasattr(self.family, "statistics") and hasattr(self.gate, "statistics")
+
+    def pass_statistics(self, kernels, chunk, params, resp, log_prior, hessian_stride=1):
+        """E-step at ``params`` on one chunk of rows, and all the M-step needs of it.
+
+        ``resp`` and ``log_prior`` are scratch (at least the chunk's rows by
+        K, X's dtype). Returns float64 statistics that add over chunks:
+        ``log_likelihood`` (sum_i s_i log p(y_i | x_i)), ``share``
+        (sum_i s_i h_ik, (K,)) and the family's and gate's statistics at
+        the weights W = s h. ``hessian_stride``: see the gate's ``statistics``.
+        """
+        n = chunk.X.shape[0]
+        resp, log_prior = resp[:n], log_prior[:n]
+        log_norm = self.e_step(kernels, chunk.X, chunk.Y, params, resp, log_gate_out=log_prior)
+        sample_weight = chunk.sample_weight
+        statistics = {"log_likelihood": float(sample_weight @ log_norm),
+                      "share": kernels.to_host(sample_weight @ resp).astype(np.float64)}
+        resp *= sample_weight[:, None]
+        statistics["experts"] = self.family.statistics(kernels, chunk.X, chunk.Y, resp,
+                                                       params["experts"])
+        statistics["gate"] = self.gate.statistics(kernels, chunk.X, resp, params["gate"],
+                                                  log_prior, hessian_stride=hessian_stride)
+        return statistics
+
     # ---- gradient solvers --------------------------------------------------
     def coordinate_reference(self, Y, sample_weight):
         """What the coordinates depend on besides the parameters (small host arrays)."""

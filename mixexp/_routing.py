@@ -16,7 +16,6 @@ which kernel a mode needs. Per-sample arrays live in the kernels' namespace
 
 import numpy as np
 
-from ._rows import row_blocks
 
 
 def routing_k(gating, top_k, n_experts):
@@ -68,39 +67,37 @@ def routed_e_step(model, kernels, X, Y, params, resp, gating, top_k):
     return kernels.normalize_log_joint(log_joint, resp_out=resp)[0]
 
 
-def weighted_column_sums(kernels, weights, A):
-    """weights @ A in float64, by blocks of rows: no float64 copy of a float32 A; host (m,)."""
-    total = kernels.xp.zeros(A.shape[1])
-    for rows in row_blocks(A.shape[0]):
-        total += weights[rows] @ A[rows].astype(np.float64, copy=False)
-    return kernels.to_host(total)
+def training_summary(model, kernels, rows, params, gating, top_k):
+    """Routed log-likelihood, expert usage and training shares of a fit (one pass).
 
-
-def training_summary(model, kernels, data, params, gating, top_k):
-    """Routed log-likelihood, expert usage and training shares of a fit.
-
-    Returns ``(log_likelihood, usage, share)`` on the training data:
+    Returns ``(log_likelihood, usage, share)`` on the training rows:
     log_likelihood, the weighted mean of log p(y | x) under the routing
     prediction uses; usage (K,), the fraction of the training weight each
     expert receives from the routed gate; share (K,), the fraction it
     receives from the responsibilities training uses (the dense posterior,
     or the classification posterior for hard gating). Both sum to 1.
     """
-    weights = data.sample_weight / data.total_weight
-    X, Y = data.X, data.Y
-    resp = kernels.xp.empty((X.shape[0], model.n_experts(params)), dtype=X.dtype)
-    if gating == "hard":
-        log_joint = model.log_prior(kernels, X, params)
-        log_joint += model.log_density(kernels, X, Y, params)
-        posterior(kernels, log_joint, True, resp_out=resp)
-        del log_joint
-    else:
-        log_norm = model.e_step(kernels, X, Y, params, resp)
-    share = weighted_column_sums(kernels, weights, resp)
-    if routing_k(gating, top_k, resp.shape[1]) is not None:
-        log_norm = routed_e_step(model, kernels, X, Y, params, resp, gating, top_k)
-    del resp
-    gate = model.log_prior(kernels, X, params)
-    gate = routed_log_gate(kernels, gate, gating, top_k)
-    usage = weighted_column_sums(kernels, weights, kernels.xp.exp(gate, out=gate))
-    return float(weights @ log_norm), usage, share
+    n_experts = model.n_experts(params)
+    shape = (min(rows.n_samples, rows.rows_per_chunk), n_experts)
+    scratch = kernels.xp.empty(shape, dtype=rows.dtype)
+
+    def chunk_summary(chunk):
+        X, Y, weights = chunk.X, chunk.Y, chunk.sample_weight
+        resp = scratch[: X.shape[0]]
+        if gating == "hard":
+            log_joint = model.log_prior(kernels, X, params)
+            log_joint += model.log_density(kernels, X, Y, params)
+            posterior(kernels, log_joint, True, resp_out=resp)
+            del log_joint
+        else:
+            log_norm = model.e_step(kernels, X, Y, params, resp)
+        share = kernels.to_host(weights @ resp.astype(np.float64, copy=False))
+        if routing_k(gating, top_k, n_experts) is not None:
+            log_norm = routed_e_step(model, kernels, X, Y, params, resp, gating, top_k)
+        gate = routed_log_gate(kernels, model.log_prior(kernels, X, params), gating, top_k)
+        usage = kernels.to_host(weights @ kernels.xp.exp(gate, out=gate).astype(np.float64,
+                                                                                copy=False))
+        return float(weights @ log_norm), usage, share
+
+    total, usage, share = rows.map_reduce(chunk_summary)
+    return total / rows.total_weight, usage / rows.total_weight, share / rows.total_weight

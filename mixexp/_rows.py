@@ -1,10 +1,28 @@
-"""Blocks of rows: how passes over per-sample arrays bound their temporaries.
+"""Where the training rows live, and passes over them in chunks.
 
-Sums over the samples (column statistics, objectives, M-step reductions)
-are taken block by block, in float64, so that no temporary is the size of
-the data (twice its size for float32 data): at a million rows those set the
-peak memory of a fit.
+:class:`InMemoryRows` holds the validated inputs as the user gave them
+(NumPy, or CuPy for the GPU backend) with the standardisation to apply.
+A pass (:meth:`InMemoryRows.map_reduce`) standardises one chunk of rows at
+a time into a reused scratch buffer, hands it to a row function that
+returns float64 statistics, and sums those in chunk order: no standardised
+copy of X and no (n, K) array outlives a chunk, and the result depends on
+the chunking only through the rounding of the final sums (and not at all on
+the thread count). The object counts its passes over the data, so a solver's
+cost can be reported as passes per iteration. A Dask version will hold
+chunks on workers behind the same two methods.
+
+Code not yet written as row functions asks for :meth:`InMemoryRows.whole`:
+the standardised copy, made once on demand (a fit that needs it pays its
+memory; the common EM fit does not).
+
+Sums over the samples elsewhere (column statistics, objectives, M-step
+reductions) are taken over :func:`row_blocks`, in float64, so that no
+temporary is the size of the data (twice its size for float32 data).
 """
+
+from dataclasses import dataclass
+
+import numpy as np
 
 # Rows per block: a few MB of temporaries for the usual widths.
 ROWS_PER_BLOCK = 65_536
@@ -13,3 +31,110 @@ ROWS_PER_BLOCK = 65_536
 def row_blocks(n_rows):
     """Slices covering ``range(n_rows)`` in blocks of ``ROWS_PER_BLOCK`` rows."""
     return [slice(start, start + ROWS_PER_BLOCK) for start in range(0, n_rows, ROWS_PER_BLOCK)]
+
+
+def add_statistics(total, part):
+    """``total + part`` for nested dicts / tuples of arrays and floats (``total`` may be None)."""
+    if total is None:
+        return part
+    if isinstance(part, dict):
+        return {key: add_statistics(total[key], value) for key, value in part.items()}
+    if isinstance(part, tuple):
+        return tuple(add_statistics(t, p) for t, p in zip(total, part, strict=True))
+    return total + part
+
+
+@dataclass
+class Chunk:
+    """Consecutive training rows: standardised ``X`` (a scratch view), ``Y`` and weights."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    sample_weight: np.ndarray
+    rows: slice
+
+
+class InMemoryRows:
+    """Training rows held in memory, standardised chunk by chunk.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+        Validated inputs on the user's scale, in the namespace of ``kernels``.
+    Y : ndarray of shape (n, t)
+        Encoded 2-D targets (X's dtype).
+    sample_weight : ndarray of shape (n,)
+    x_mean, x_scale : ndarray of shape (d,)
+        Host arrays: the standardisation ``(X - x_mean) / x_scale``.
+    kernels : kernel bundle
+    rows_per_chunk : int, default=ROWS_PER_BLOCK
+    """
+
+    def __init__(self, X, Y, sample_weight, x_mean, x_scale, kernels, *,
+                 rows_per_chunk=ROWS_PER_BLOCK):
+        self.kernels = kernels
+        self.X, self.Y, self.sample_weight = X, Y, sample_weight
+        xp = kernels.xp
+        self._mean = xp.asarray(x_mean, dtype=X.dtype)
+        self._scale = xp.asarray(x_scale, dtype=X.dtype)
+        self.rows_per_chunk = int(rows_per_chunk)
+        self.passes = 0
+        self._scratch = None
+        self._whole = None
+        self.total_weight = float(sample_weight.sum())
+
+    @property
+    def n_samples(self):
+        return self.X.shape[0]
+
+    @property
+    def dtype(self):
+        return self.X.dtype
+
+    def _standardized(self, rows, out):
+        # the arithmetic of mixexp._validation.standardize: the same bits
+        self.kernels.xp.subtract(self.X[rows], self._mean, out=out)
+        out /= self._scale
+        return out
+
+    def chunks(self):
+        """Yield the rows as :class:`Chunk` objects; each ``X`` is valid until the next."""
+        n, size = self.n_samples, self.rows_per_chunk
+        if self._scratch is None:
+            self._scratch = self.kernels.xp.empty((min(n, size), self.X.shape[1]),
+                                                  dtype=self.X.dtype)
+        for start in range(0, n, size):
+            rows = slice(start, min(start + size, n))
+            X = self._standardized(rows, self._scratch[: rows.stop - start])
+            yield Chunk(X, self.Y[rows], self.sample_weight[rows], rows)
+
+    def map_reduce(self, function):
+        """One pass: ``function(chunk)`` on every chunk, its statistics summed in chunk order.
+
+        ``function`` returns float64 statistics (host arrays and floats, in
+        nested dicts or tuples) that add over rows.
+        """
+        self.passes += 1
+        total = None
+        for chunk in self.chunks():
+            total = add_statistics(total, function(chunk))
+        return total
+
+    def take(self, index, sample_weight=None):
+        """Rows ``index`` (an array of the kernels' namespace) as standardised TrainingData,
+        with their own weights or ``sample_weight``."""
+        from ._validation import TrainingData
+
+        X = self._standardized(index, self.kernels.xp.empty((len(index), self.X.shape[1]),
+                                                            dtype=self.X.dtype))
+        weight = self.sample_weight[index] if sample_weight is None else sample_weight
+        return TrainingData(X, self.Y[index], weight)
+
+    def whole(self):
+        """All rows standardised, as TrainingData (made once, on first request)."""
+        if self._whole is None:
+            from ._validation import TrainingData
+
+            X = self._standardized(slice(None), self.kernels.xp.empty_like(self.X))
+            self._whole = TrainingData(X, self.Y, self.sample_weight)
+        return self._whole

@@ -4,8 +4,9 @@ Host input is checked by scikit-learn (``validate_data``,
 ``_check_sample_weight``); CuPy input is checked on the device for a GPU
 backend, with scikit-learn's messages, so nothing of size n leaves the
 device. The checked arrays are then standardised and moved, once, into the
-namespace of the fit's kernel bundle: :class:`TrainingData` is what the
-solvers see.
+namespace of the fit's kernel bundle: the solvers see them as
+:class:`mixexp._rows.InMemoryRows`, or as :class:`TrainingData` where a
+whole standardised copy is needed.
 """
 
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from ._backend import (
     resolve_backend,
     to_host,
 )
-from ._rows import row_blocks
+from ._rows import InMemoryRows, row_blocks
 
 # Input dtypes kept as they are (anything else becomes float64): float32 input
 # stays float32 in X, Y and the (n, K) buffers; parameters stay float64.
@@ -144,10 +145,14 @@ def standardize(X, mean, scale):
     return Xs
 
 
-def training_data(X, Y, sample_weight, x_mean, x_scale, kernels):
-    """TrainingData in the namespace of ``kernels``: host input for the GPU moves once."""
-    Xs = in_namespace(standardize(X, x_mean, x_scale), kernels)
-    return TrainingData(Xs, in_namespace(Y, kernels), in_namespace(sample_weight, kernels))
+def training_rows(X, Y, sample_weight, x_mean, x_scale, kernels):
+    """The training rows in the namespace of ``kernels`` (host input for the GPU moves once).
+
+    No standardised copy is made: passes standardise chunk by chunk (see
+    ``mixexp._rows``).
+    """
+    return InMemoryRows(in_namespace(X, kernels), in_namespace(Y, kernels),
+                        in_namespace(sample_weight, kernels), x_mean, x_scale, kernels)
 
 
 def standardized_prediction_input(estimator, X):

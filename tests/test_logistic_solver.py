@@ -21,7 +21,7 @@ def objective(kernels, X, targets, coef, intercept, penalty):
                          ids=["newton", "bound"])
 def test_steps_never_decrease_and_reach_logistic_regression(monkeypatch, newton_max_params,
                                                             n_calls):
-    monkeypatch.setattr(_logistic, "_NEWTON_MAX_PARAMS", newton_max_params)
+    monkeypatch.setattr(_logistic, "NEWTON_MAX_PARAMS", newton_max_params)
     kernels = get_kernels("numpy")
     X, y = load_wine(return_X_y=True)
     X = StandardScaler().fit_transform(X)
@@ -42,7 +42,7 @@ def test_steps_never_decrease_and_reach_logistic_regression(monkeypatch, newton_
 
 
 def test_bound_steps_on_singular_design_stay_finite(monkeypatch):
-    monkeypatch.setattr(_logistic, "_NEWTON_MAX_PARAMS", 0)
+    monkeypatch.setattr(_logistic, "NEWTON_MAX_PARAMS", 0)
     kernels = get_kernels("numpy")
     X = np.column_stack([np.linspace(-1, 1, 20)] * 3)  # collinear columns
     targets = np.eye(2)[(X[:, 0] > 0).astype(int)]  # separable

@@ -160,44 +160,72 @@ class GaussianExperts(ExpertFamily):
         return float(np.sum(self._weight_penalties(experts["coef"]) / (2.0 * experts["variance"])))
 
     # ---- EM ----------------------------------------------------------------
-    def m_step(self, kernels, X, Y, W, experts):
-        """Exact M-step per expert: ridge weights, then the variance.
+    def statistics(self, kernels, X, Y, W, experts):
+        """Additive statistics of rows for :meth:`solve` (float64, host).
+
+        Weighted Gram matrices and sums of (x, 1), and the weighted moments
+        of the residuals at the current parameters: ``gram`` (K, d, d),
+        ``x_sum`` (K, d), ``w_sum`` (K,), ``xr`` (K, t, d), ``r_sum`` (K, t),
+        ``rss`` (K, t).
+        """
+        gram, x_sum, _, _, w_sum = kernels.weighted_moments(X, Y, W)
+        xr, r_sum, rss = kernels.gaussian_residual_moments(X, Y, W, experts["coef"],
+                                                          experts["intercept"])
+        return {"gram": gram, "x_sum": x_sum, "w_sum": w_sum, "xr": xr, "r_sum": r_sum,
+                "rss": rss}
+
+    def solve(self, statistics, experts):
+        """Exact M-step per expert from :meth:`statistics`: ridge weights, then the variance.
 
         For expert k the penalised expected log-likelihood is
         -S_k/2 log sigma2 - (RSS_k(w, c) + alpha ||w||^2) / (2 sigma2): its
         maximiser in (w, c) is the weighted ridge solution whatever sigma2
         is, and then sigma2 = (RSS_k + alpha ||w||^2) / S_k, floored.
+
+        The ridge system is solved for the step from the current parameters
+        (right-hand side: the residual moments): where an ill-conditioned
+        system is solved by truncated least squares, truncated directions
+        then stay put instead of jumping to zero, so the penalised RSS can
+        only go down (EM stays monotone). The new RSS is the current one
+        updated by the step, r' = r - [x, 1] . step, so no second pass over
+        the rows is needed; its rounding error is relative to the current
+        RSS, not to the targets' spread.
         """
-        gram, x_sum, xy, y_sum, w_sum = kernels.weighted_moments(X, Y, W)
+        gram, x_sum, w_sum = statistics["gram"], statistics["x_sum"], statistics["w_sum"]
+        xr, r_sum, rss = statistics["xr"], statistics["r_sum"], statistics["rss"]
         coef = experts["coef"].copy()
         intercept = experts["intercept"].copy()
         variance = experts["variance"].copy()
         d = coef.shape[2]
         active = active_experts(w_sum)
+        new_rss = rss.copy()
 
-        system = np.empty((d + 1, d + 1))
+        moments = np.empty((d + 1, d + 1))
         for k in np.flatnonzero(active):
-            system[:d, :d] = gram[k]
+            moments[:d, :d] = gram[k]
+            moments[:d, d] = moments[d, :d] = x_sum[k]
+            moments[d, d] = w_sum[k]
+            system = moments.copy()
             system[np.arange(d), np.arange(d)] += self.weight_penalty
-            system[:d, d] = system[d, :d] = x_sum[k]
-            system[d, d] = w_sum[k]
-            rhs = np.concatenate([xy[k], y_sum[k][None, :]], axis=0)
-            # Solve for the step from the current parameters, not the new ones:
-            # where an ill-conditioned system is solved by truncated least
-            # squares, truncated directions then stay put instead of jumping
-            # to zero, so the penalised RSS can only go down (EM stays monotone).
-            current = np.concatenate([coef[k].T, intercept[k][None, :]], axis=0)
-            step = solve_psd(system, rhs - system @ current)
+            residual = np.concatenate([xr[k].T, r_sum[k][None, :]], axis=0)  # (d + 1, t)
+            rhs = residual.copy()
+            rhs[:d] -= self.weight_penalty[:, None] * coef[k].T
+            step = solve_psd(system, rhs)
             coef[k] += step[:d].T
             intercept[k] += step[d]
+            new_rss[k] = (rss[k] - 2.0 * np.sum(step * residual, axis=0)
+                          + np.sum(step * (moments @ step), axis=0))
 
-        rss = kernels.gaussian_weighted_rss(X, Y, W, coef, intercept)
-        rss += self._weight_penalties(coef)
+        new_rss += self._weight_penalties(coef)
         # inactive experts (masked below) may divide by a vanishing weight
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            fitted_variance = rss / w_sum[:, None]
+            fitted_variance = new_rss / w_sum[:, None]
         variance[active] = np.maximum(fitted_variance[active], self.variance_floor)
         return {"coef": coef, "intercept": intercept, "variance": variance}
+
+    def m_step(self, kernels, X, Y, W, experts):
+        """The exact M-step (see :meth:`solve`) from one pass over the rows."""
+        return self.solve(self.statistics(kernels, X, Y, W, experts), experts)
 
     # ---- gradient solvers --------------------------------------------------
     def gradient(self, kernels, X, Y, W, experts, penalty_scale=1.0):

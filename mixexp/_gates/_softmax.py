@@ -10,7 +10,14 @@ Parameters: ``{"coef": (K, d), "intercept": (K,)}``.
 import numpy as np
 
 from .._balance import balance_terms
-from .._logistic import fit_multinomial_logistic
+from .. import _logistic
+from .._logistic import (
+    bound_step,
+    center,
+    fit_multinomial_logistic,
+    penalised_newton_step,
+    rounding_resolution,
+)
 from .._parameters import Coordinates, append_expert, take_experts
 
 # Newton steps per gate M-step (a generalised M-step: any improvement keeps
@@ -38,6 +45,17 @@ class _SoftmaxCoordinates(Coordinates):
         coef -= coef.mean(axis=0)
         intercept = self.view(flat, "intercept")
         intercept -= intercept.mean()
+
+
+def _gradient(kernels, X, W, log_prior):
+    """sum_i (W_i - g_i s_i) (x_i, 1) of a chunk, (K, d + 1) float64 (s_i = sum_k W_ik).
+
+    Float64 products of the chunk: float32 data loses nothing more.
+    """
+    row_weight = W.sum(axis=1)[:, None]
+    residual = (W - kernels.xp.exp(log_prior) * row_weight).astype(np.float64)
+    return np.concatenate([kernels.to_host(residual.T @ X.astype(np.float64)),
+                           kernels.to_host(residual.sum(axis=0))[:, None]], axis=1)
 
 
 class SoftmaxGate:
@@ -131,6 +149,79 @@ class SoftmaxGate:
             kernels, X, W, coef, intercept, penalty, max_iter=max_iter, log_p=log_prior,
             log_p_ready=log_prior_ready, extra=extra,
         )
+        return {"coef": coef, "intercept": intercept}
+
+    # ---- one-pass EM: statistics of a pass, then a step checked by the next ----
+    def statistics(self, kernels, X, W, gate, log_prior, hessian_stride=1):
+        """Additive statistics of one chunk for :meth:`direction` (float64, host).
+
+        ``W`` (n, K) are responsibilities times sample weights and
+        ``log_prior`` the log gate at ``gate``. Newton's gradient and
+        Hessian of sum_ik W_ik log g_ik; above ``NEWTON_MAX_PARAMS``
+        parameters (``mixexp._logistic``) the gradient and the weighted Gram matrix of Boehning's
+        bound instead (the Hessian would cost K^2 d^2 per row).
+
+        With ``hessian_stride`` > 1 the Hessian is summed over every
+        ``hessian_stride``-th row only (its weight, ``hessian_weight``,
+        rescales it in :meth:`direction`): a subsampled Newton step (Byrd
+        et al. 2011) for large data, where the Hessian costs K times the
+        rest of a pass. The gradient always sums every row.
+        """
+        n_experts, d = gate["coef"].shape
+        q = float(kernels.xp.sum(W * log_prior, dtype=np.float64))
+        if n_experts * (d + 1) <= _logistic.NEWTON_MAX_PARAMS:
+            if hessian_stride == 1:
+                gradient, hessian = kernels.gate_gradient_hessian(X, W, log_prior)
+                return {"q": q, "gradient": gradient, "hessian": hessian}
+            sampled = slice(None, None, hessian_stride)
+            hessian = kernels.gate_gradient_hessian(X[sampled], W[sampled],
+                                                    log_prior[sampled])[1]
+            return {"q": q, "gradient": _gradient(kernels, X, W, log_prior),
+                    "hessian": hessian,
+                    "hessian_weight": float(kernels.xp.sum(W[sampled], dtype=np.float64))}
+        row_weight = W.sum(axis=1)[:, None]
+        gram, x_sum, _, _, w_sum = kernels.weighted_moments(X, row_weight, row_weight)
+        return {"q": q, "gradient": _gradient(kernels, X, W, log_prior), "gram": gram[0],
+                "x_sum": x_sum[0], "w_sum": w_sum[0]}
+
+    def direction(self, statistics, gate, total_weight, dtype):
+        """Ascent direction (K, d + 1) for the gate from a pass's statistics, or None.
+
+        Newton's direction on the penalised sum_ik W_ik log g_ik (or
+        Boehning's bound step). None where the gain it promises is below
+        the objective's rounding level: nothing a pass could verify.
+        """
+        coef = gate["coef"]
+        n_experts, d = coef.shape
+        if n_experts == 1:
+            return None
+        penalty = np.full(d, self.alpha)
+        grad = statistics["gradient"].copy()
+        grad[:, :d] -= 2.0 * penalty * coef
+        if "hessian" in statistics:
+            hessian = statistics["hessian"]
+            if "hessian_weight" in statistics:  # a subsample's Hessian, to the whole's scale
+                hessian = hessian * (total_weight / max(statistics["hessian_weight"], 1e-300))
+            step, decrement = penalised_newton_step(grad, hessian, penalty)
+        else:
+            bound = np.empty((d + 1, d + 1))
+            bound[:d, :d] = 0.5 * statistics["gram"] + 2.0 * np.diag(penalty)
+            bound[:d, d] = bound[d, :d] = 0.5 * statistics["x_sum"]
+            bound[d, d] = 0.5 * statistics["w_sum"]
+            step = bound_step(grad, bound)
+            decrement = float(np.sum(grad * step))
+        objective = statistics["q"] - self.penalty(gate)
+        if not np.isfinite(decrement) or decrement <= rounding_resolution(
+                objective, total_weight, dtype):
+            return None
+        return step
+
+    @staticmethod
+    def step(gate, direction, t):
+        """The gate moved by ``t`` times ``direction``, its softmax shift removed."""
+        d = gate["coef"].shape[1]
+        coef, intercept = center(gate["coef"] + t * direction[:, :d],
+                                 gate["intercept"] + t * direction[:, d])
         return {"coef": coef, "intercept": intercept}
 
     # ---- gradient solvers --------------------------------------------------

@@ -99,7 +99,7 @@ def adam_epoch(objective, state, options):
         state.coordinates.project(state.flat)
 
 
-def run_adam(model, kernels, data, params, *, max_iter, tol, verbose=0, options=None,
+def run_adam(model, kernels, rows, params, *, max_iter, tol, verbose=0, options=None,
              state=None):
     """Run Adam epochs from ``params`` (or from ``state``, to continue).
 
@@ -107,7 +107,8 @@ def run_adam(model, kernels, data, params, *, max_iter, tol, verbose=0, options=
     ----------
     model : MixtureModel
     kernels : kernel bundle
-    data : TrainingData
+    rows : InMemoryRows
+        The training rows (their standardised copy is used).
     params : dict
         Starting parameters (internal scale); ignored when ``state`` is given.
     max_iter : int
@@ -126,6 +127,7 @@ def run_adam(model, kernels, data, params, *, max_iter, tol, verbose=0, options=
         positioned at the returned parameters.
     """
     options = options or SolverOptions()
+    data = rows.whole()
     state = (AdamState.start(model, data, params, [*options.seed, 1]) if state is None
              else AdamState.from_dict(model, state))
     objective = GradientObjective(model, kernels, data, options, state.coordinates)
@@ -157,13 +159,14 @@ def run_adam(model, kernels, data, params, *, max_iter, tol, verbose=0, options=
     )
 
 
-def adam_partial_fit(model, kernels, data, params, state, options):
+def adam_partial_fit(model, kernels, rows, params, state, options):
     """One epoch over ``data`` from ``state`` (or from ``params`` if None): ``partial_fit``.
 
     Unlike :func:`run_adam` the last parameters are kept (a stream has no
     held-out best); the reported objective is the noise-free one on
-    ``data`` after the epoch.
+    the batch after the epoch.
     """
+    data = rows.whole()
     state = (AdamState.start(model, data, params, [*options.seed, 1]) if state is None
              else AdamState.from_dict(model, state))
     objective = GradientObjective(model, kernels, data, options, state.coordinates)

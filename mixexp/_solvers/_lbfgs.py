@@ -28,14 +28,15 @@ _PATIENCE = 3
 _HISTORY = 20
 
 
-def run_lbfgs(model, kernels, data, params, *, max_iter, tol, verbose=0, options=None):
+def run_lbfgs(model, kernels, rows, params, *, max_iter, tol, verbose=0, options=None):
     """Run L-BFGS from ``params`` until the objective gains less than ``tol``.
 
     Parameters
     ----------
     model : MixtureModel
     kernels : kernel bundle
-    data : TrainingData
+    rows : InMemoryRows
+        The training rows (their standardised copy is used).
     params : dict
         Starting parameters (internal scale).
     max_iter : int
@@ -51,6 +52,7 @@ def run_lbfgs(model, kernels, data, params, *, max_iter, tol, verbose=0, options
     SolverResult
     """
     options = options or SolverOptions()
+    data = rows.whole()
     coordinates = model.coordinates(params, model.coordinate_reference(data.Y,
                                                                        data.sample_weight))
     objective = GradientObjective(model, kernels, data, options, coordinates)

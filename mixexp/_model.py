@@ -14,6 +14,7 @@ listed in ``FUSED_E_STEPS``; the composition is their oracle.
 
 import numpy as np
 
+from . import _logistic
 from ._experts import GaussianExperts, LogisticExperts
 from ._gates import SoftmaxGate
 from ._gates._softmax import GATE_NEWTON_STEPS
@@ -30,6 +31,32 @@ FUSED_E_STEPS = {
     (SoftmaxGate, GaussianExperts): _softmax_fused_e_step,
     (SoftmaxGate, LogisticExperts): _softmax_fused_e_step,
 }
+
+
+def _softmax_gaussian_pass(model, kernels, chunk, params, hessian_stride):
+    """One-pass EM statistics from the backend's fused kernel, or None if it has none."""
+    if not hasattr(kernels, "gaussian_pass") or hessian_stride < 1:
+        return None
+    gate, experts = params["gate"], params["experts"]
+    n_experts, d = gate["coef"].shape
+    if n_experts * (d + 1) > _logistic.NEWTON_MAX_PARAMS:
+        return None  # the bound gate's statistics: composed
+    (log_likelihood, gram, x_sum, w_sum, xr, r_sum, rss, gradient, hessian,
+     hessian_weight) = kernels.gaussian_pass(
+        chunk.X, chunk.Y, chunk.sample_weight, gate["coef"], gate["intercept"],
+        experts["coef"], experts["intercept"], experts["variance"], hessian_stride)
+    gate_statistics = {"gradient": gradient, "hessian": hessian}
+    if hessian_stride > 1:
+        gate_statistics["hessian_weight"] = hessian_weight
+    return {"log_likelihood": log_likelihood, "share": w_sum.copy(),
+            "experts": {"gram": gram, "x_sum": x_sum, "w_sum": w_sum, "xr": xr,
+                        "r_sum": r_sum, "rss": rss},
+            "gate": gate_statistics}
+
+
+# (gate type, family type) -> fused one-pass EM statistics (where the backend
+# has the kernel); ``MixtureModel.pass_statistics`` composes them otherwise.
+FUSED_PASSES = {(SoftmaxGate, GaussianExperts): _softmax_gaussian_pass}
 
 
 class ModelCoordinates:
@@ -80,6 +107,7 @@ class MixtureModel:
         self.gate = gate
         self.family = family
         self._fused = FUSED_E_STEPS.get((type(gate), type(family)))
+        self._fused_pass = FUSED_PASSES.get((type(gate), type(family)))
 
     # ---- shape -----------------------------------------------------------
     def n_experts(self, params):
@@ -147,7 +175,8 @@ class MixtureModel:
         """Whether gate and family split their M-steps into statistics and a host solve."""
         return hasattr(self.family, "statistics") and hasattr(self.gate, "statistics")
 
-    def pass_statistics(self, kernels, chunk, params, resp, log_prior, hessian_stride=1):
+    def pass_statistics(self, kernels, chunk, params, resp, log_prior, hessian_stride=1,
+                        fused=True):
         """E-step at ``params`` on one chunk of rows, and all the M-step needs of it.
 
         ``resp`` and ``log_prior`` are scratch (at least the chunk's rows by
@@ -155,7 +184,13 @@ class MixtureModel:
         ``log_likelihood`` (sum_i s_i log p(y_i | x_i)), ``share``
         (sum_i s_i h_ik, (K,)) and the family's and gate's statistics at
         the weights W = s h. ``hessian_stride``: see the gate's ``statistics``.
+        A fused kernel serves the pairs that have one (``FUSED_PASSES``);
+        ``fused=False`` forces the composition (its oracle).
         """
+        if fused and self._fused_pass is not None:
+            statistics = self._fused_pass(self, kernels, chunk, params, hessian_stride)
+            if statistics is not None:
+                return statistics
         n = chunk.X.shape[0]
         resp, log_prior = resp[:n], log_prior[:n]
         log_norm = self.e_step(kernels, chunk.X, chunk.Y, params, resp, log_gate_out=log_prior)

@@ -47,15 +47,18 @@ class _SoftmaxCoordinates(Coordinates):
         intercept -= intercept.mean()
 
 
-def _gradient(kernels, X, W, log_prior):
+def _gradient(kernels, X, W, gate):
     """sum_i (W_i - g_i s_i) (x_i, 1) of a chunk, (K, d + 1) float64 (s_i = sum_k W_ik).
 
-    Float64 products of the chunk: float32 data loses nothing more.
+    The gate is one multinomial logistic "expert" whose classes are the
+    experts and whose soft targets are W: the logistic gradient kernel
+    computes it in one fused pass (recomputing the softmax costs less than
+    reading the stored log gate back).
     """
-    row_weight = W.sum(axis=1)[:, None]
-    residual = (W - kernels.xp.exp(log_prior) * row_weight).astype(np.float64)
-    return np.concatenate([kernels.to_host(residual.T @ X.astype(np.float64)),
-                           kernels.to_host(residual.sum(axis=0))[:, None]], axis=1)
+    unit = kernels.xp.ones((X.shape[0], 1), dtype=X.dtype)
+    grad_coef, grad_intercept = kernels.logistic_gradient(
+        X, W, unit, gate["coef"][None], gate["intercept"][None])
+    return np.concatenate([grad_coef[0], grad_intercept[0][:, None]], axis=1)
 
 
 class SoftmaxGate:
@@ -168,28 +171,28 @@ class SoftmaxGate:
         rest of a pass. The gradient always sums every row.
         """
         n_experts, d = gate["coef"].shape
-        q = float(kernels.xp.sum(W * log_prior, dtype=np.float64))
         if n_experts * (d + 1) <= _logistic.NEWTON_MAX_PARAMS:
             if hessian_stride == 1:
                 gradient, hessian = kernels.gate_gradient_hessian(X, W, log_prior)
-                return {"q": q, "gradient": gradient, "hessian": hessian}
+                return {"gradient": gradient, "hessian": hessian}
             sampled = slice(None, None, hessian_stride)
             hessian = kernels.gate_gradient_hessian(X[sampled], W[sampled],
                                                     log_prior[sampled])[1]
-            return {"q": q, "gradient": _gradient(kernels, X, W, log_prior),
+            return {"gradient": _gradient(kernels, X, W, gate),
                     "hessian": hessian,
                     "hessian_weight": float(kernels.xp.sum(W[sampled], dtype=np.float64))}
         row_weight = W.sum(axis=1)[:, None]
         gram, x_sum, _, _, w_sum = kernels.weighted_moments(X, row_weight, row_weight)
-        return {"q": q, "gradient": _gradient(kernels, X, W, log_prior), "gram": gram[0],
+        return {"gradient": _gradient(kernels, X, W, gate), "gram": gram[0],
                 "x_sum": x_sum[0], "w_sum": w_sum[0]}
 
-    def direction(self, statistics, gate, total_weight, dtype):
+    def direction(self, statistics, gate, total_weight, objective, dtype):
         """Ascent direction (K, d + 1) for the gate from a pass's statistics, or None.
 
         Newton's direction on the penalised sum_ik W_ik log g_ik (or
         Boehning's bound step). None where the gain it promises is below
-        the objective's rounding level: nothing a pass could verify.
+        the rounding level of ``objective`` (the summed objective the next
+        pass checks the step on, in ``dtype``): nothing a pass could verify.
         """
         coef = gate["coef"]
         n_experts, d = coef.shape
@@ -210,7 +213,6 @@ class SoftmaxGate:
             bound[d, d] = 0.5 * statistics["w_sum"]
             step = bound_step(grad, bound)
             decrement = float(np.sum(grad * step))
-        objective = statistics["q"] - self.penalty(gate)
         if not np.isfinite(decrement) or decrement <= rounding_resolution(
                 objective, total_weight, dtype):
             return None

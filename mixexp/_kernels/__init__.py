@@ -38,6 +38,12 @@ KERNEL_NAMES = (
     "logistic_gradient",
 )
 
+# Fast paths a backend may provide; without one, callers compose the kernels
+# above (the composition is the fast path's oracle).
+OPTIONAL_KERNEL_NAMES = (
+    "gaussian_pass",  # one-pass EM statistics, softmax gate + Gaussian experts
+)
+
 _MODULES = {
     "numpy": "mixexp._kernels._numpy",
     "numba": "mixexp._kernels._numba",
@@ -65,5 +71,6 @@ def get_kernels(name):
             device=xp is not np,
             to_host=getattr(xp, "asnumpy", np.asarray),
             **{fn: getattr(module, fn) for fn in KERNEL_NAMES},
+            **{fn: getattr(module, fn) for fn in OPTIONAL_KERNEL_NAMES if hasattr(module, fn)},
         )
     return _CACHE[name]

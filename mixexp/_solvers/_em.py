@@ -204,8 +204,9 @@ def _one_pass(model, kernels, rows, params, max_iter, monitor, options):
             current = evaluate(params)
         else:
             experts = model.family.solve(current.statistics["experts"], params["experts"])
-            direction = model.gate.direction(current.statistics["gate"], params["gate"],
-                                             rows.total_weight, rows.dtype)
+            direction = model.gate.direction(
+                current.statistics["gate"], params["gate"], rows.total_weight,
+                current.objective * rows.total_weight, rows.dtype)
             t = 1.0
             for halving in range(_MAX_GATE_HALVINGS + 1):
                 if halving == _MAX_GATE_HALVINGS:

@@ -33,3 +33,40 @@ def test_numpy_integer_parameters_are_still_accepted():
     X, y = small_problem(MixtureOfExpertsRegressor)
     est = MixtureOfExpertsRegressor(n_experts=np.int64(1), max_iter=np.int32(50), n_init=1)
     assert est.fit(X, y).gate_intercept_.shape == (1,)
+
+
+# ---- predictive std far outside the training range ---------------------------
+@pytest.fixture(scope="module")
+def fitted_regressor():
+    from mixexp.datasets import load_motorcycle
+
+    X, y = load_motorcycle(return_X_y=True)
+    return MixtureOfExpertsRegressor(n_experts=3, random_state=0).fit(X, y), X
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("value", [1e10, 1e100, 1e150, 1e200, 1e300, -1e150])
+def test_std_far_outside_the_training_range_is_the_owning_experts_noise(
+    fitted_regressor, backend, value
+):
+    # E[y^2] - mean^2 cancelled to 0 (1e10 already lost digits) and overflowed
+    # to inf - inf = NaN with a RuntimeWarning (an error in this suite)
+    est, _ = fitted_regressor
+    est = est.set_params(backend=backend)
+    X = np.array([[value]])
+    mean, std = est.predict(X, return_std=True)
+    owner = est.predict_gate(X).argmax(axis=1)
+    assert np.all(np.isfinite(mean))
+    np.testing.assert_allclose(std, np.sqrt(est.expert_variance_[owner]), rtol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_std_is_the_mixture_std_on_ordinary_input(fitted_regressor, dtype):
+    est, X = fitted_regressor
+    est = est.set_params(backend="auto")
+    mean, std = est.predict(X.astype(dtype), return_std=True)
+    assert std.dtype == dtype
+    gate, experts = est.predict_gate(X), est.predict_experts(X)
+    expected = np.sqrt(np.einsum("nk,nk->n", gate, (experts - mean[:, None]) ** 2)
+                       + gate @ est.expert_variance_)
+    np.testing.assert_allclose(std, expected, rtol=1e-10 if dtype == np.float64 else 1e-5)

@@ -1,5 +1,7 @@
 """Reliability, round 2 (issue 17): parameters, extreme inputs, threads, plots, scorers."""
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -51,8 +53,7 @@ def test_std_far_outside_the_training_range_is_the_owning_experts_noise(
 ):
     # E[y^2] - mean^2 cancelled to 0 (1e10 already lost digits) and overflowed
     # to inf - inf = NaN with a RuntimeWarning (an error in this suite)
-    est, _ = fitted_regressor
-    est = est.set_params(backend=backend)
+    est = copy.deepcopy(fitted_regressor[0]).set_params(backend=backend)
     X = np.array([[value]])
     mean, std = est.predict(X, return_std=True)
     owner = est.predict_gate(X).argmax(axis=1)
@@ -63,10 +64,50 @@ def test_std_far_outside_the_training_range_is_the_owning_experts_noise(
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_std_is_the_mixture_std_on_ordinary_input(fitted_regressor, dtype):
     est, X = fitted_regressor
-    est = est.set_params(backend="auto")
     mean, std = est.predict(X.astype(dtype), return_std=True)
     assert std.dtype == dtype
     gate, experts = est.predict_gate(X), est.predict_experts(X)
     expected = np.sqrt(np.einsum("nk,nk->n", gate, (experts - mean[:, None]) ** 2)
                        + gate @ est.expert_variance_)
     np.testing.assert_allclose(std, expected, rtol=1e-10 if dtype == np.float64 else 1e-5)
+
+
+# ---- plots follow the fitted model, not a parameter set after the fit -------
+@pytest.mark.parametrize("new_n_experts", [1, 2, 12])
+def test_plots_use_the_fitted_number_of_experts(fitted_regressor, new_n_experts):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from mixexp.plotting import expert_colors, plot_experts, plot_gate
+
+    fitted, X = fitted_regressor
+    est = copy.deepcopy(fitted)
+    est.set_params(n_experts=new_n_experts)  # refits nothing: the model keeps 3 experts
+    try:
+        gate_lines = plot_gate(est, X).get_lines()
+        expert_lines = [line for line in plot_experts(est, X).get_lines()
+                        if line.get_linestyle() == "--"]
+        for lines in (gate_lines, expert_lines):
+            assert len(lines) == 3
+            # the colours of a 3-expert model, as in every other plot of it
+            np.testing.assert_allclose([matplotlib.colors.to_rgba(line.get_color())
+                                        for line in lines], expert_colors(3))
+    finally:
+        plt.close("all")
+
+
+def test_plot_gate_on_a_plane_after_set_params(fitted_regressor):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mixexp.datasets import make_moe_classification
+    from mixexp.plotting import plot_gate
+
+    X, y, _ = make_moe_classification(n_samples=200, random_state=0)
+    est = MixtureOfExpertsClassifier(n_experts=3, random_state=0).fit(X, y)
+    try:
+        ax = plot_gate(est.set_params(n_experts=1), X)
+        assert len(ax.get_legend().get_texts()) == 3
+    finally:
+        plt.close("all")

@@ -111,3 +111,42 @@ def test_plot_gate_on_a_plane_after_set_params(fitted_regressor):
         assert len(ax.get_legend().get_texts()) == 3
     finally:
         plt.close("all")
+
+
+# ---- generators refuse parameters that would give NaN or broken data --------
+@pytest.mark.parametrize(
+    "name, value",
+    [("noise", np.nan), ("noise", np.inf), ("noise", -0.1), ("noise", 0.0), ("noise", 1e200),
+     ("gate_strength", np.nan), ("gate_strength", np.inf), ("gate_strength", -1.0),
+     ("n_samples", 0), ("n_samples", True), ("n_samples", 10.0), ("n_features", 0),
+     ("n_experts", np.nan), ("random_state", "seed")],
+)
+def test_make_moe_regression_refuses_bad_parameters_by_name(name, value):
+    from mixexp.datasets import make_moe_regression
+
+    with pytest.raises(ValueError, match=f"'{name}' parameter of make_moe_regression"):
+        make_moe_regression(**{"n_samples": 20, name: value})
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("class_strength", np.nan), ("class_strength", np.inf), ("class_strength", -2.0),
+     ("gate_strength", np.nan), ("n_classes", 1), ("n_classes", 2.5), ("n_classes", True),
+     ("n_experts", 0)],
+)
+def test_make_moe_classification_refuses_bad_parameters_by_name(name, value):
+    from mixexp.datasets import make_moe_classification
+
+    with pytest.raises(ValueError, match=f"'{name}' parameter of make_moe_classification"):
+        make_moe_classification(**{"n_samples": 20, name: value})
+
+
+def test_generators_accept_numpy_scalars_and_zero_strengths():
+    from mixexp.datasets import make_moe_classification, make_moe_regression
+
+    X, y, truth = make_moe_regression(np.int64(30), noise=np.float32(0.5), gate_strength=0,
+                                      random_state=0)
+    assert np.all(np.isfinite(y)) and np.all(truth.gate_coef == 0)
+    X, y, truth = make_moe_classification(30, n_classes=np.int64(3), class_strength=0.0,
+                                          random_state=0)
+    assert set(np.unique(y)) <= {0, 1, 2} and np.all(truth.expert_coef == 0)

@@ -1,6 +1,8 @@
 """Reliability, round 2 (issue 17): parameters, extreme inputs, threads, plots, scorers."""
 
 import copy
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -150,3 +152,74 @@ def test_generators_accept_numpy_scalars_and_zero_strengths():
     X, y, truth = make_moe_classification(30, n_classes=np.int64(3), class_strength=0.0,
                                           random_state=0)
     assert set(np.unique(y)) <= {0, 1, 2} and np.all(truth.expert_coef == 0)
+
+
+# ---- the per-call BLAS limit under threads -----------------------------------
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+
+def _in_a_thread(function):
+    # threadpoolctl >= 3.6 gives control of OpenBLAS's limit to the thread that
+    # set it while that thread lives: set it from one that ends at once
+    thread = threading.Thread(target=function)
+    thread.start()
+    thread.join()
+
+
+@pytest.fixture
+def blas_at_three_threads():
+    from threadpoolctl import threadpool_limits
+
+    if not _blas_threads():
+        pytest.skip("no BLAS library that threadpoolctl can limit")
+    original = []
+    _in_a_thread(lambda: original.append(threadpool_limits(limits=3, user_api="blas")))
+    if set(_blas_threads()) != {3}:
+        pytest.skip("this BLAS cannot be set to 3 threads")
+    yield
+    _in_a_thread(original[0].restore_original_limits)
+
+
+def test_concurrent_predictions_leave_the_blas_limit_as_they_found_it(
+    fitted_regressor, blas_at_three_threads
+):
+    est, X = fitted_regressor
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: est.predict(X, return_std=True)[1], range(200)))
+    assert _blas_threads() and set(_blas_threads()) == {3}
+    np.testing.assert_array_equal(results[0], results[-1])
+
+
+def test_overlapping_calls_keep_blas_single_threaded_until_the_last_ends(
+    blas_at_three_threads
+):
+    from mixexp._backend import single_threaded_blas
+
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    @single_threaded_blas
+    def first():
+        first_in.set()
+        second_in.wait(10)
+        seen["first"] = set(_blas_threads())
+
+    @single_threaded_blas
+    def second():
+        second_in.set()
+        first_out.wait(10)  # the first call has ended: this one still runs single-threaded
+        seen["second"] = set(_blas_threads())
+
+    one = threading.Thread(target=first)
+    other = threading.Thread(target=second)
+    one.start()
+    first_in.wait(10)
+    other.start()
+    one.join()
+    first_out.set()
+    other.join()
+    assert seen == {"first": {1}, "second": {1}}
+    assert set(_blas_threads()) == {3}

@@ -223,3 +223,78 @@ def test_overlapping_calls_keep_blas_single_threaded_until_the_last_ends(
     other.join()
     assert seen == {"first": {1}, "second": {1}}
     assert set(_blas_threads()) == {3}
+
+
+# ---- held-out log-likelihood scorer, and the mixture behind a Pipeline --------
+def test_log_likelihood_scorer_on_an_estimator_and_in_a_pipeline(fitted_regressor):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mixexp.metrics import log_likelihood_scorer, unwrap_pipeline
+
+    est, X = fitted_regressor
+    y = est.predict(X) + np.linspace(-1, 1, len(X))
+    assert log_likelihood_scorer(est, X, y) == est.log_likelihood(X, y)
+    pipe = make_pipeline(StandardScaler(), MixtureOfExpertsRegressor(n_experts=2,
+                                                                     random_state=0))
+    pipe.fit(X, y)
+    Xt = pipe[:-1].transform(X)
+    assert log_likelihood_scorer(pipe, X, y) == pipe[-1].log_likelihood(Xt, y)
+    weights = np.arange(len(X), dtype=float)
+    assert (log_likelihood_scorer(pipe, X, y, sample_weight=weights)
+            == pipe[-1].log_likelihood(Xt, y, sample_weight=weights))
+    # bic, aic and predict_gate through the Pipeline
+    model, Xt_unwrapped = unwrap_pipeline(pipe, X)
+    assert model is pipe[-1]
+    np.testing.assert_array_equal(Xt_unwrapped, Xt)
+    assert model.bic(Xt_unwrapped, y) == pipe[-1].bic(Xt, y)
+    # nested Pipelines, and a bare estimator
+    nested = make_pipeline(make_pipeline(StandardScaler()), pipe).fit(X, y)
+    assert log_likelihood_scorer(nested, X, y) == pytest.approx(pipe[-1].log_likelihood(Xt, y))
+    assert unwrap_pipeline(est, X) == (est, X)
+
+
+def test_log_likelihood_scorer_in_grid_search_over_a_pipeline():
+    from sklearn.model_selection import GridSearchCV, KFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mixexp.datasets import make_moe_regression
+    from mixexp.metrics import log_likelihood_scorer, unwrap_pipeline
+
+    X, y, _ = make_moe_regression(n_samples=200, n_features=1, n_experts=2, noise=0.2,
+                                  random_state=0)
+    pipe = make_pipeline(StandardScaler(), MixtureOfExpertsRegressor(random_state=0))
+    search = GridSearchCV(
+        pipe, {"mixtureofexpertsregressor__n_experts": [1, 2]},
+        scoring={"r2": "r2", "log_likelihood": log_likelihood_scorer},
+        refit="log_likelihood", cv=KFold(3, shuffle=True, random_state=0), error_score="raise",
+    ).fit(X, y)
+    scores = search.cv_results_["mean_test_log_likelihood"]
+    assert np.all(np.isfinite(scores))  # was NaN: 'Pipeline' object has no attribute ...
+    assert search.best_index_ == np.argmax(scores) == 1
+    assert unwrap_pipeline(search, X)[0] is search.best_estimator_[-1]
+
+
+def test_log_likelihood_scorer_of_a_classifier_is_minus_log_loss():
+    from sklearn.metrics import log_loss
+
+    from mixexp.datasets import make_moe_classification
+    from mixexp.metrics import log_likelihood_scorer
+
+    X, y, _ = make_moe_classification(n_samples=200, n_classes=3, random_state=0)
+    est = MixtureOfExpertsClassifier(n_experts=2, random_state=0).fit(X, y)
+    assert log_likelihood_scorer(est, X, y) == pytest.approx(-log_loss(y, est.predict_proba(X)))
+
+
+def test_unwrap_pipeline_refuses_what_holds_no_mixture():
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mixexp.metrics import log_likelihood_scorer, unwrap_pipeline
+
+    with pytest.raises(TypeError, match="got Pipeline ending in Ridge"):
+        unwrap_pipeline(make_pipeline(StandardScaler(), Ridge()))
+    with pytest.raises(TypeError, match="got Ridge"):
+        log_likelihood_scorer(Ridge(), np.zeros((2, 1)), np.zeros(2))

@@ -8,6 +8,7 @@ module, so nothing here imports CuPy: only ``get_kernels("cupy")`` does.
 """
 
 import functools
+import threading
 from numbers import Number
 
 import numpy as np
@@ -176,6 +177,14 @@ def check_device_sample_weight(sample_weight, X, *, ensure_non_negative=True):
 
 _THREADPOOL_CONTROLLER = None
 
+# The BLAS thread limit is process-wide, so concurrent calls share one: the
+# first call in sets it, the last one out restores what the first found.
+# (Each call saving and restoring its own left the limit at 1 whenever calls
+# overlapped: a later call saved the 1 an earlier one had set.)
+_BLAS_LOCK = threading.Lock()
+_blas_calls = 0
+_blas_limiter = None
+
 
 def _threadpool_controller():
     global _THREADPOOL_CONTROLLER
@@ -186,6 +195,39 @@ def _threadpool_controller():
     return _THREADPOOL_CONTROLLER
 
 
+def _release_openblas_control():
+    """Let other threads change OpenBLAS's limit again, if this thread held it.
+
+    threadpoolctl >= 3.6 lets only one thread at a time change the limit of
+    OpenBLAS's shared (pthreads) pool and silently ignores the others; the
+    thread that restores the limit need not be the one that set it.
+    """
+    import threadpoolctl
+
+    clear = getattr(getattr(threadpoolctl, "OpenBLASController", None),
+                    "clear_controlling_thread", None)
+    if clear is not None:
+        clear()  # a no-op unless the calling thread holds the control
+
+
+def _enter_single_threaded_blas():
+    global _blas_calls, _blas_limiter
+    with _BLAS_LOCK:
+        if _blas_calls == 0:
+            _blas_limiter = _threadpool_controller().limit(limits=1, user_api="blas")
+        _blas_calls += 1
+
+
+def _leave_single_threaded_blas():
+    global _blas_calls, _blas_limiter
+    with _BLAS_LOCK:
+        _blas_calls -= 1
+        if _blas_calls == 0:
+            _blas_limiter.restore_original_limits()
+            _blas_limiter = None
+        _release_openblas_control()
+
+
 def single_threaded_blas(method):
     """Run ``method`` with BLAS limited to one thread.
 
@@ -193,11 +235,17 @@ def single_threaded_blas(method):
     from threads, and with several OpenMP/BLAS runtimes loaded (NumPy's and
     SciPy's OpenBLAS, scikit-learn's libgomp) threaded BLAS was measured
     about 90x slower on a 2-core machine. The cores are left to the kernels.
+
+    Thread-safe: calls running at once in several threads share the limit,
+    and the last to finish restores the limit the first one found.
     """
 
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
-        with _threadpool_controller().limit(limits=1, user_api="blas"):
+        _enter_single_threaded_blas()
+        try:
             return method(*args, **kwargs)
+        finally:
+            _leave_single_threaded_blas()
 
     return wrapper

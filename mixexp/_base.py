@@ -15,7 +15,7 @@ the gate, family and model objects are rebuilt from them when needed.
 
 import warnings
 from abc import ABCMeta, abstractmethod
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
@@ -34,6 +34,7 @@ from ._backend import (
     single_threaded_blas,
     to_host,
 )
+from ._constraints import IntInterval
 from ._gates import SoftmaxGate
 from ._init import (
     canonical_rows,
@@ -73,20 +74,20 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     """Base class for mixture-of-experts estimators (not for direct use)."""
 
     _parameter_constraints: dict = {
-        "n_experts": [Interval(Integral, 1, None, closed="left")],
+        "n_experts": [IntInterval(1, None, closed="left")],
         "solver": [StrOptions(set(SOLVERS))],
         "gating": [StrOptions({"soft", "hard"})],
-        "top_k": [Interval(Integral, 1, None, closed="left"), None],
+        "top_k": [IntInterval(1, None, closed="left"), None],
         "balance": [Interval(Real, 0, None, closed="left")],
         "gate_noise": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "batch_size": [IntInterval(1, None, closed="left"), StrOptions({"auto"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "shuffle": ["boolean"],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [IntInterval(1, None, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [IntInterval(1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "n_init": [IntInterval(1, None, closed="left")],
         "init_params": [StrOptions({"kmeans", "random"})],
         "backend": [StrOptions(set(BACKENDS))],
         "warm_start": ["boolean"],

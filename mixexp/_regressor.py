@@ -399,8 +399,16 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             return as_caller(self._squeeze_targets(mean, 1), X)
         # float32 input stays float32
         variance = xp.asarray(GaussianExperts.variance(self._params["experts"]), dtype=gate.dtype)
-        second_moment = xp.einsum("nk,nkt->nt", gate, means**2) + gate @ variance
-        std = xp.sqrt(xp.maximum(second_moment - mean**2, 0.0))
+        # sum_k g_k ((mu_k - mean)^2 + sigma_k^2), not E[y^2] - mean^2: far from
+        # the data the means are huge, and that difference cancels to 0 or
+        # overflows to inf - inf = NaN. The terms are scaled by each row's
+        # largest before squaring, so no square overflows.
+        spread = xp.sqrt(gate)[:, :, None] * xp.abs(means - mean[:, None, :])
+        noise = xp.sqrt(gate @ variance)
+        scale = xp.maximum(spread.max(axis=1), noise)
+        scale = xp.where(scale > 0, scale, 1.0)
+        std = scale * xp.sqrt(((spread / scale[:, None, :]) ** 2).sum(axis=1)
+                              + (noise / scale) ** 2)
         return (as_caller(self._squeeze_targets(mean, 1), X),
                 as_caller(self._squeeze_targets(std, 1), X))
 

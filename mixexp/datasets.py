@@ -1,10 +1,14 @@
 """Bundled data and synthetic generators with known true parameters."""
 
 from importlib import resources
+from numbers import Real
 
 import numpy as np
 from scipy.special import softmax
 from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import Interval, validate_params
+
+from ._constraints import IntInterval
 
 __all__ = ["load_motorcycle", "make_moe_classification", "make_moe_regression"]
 
@@ -76,10 +80,15 @@ def load_motorcycle(*, return_X_y=False, as_frame=False):
     )
 
 
-def _check_positive_integers(**values):
-    for name, value in values.items():
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+# Shared by both generators. Scales are finite (NaN or inf would give NaN
+# data); the noise also squares to a finite variance (truth.expert_variance).
+_SHAPE_AND_GATE = {
+    "n_samples": [IntInterval(1, None, closed="left")],
+    "n_features": [IntInterval(1, None, closed="left")],
+    "n_experts": [IntInterval(1, None, closed="left")],
+    "gate_strength": [Interval(Real, 0, None, closed="left")],
+    "random_state": ["random_state"],
+}
 
 
 def _sample_gate(rng, n_samples, n_features, n_experts, gate_strength):
@@ -94,6 +103,10 @@ def _sample_gate(rng, n_samples, n_features, n_experts, gate_strength):
     return X, gate_coef, gate_intercept, expert
 
 
+@validate_params(
+    {**_SHAPE_AND_GATE, "noise": [Interval(Real, 0, None, closed="neither")]},
+    prefer_skip_nested_validation=True,
+)
 def make_moe_regression(
     n_samples=1000, n_features=2, n_experts=3, *, noise=0.1, gate_strength=4.0,
     random_state=None,
@@ -109,9 +122,12 @@ def make_moe_regression(
     n_features : int, default=2
     n_experts : int, default=3
     noise : float, default=0.1
-        Standard deviation of every expert's Gaussian noise.
+        Standard deviation of every expert's Gaussian noise: positive, at
+        most 1e150 (the largest target the estimators fit; its square, the
+        variance, must be finite).
     gate_strength : float, default=4.0
-        Scale of the gate weights; larger means sharper region boundaries.
+        Scale of the gate weights, finite and non-negative; larger means
+        sharper region boundaries, 0 a constant gate.
     random_state : int, RandomState instance or None, default=None
 
     Returns
@@ -131,9 +147,10 @@ def make_moe_regression(
     >>> X.shape, y.shape, truth.expert_coef.shape
     ((100, 2), (100,), (3, 2))
     """
-    _check_positive_integers(n_samples=n_samples, n_features=n_features, n_experts=n_experts)
-    if noise <= 0:
-        raise ValueError(f"noise must be positive, got {noise!r}.")
+    # not an Interval bound: comparing a float32 noise with 1e150 overflows
+    if float(noise) > 1e150:
+        raise ValueError("The 'noise' parameter of make_moe_regression must be at most 1e150 "
+                         f"(its square is the experts' variance). Got {noise!r} instead.")
     rng = check_random_state(random_state)
     X, gate_coef, gate_intercept, expert = _sample_gate(
         rng, n_samples, n_features, n_experts, gate_strength
@@ -153,6 +170,14 @@ def make_moe_regression(
     return X, y, truth
 
 
+@validate_params(
+    {
+        **_SHAPE_AND_GATE,
+        "n_classes": [IntInterval(2, None, closed="left")],
+        "class_strength": [Interval(Real, 0, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_moe_classification(
     n_samples=1000, n_features=2, n_experts=3, n_classes=2, *, gate_strength=4.0,
     class_strength=5.0, random_state=None,
@@ -170,10 +195,13 @@ def make_moe_classification(
     n_features : int, default=2
     n_experts : int, default=3
     n_classes : int, default=2
+        At least 2.
     gate_strength : float, default=4.0
-        Scale of the gate weights; larger means sharper region boundaries.
+        Scale of the gate weights, finite and non-negative; larger means
+        sharper region boundaries, 0 a constant gate.
     class_strength : float, default=5.0
-        Scale of the experts' weights; larger means cleaner class boundaries.
+        Scale of the experts' weights, finite and non-negative; larger means
+        cleaner class boundaries.
     random_state : int, RandomState instance or None, default=None
 
     Returns
@@ -193,9 +221,6 @@ def make_moe_classification(
     >>> X.shape, sorted(set(y.tolist())), truth.expert_coef.shape
     ((100, 2), [0, 1, 2], (3, 3, 2))
     """
-    _check_positive_integers(n_samples=n_samples, n_features=n_features, n_experts=n_experts)
-    if int(n_classes) != n_classes or n_classes < 2:
-        raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}.")
     rng = check_random_state(random_state)
     X, gate_coef, gate_intercept, expert = _sample_gate(
         rng, n_samples, n_features, n_experts, gate_strength

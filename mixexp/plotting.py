@@ -90,6 +90,11 @@ def _mixture(estimator):
     return model
 
 
+def _n_fitted_experts(model):
+    """Experts of the fitted model: ``n_experts`` may have been set since the fit."""
+    return model.gate_intercept_.shape[0]
+
+
 def _call(estimator, method, X, **kwargs):
     """``model.method(X)`` after the pipeline's preprocessing, if any."""
     preprocessing, model = _split_pipeline(estimator)
@@ -217,7 +222,7 @@ def plot_gate(estimator, X, *, ax=None, n_points=None, margin=0.05, show_data=Tr
     model = _mixture(estimator)
     n_features = _check_n_features(X, (1, 2), "plot_gate")
     ax = _get_ax(ax)
-    colors = to_rgba_array(expert_colors(model.n_experts) if colors is None else colors)
+    colors = to_rgba_array(expert_colors(_n_fitted_experts(model)) if colors is None else colors)
     names = _column_names(X)
 
     if n_features == 1:
@@ -322,7 +327,7 @@ def plot_experts(estimator, X, y=None, *, ax=None, n_points=400, margin=0.0, thr
             f"{np.shape(model.expert_intercept_)[1]} targets."
         )
     ax = _get_ax(ax)
-    colors = expert_colors(model.n_experts) if colors is None else colors
+    colors = expert_colors(_n_fitted_experts(model)) if colors is None else colors
     xs = _span(_column(X, 0), n_points, margin)
     grid = _as_input(X, [xs])
     mean, std = _call(estimator, "predict", grid, return_std=True)

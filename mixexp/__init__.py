@@ -2,7 +2,13 @@
 
 from ._classifier import MixtureOfExpertsClassifier
 from ._regressor import MixtureOfExpertsRegressor
+from ._selection import select_n_experts
 
 __version__ = "0.1.0"
 
-__all__ = ["MixtureOfExpertsClassifier", "MixtureOfExpertsRegressor", "__version__"]
+__all__ = [
+    "MixtureOfExpertsClassifier",
+    "MixtureOfExpertsRegressor",
+    "__version__",
+    "select_n_experts",
+]

@@ -608,12 +608,27 @@ def _import_pandas():
     return pd
 
 
+def _multi_index(pd, rows):
+    """The (part, expert, term) index, levels in order of appearance.
+
+    Rows come gate first and terms in feature order; with levels in that
+    order the index is lexsorted, so ``table.loc[("expert", 1)]`` is fast.
+    """
+    levels, codes = [], []
+    for depth, values in enumerate(zip(*rows)):
+        # experts by number; parts (gate first) and terms as they come
+        code, uniques = pd.Index(list(values)).factorize(sort=depth == 1)
+        levels.append(uniques)
+        codes.append(code)
+    return pd.MultiIndex(levels=levels, codes=codes, names=["part", "expert", "term"])
+
+
 def _table(model, coef, std_err, lower, upper, z_defined, attrs):
     pd = _import_pandas()
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(z_defined, coef / std_err, np.nan)
     p_value = 2.0 * ndtr(-np.abs(z))
-    index = pd.MultiIndex.from_tuples(model.index, names=["part", "expert", "term"])
+    index = _multi_index(pd, model.index)
     table = pd.DataFrame({"coef": coef, "std_err": std_err, "z": z, "p_value": p_value,
                           "ci_lower": lower, "ci_upper": upper}, index=index)
     table.attrs.update(attrs)
@@ -635,8 +650,7 @@ def summary(est, X, y, sample_weight, method, confidence, n_boot, n_jobs, random
         std_err = np.sqrt(np.diag(_reported_covariance(model, theta, cov)))
         # intervals for sigma are built on the log scale (they stay positive)
         half = ndtri(0.5 + confidence / 2) * np.sqrt(np.diag(cov))
-        lower = np.where(model.log_scale, np.exp(theta - half), theta - half)
-        upper = np.where(model.log_scale, np.exp(theta + half), theta + half)
+        lower, upper = model.reported(theta - half), model.reported(theta + half)
     else:
         model, theta, draws = _bootstrap(est, X, y, sample_weight, n_boot, n_jobs,
                                          random_state)
@@ -654,7 +668,7 @@ def parameter_covariance(est, X, y, sample_weight):
     _check_supported(est, "parameter_covariance")
     model, theta, cov = _covariance(est, X, y, sample_weight)
     pd = _import_pandas()
-    index = pd.MultiIndex.from_tuples(model.index, names=["part", "expert", "term"])
+    index = _multi_index(pd, model.index)
     return pd.DataFrame(_reported_covariance(model, theta, cov), index=index, columns=index)
 
 

@@ -1,6 +1,5 @@
 """select_n_experts (mixexp/_selection.py)."""
 
-import numpy as np
 import pytest
 from sklearn.model_selection import KFold
 

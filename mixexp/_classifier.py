@@ -21,9 +21,10 @@ from ._backend import (
 )
 from ._base import BaseMixtureOfExperts
 from ._experts import LogisticExperts
+from ._inference import InferenceMixin
 
 
-class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
+class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfExperts):
     r"""Mixture of multinomial logistic experts with a softmax gate, trained by EM or by gradient.
 
     Each expert is a multinomial logistic regression that owns the region of

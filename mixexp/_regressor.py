@@ -21,9 +21,10 @@ from ._backend import (
 from ._base import BaseMixtureOfExperts
 from ._experts import GaussianExperts
 from ._experts._gaussian import variance_floor
+from ._inference import InferenceMixin
 
 
-class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
+class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExperts):
     r"""Mixture of linear-Gaussian experts with a softmax gate, trained by EM or by gradient.
 
     The conditional density of the target is a gated mixture of linear

@@ -1,0 +1,112 @@
+"""Choosing the number of experts: one fit per candidate, scored by BIC, AIC, ICL or CV."""
+
+import numbers
+
+import numpy as np
+from sklearn.base import clone, is_classifier
+from sklearn.model_selection import check_cv, cross_validate
+from sklearn.utils.validation import _num_samples
+
+from ._inference import _Model
+
+_CRITERIA = ("bic", "aic", "icl", "cv")
+
+
+def _held_out_log_likelihood(estimator, X, y):
+    return estimator.log_likelihood(X, y)
+
+
+def select_n_experts(estimator, X, y, n_experts=range(1, 7), criterion="bic", cv=5):
+    """Fit one model per number of experts and keep the best by a criterion.
+
+    Each candidate is ``clone(estimator)`` with ``n_experts`` set, fitted on
+    all of ``(X, y)`` (give the estimator a few restarts, ``n_init``, since
+    a poor local maximum makes a larger model look worse than it is).
+
+    Parameters
+    ----------
+    estimator : MixtureOfExpertsRegressor or MixtureOfExpertsClassifier
+        The template; its ``n_experts`` is replaced.
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,) or (n_samples, n_targets)
+    n_experts : iterable of int, default=range(1, 7)
+        Candidate numbers of experts.
+    criterion : {"bic", "aic", "icl", "cv"}, default="bic"
+        ``"bic"``, ``"aic"``, ``"icl"``: the information criterion of the
+        fit on all data, lower is better (see
+        :meth:`~mixexp.MixtureOfExpertsRegressor.icl`). ``"cv"``: the mean
+        held-out log-likelihood per sample over ``cv`` folds, higher is
+        better (``cv`` more fits per candidate).
+    cv : int, cross-validation generator or iterable, default=5
+        Folds for ``criterion="cv"``, as in
+        :func:`~sklearn.model_selection.cross_validate` (stratified for a
+        classifier). Ignored by the other criteria.
+
+    Returns
+    -------
+    best : estimator
+        The fitted candidate with the best score.
+    scores : pandas.DataFrame
+        One row per candidate, indexed by ``n_experts``: ``n_parameters``,
+        ``log_likelihood`` (total, on the training data), ``aic``, ``bic``,
+        ``icl``, and ``cv_log_likelihood`` with ``criterion="cv"``.
+
+    See Also
+    --------
+    mixexp.MixtureOfExpertsRegressor.bic, mixexp.MixtureOfExpertsRegressor.icl
+
+    Examples
+    --------
+    >>> from mixexp import MixtureOfExpertsRegressor, select_n_experts
+    >>> from mixexp.datasets import make_moe_regression
+    >>> X, y, _ = make_moe_regression(n_samples=400, n_features=1, n_experts=2,
+    ...                               noise=0.2, random_state=0)
+    >>> best, scores = select_n_experts(MixtureOfExpertsRegressor(n_init=3, random_state=0),
+    ...                                 X, y, n_experts=[1, 2, 3])
+    >>> best.n_experts
+    2
+    >>> list(scores.columns)
+    ['n_parameters', 'log_likelihood', 'aic', 'bic', 'icl']
+    """
+    import pandas as pd
+
+    if criterion not in _CRITERIA:
+        raise ValueError(f"criterion must be one of {_CRITERIA}, got {criterion!r}.")
+    if "n_experts" not in estimator.get_params():
+        raise ValueError(
+            f"estimator must have an n_experts parameter, got {type(estimator).__name__}."
+        )
+    candidates = list(n_experts)
+    if not candidates or not all(isinstance(k, numbers.Integral) and k >= 1
+                                 for k in candidates):
+        raise ValueError(
+            f"n_experts must be a non-empty iterable of positive integers, got {n_experts!r}."
+        )
+    if len(set(candidates)) != len(candidates):
+        raise ValueError(f"n_experts has repeated values: {candidates!r}.")
+    folds = check_cv(cv, y, classifier=is_classifier(estimator)) if criterion == "cv" else None
+
+    n_samples = _num_samples(X)
+    rows, fits = [], []
+    for k in candidates:
+        est = clone(estimator).set_params(n_experts=int(k)).fit(X, y)
+        row = {
+            "n_experts": int(k),
+            "n_parameters": _Model(est).n_params,
+            "log_likelihood": est.log_likelihood(X, y) * n_samples,
+            "aic": est.aic(X, y),
+            "bic": est.bic(X, y),
+            "icl": est.icl(X, y),
+        }
+        if folds is not None:
+            result = cross_validate(clone(estimator).set_params(n_experts=int(k)), X, y,
+                                    cv=folds, scoring=_held_out_log_likelihood)
+            row["cv_log_likelihood"] = float(np.mean(result["test_score"]))
+        rows.append(row)
+        fits.append(est)
+    scores = pd.DataFrame(rows).set_index("n_experts")
+    if criterion == "cv":
+        best = int(np.argmax(scores["cv_log_likelihood"].to_numpy()))
+    else:
+        best = int(np.argmin(scores[criterion].to_numpy()))
+    return fits[best], scores

@@ -72,18 +72,6 @@ def _check_writable(path, option):
         raise UserError(f"cannot write {option} {path}: permission denied")
 
 
-def _select_by_bic(X, y, n_experts_range, n_init, random_state):
-    from . import MixtureOfExpertsRegressor
-
-    fits = []
-    for n_experts in n_experts_range:
-        start = time.perf_counter()
-        est = MixtureOfExpertsRegressor(n_experts, n_init=n_init, random_state=random_state)
-        est.fit(X, y)
-        fits.append((est.bic(X, y), est, time.perf_counter() - start))
-    return fits
-
-
 def _plot_demo(est, X, y, out):
     try:
         import matplotlib
@@ -112,32 +100,38 @@ def _plot_demo(est, X, y, out):
 
 
 def demo(args):
-    """Fit the motorcycle data, choosing the number of experts by BIC."""
+    """Fit the motorcycle data, choosing the number of experts by BIC; print the fit's table."""
+    from . import MixtureOfExpertsRegressor, select_n_experts
     from .datasets import load_motorcycle
 
     if args.out:
         _check_writable(args.out, "--out")
-    data = load_motorcycle()
+    try:
+        import pandas as pd
+    except ImportError:
+        raise UserError("the demo prints pandas tables: pip install 'mixexp[plot,inference]'")
+    data = load_motorcycle(as_frame=True)
     X, y = data.data, data.target
     print(f"mixexp demo: motorcycle crash data ({X.shape[0]} samples, feature 'times' in ms, "
           "target 'accel' in g)")
     print(f"Choosing n_experts by BIC over 1..{args.max_experts} (n_init={args.n_init} each):")
-    fits = _select_by_bic(X, y, range(1, args.max_experts + 1), args.n_init, args.random_state)
-    print("   K   log-likelihood        BIC   time (s)")
-    for bic, est, seconds in fits:
-        total = est.log_likelihood_ * X.shape[0]
-        print(f"  {est.n_experts:2d}   {total:14.3f} {bic:10.3f}   {seconds:8.3f}")
-    bic, est, seconds = min(fits, key=lambda fit: fit[0])
+    start = time.perf_counter()
+    est, scores = select_n_experts(
+        MixtureOfExpertsRegressor(n_init=args.n_init, random_state=args.random_state), X, y,
+        n_experts=range(1, args.max_experts + 1), criterion="bic")
+    seconds = time.perf_counter() - start
+    with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 100):
+        print(scores[["n_parameters", "log_likelihood", "bic", "icl"]].to_string())
     share = est.predict_gate(X).mean(axis=0)
-    print(f"\nSelected n_experts={est.n_experts} (lowest BIC)")
-    print("  expert  gate share  intercept   slope (g/ms)   noise std (g)")
-    for k in range(est.n_experts):
-        print(f"  {k + 1:6d}  {share[k]:10.3f}  {est.expert_intercept_[k]:9.3f}"
-              f"   {est.expert_coef_[k, 0]:12.4f}   {np.sqrt(est.expert_variance_[k]):13.3f}")
+    print(f"\nSelected n_experts={est.n_experts} (lowest BIC); gate shares "
+          + ", ".join(f"{v:.3f}" for v in share))
+    table = est.summary(X, y)
+    with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 100):
+        print(table.to_string())
     print(f"  log-likelihood (total) {est.log_likelihood_ * X.shape[0]:.3f}, "
           f"per sample {est.log_likelihood_:.4f}")
-    print(f"  BIC {bic:.3f}, AIC {est.aic(X, y):.3f}, R^2 {est.score(X, y):.4f}, "
-          f"fit time {seconds:.3f} s, EM iterations {est.n_iter_}")
+    print(f"  BIC {est.bic(X, y):.3f}, AIC {est.aic(X, y):.3f}, R^2 {est.score(X, y):.4f}, "
+          f"selection time {seconds:.3f} s, EM iterations {est.n_iter_}")
     if args.out:
         _plot_demo(est, X, y, args.out)
     return 0

@@ -61,9 +61,11 @@ def test_demo_prints_report_and_writes_figure(tmp_path, capsys):
     assert main(["demo", "--max-experts", "3", "--n-init", "3", "--out", str(out)]) == 0
     report = capsys.readouterr().out
     assert "Selected n_experts=3" in report
-    for field in ("gate share", "noise std", "log-likelihood (total)", "BIC", "R^2",
-                  "fit time"):
+    for field in ("gate shares", "std_err", "p_value", "sigma", "log-likelihood (total)",
+                  "BIC", "icl", "R^2", "selection time"):
         assert field in report, field
+    # the coefficient table: gate rows for experts 1..K-1, three rows per expert
+    assert len(re.findall(r"\btimes\b", report)) >= 2 + 3
     assert out.stat().st_size > 10_000
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -213,7 +215,8 @@ def test_unwritable_outputs_of_demo_and_predict_are_refused_first(tmp_path, caps
     def refuse(*args, **kwargs):
         raise AssertionError("worked before the output path was checked")
 
-    monkeypatch.setattr(cli, "_select_by_bic", refuse)
+    monkeypatch.setattr(cli, "load_motorcycle", refuse, raising=False)
+    monkeypatch.setattr("mixexp.datasets.load_motorcycle", refuse)
     monkeypatch.setattr(cli, "_load_model", refuse)
     for path in unwritable_paths(tmp_path):
         assert_user_error(capsys, ["demo", "--out", path], r"demo: error: .*--out")

@@ -9,7 +9,6 @@ module, so nothing here imports CuPy: only ``get_kernels("cupy")`` does.
 
 import functools
 import threading
-from numbers import Number
 
 import numpy as np
 
@@ -103,76 +102,6 @@ def as_caller(result, X):
     if is_device_array(X):
         return get_kernels("cupy").xp.asarray(result)
     return to_host(result)
-
-
-# ---- input checks on the device ------------------------------------------------
-# The host path is scikit-learn's (validate_data, _check_sample_weight); these
-# give its messages for CuPy arrays without moving them to the host.
-
-
-def check_device_array(a, *, input_name, estimator_name, ensure_2d, dtype):
-    """A CuPy array checked as ``check_array`` would: dimensions, size, dtype, finite.
-
-    ``dtype``: a tuple of kept float dtypes (anything else becomes the first),
-    or None to keep the dtype (numeric, non-complex).
-    """
-    xp = array_namespace(a)
-    if a.ndim == 0:
-        raise ValueError(f"Input {input_name} is a 0-dimensional array, not a collection of "
-                         "samples.")
-    if ensure_2d and a.ndim != 2:
-        raise ValueError(
-            f"Expected 2D array, got {a.ndim}D array instead. Reshape your data either using "
-            "array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) "
-            "if it contains a single sample."
-        )
-    if a.ndim > 2:
-        raise ValueError(f"Found array with dim {a.ndim}, while dim <= 2 is required by "
-                         f"{estimator_name}.")
-    if a.dtype.kind == "c":
-        raise ValueError(f"Complex data not supported in {input_name}.")
-    if dtype is not None and a.dtype not in dtype:
-        a = a.astype(dtype[0])
-    if a.shape[0] < 1:
-        raise ValueError(f"Found array with 0 sample(s) (shape={a.shape}) while a minimum of 1 "
-                         f"is required by {estimator_name}.")
-    if a.ndim == 2 and a.shape[1] < 1:
-        raise ValueError(f"Found array with 0 feature(s) (shape={a.shape}) while a minimum of "
-                         f"1 is required by {estimator_name}.")
-    if a.dtype.kind == "f" and not bool(xp.isfinite(a).all()):
-        kind = ("NaN" if bool(xp.isnan(a).any())
-                else f"infinity or a value too large for {a.dtype!r}")
-        raise ValueError(f"Input {input_name} contains {kind}.")
-    return a
-
-
-def check_device_sample_weight(sample_weight, X, *, ensure_non_negative=True):
-    """Sample weights (n,) float64 in the namespace of ``X``, checked as _check_sample_weight does.
-
-    ``X`` is a CuPy array; host weights are moved to the device.
-    """
-    xp, n_samples = array_namespace(X), X.shape[0]
-    if sample_weight is None:
-        return xp.ones(n_samples, dtype=np.float64)
-    if isinstance(sample_weight, Number):
-        sample_weight = xp.full(n_samples, float(sample_weight), dtype=np.float64)
-    else:
-        sample_weight = xp.asarray(sample_weight, dtype=np.float64)
-    if sample_weight.ndim != 1:
-        raise ValueError(
-            f"Sample weights must be 1D array or scalar, got {sample_weight.ndim}D array. "
-            f"Expected either a scalar value or a 1D array of length {n_samples}."
-        )
-    if sample_weight.shape != (n_samples,):
-        raise ValueError(f"sample_weight.shape == {sample_weight.shape}, expected "
-                         f"{(n_samples,)}!")
-    check_device_array(sample_weight, input_name="sample_weight", estimator_name="",
-                       ensure_2d=False, dtype=None)
-    if bool(xp.all(sample_weight == 0)):
-        raise ValueError("Sample weights must contain at least one non-zero number.")
-    if ensure_non_negative and bool(xp.any(sample_weight < 0)):
-        raise ValueError("Negative values in data passed to `sample_weight`.")
-    return sample_weight
 
 
 _THREADPOOL_CONTROLLER = None

@@ -12,7 +12,6 @@ from sklearn.utils.validation import check_array
 from ._backend import (
     array_namespace,
     as_caller,
-    check_device_array,
     is_device_array,
     resolve_backend,
     single_threaded_blas,
@@ -22,6 +21,7 @@ from ._base import BaseMixtureOfExperts
 from ._experts import GaussianExperts
 from ._experts._gaussian import variance_floor
 from ._inference import InferenceMixin
+from ._validation import check_device_array
 
 
 class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExperts):

@@ -17,7 +17,6 @@ which kernel a mode needs. Per-sample arrays live in the kernels' namespace
 import numpy as np
 
 
-
 def routing_k(gating, top_k, n_experts):
     """How many experts prediction keeps per sample, or None for all of them."""
     if gating == "hard":

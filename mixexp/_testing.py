@@ -100,3 +100,13 @@ def _check_fitted_model(estimator, X, y):
     resp = estimator.predict_responsibilities(X, y)
     if not np.all(np.isfinite(resp)) or not np.allclose(resp.sum(axis=1), 1.0, atol=1e-6):
         raise InvariantViolation("responsibility rows do not sum to 1")
+
+
+def central_differences(function, x, step=1e-6):
+    """Central finite differences of a scalar ``function`` at ``x`` (1-D): the gradient."""
+    grad = np.empty_like(x)
+    for j in range(x.size):
+        e = np.zeros_like(x)
+        e[j] = step
+        grad[j] = (function(x + e) - function(x - e)) / (2 * step)
+    return grad

@@ -10,8 +10,8 @@ whole standardised copy is needed.
 """
 
 from dataclasses import dataclass
-from numbers import Number
 from functools import cached_property
+from numbers import Number
 
 import numpy as np
 from sklearn.utils.validation import _check_sample_weight, _check_y, check_is_fitted, validate_data

@@ -15,6 +15,7 @@ from mixexp._experts import GaussianExperts, LogisticExperts
 from mixexp._gates import SoftmaxGate
 from mixexp._kernels import get_kernels
 from mixexp._model import MixtureModel
+from mixexp._testing import central_differences
 from mixexp._validation import TrainingData
 
 NUMPY = get_kernels("numpy")
@@ -62,15 +63,6 @@ def _gate_objective(gate, X, W, params):
     return float(np.sum(W * gate.log_prior(NUMPY, X, params))) - gate.penalty(params)
 
 
-def _central_differences(function, x, step=1e-6):
-    grad = np.empty_like(x)
-    for j in range(x.size):
-        e = np.zeros_like(x)
-        e[j] = step
-        grad[j] = (function(x + e) - function(x - e)) / (2 * step)
-    return grad
-
-
 # ---- families ---------------------------------------------------------------
 @pytest.mark.parametrize("family_name", FAMILIES)
 def test_family_gradient_matches_finite_differences(family_name):
@@ -79,7 +71,7 @@ def test_family_gradient_matches_finite_differences(family_name):
     flat = coordinates.pack(experts)
     analytic = coordinates.pack_gradient(family.gradient(NUMPY, X, Y, W, experts,
                                                          penalty_scale=0.5))
-    numeric = _central_differences(
+    numeric = central_differences(
         lambda v: _family_objective(family, X, Y, W, coordinates.unpack(v), 0.5), flat)
     assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-5 * np.abs(numeric).max())
 
@@ -184,7 +176,7 @@ def test_gate_gradient_matches_finite_differences(gate_name):
     # the gradient in the logits of sum_ik W_ik log g_ik
     logit_gradient = W - np.exp(log_g) * W.sum(axis=1, keepdims=True)
     analytic = coordinates.pack_gradient(gate.gradient(NUMPY, X, logit_gradient, params))
-    numeric = _central_differences(
+    numeric = central_differences(
         lambda v: _gate_objective(gate, X, W, coordinates.unpack(v)), coordinates.pack(params))
     assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-5 * np.abs(numeric).max())
 

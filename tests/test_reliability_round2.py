@@ -80,6 +80,7 @@ def test_plots_use_the_fitted_number_of_experts(fitted_regressor, new_n_experts)
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from mixexp.plotting import expert_colors, plot_experts, plot_gate
 
     fitted, X = fitted_regressor

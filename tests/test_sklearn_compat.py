@@ -12,6 +12,7 @@ from sklearn.preprocessing import StandardScaler
 from mixexp import MixtureOfExpertsRegressor
 from mixexp.datasets import make_moe_regression
 
+
 def test_pipeline_in_grid_search_selects_true_number_of_experts():
     X, y, _ = make_moe_regression(
         n_samples=600, n_features=2, n_experts=3, noise=0.1, gate_strength=8.0, random_state=0

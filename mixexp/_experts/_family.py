@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from .._parameters import take_experts
+from .._parameters import append_expert, take_experts
 
 # An expert whose total weight falls below this fraction of the data keeps
 # its parameters: the weighted fit would be noise, and leaving it unchanged
@@ -27,6 +27,25 @@ EMPTY_EXPERT = 1e-10
 # Size of the symmetry-breaking step of a split (see ``mixexp._resize``), in
 # units of the expert's natural scale (noise standard deviation, logits).
 SPLIT_STEP = 1e-2
+
+
+def split_symmetrically(experts, j, rng, scale, keys=("coef", "intercept")):
+    """Expert ``j`` copied last, the two moved apart by a symmetric random step.
+
+    On standardised inputs a step of norm ~1 over the d + 1 coordinates of
+    a linear map moves each of its outputs by about ``scale`` (broadcast
+    against the output axis, which follows the expert axis). The other
+    keys are copied as they are.
+    """
+    grown = append_expert(experts, j)
+    n_coordinates = experts["coef"].shape[-1] + 1
+    for key in keys:
+        shape = experts[key].shape[1:]
+        step = rng.standard_normal(shape) / np.sqrt(n_coordinates)
+        step *= np.reshape(scale, np.shape(scale) + (1,) * (len(shape) - np.ndim(scale)))
+        grown[key][j] += step
+        grown[key][-1] -= step
+    return grown
 
 
 def active_experts(w_sum):

@@ -8,8 +8,8 @@ import numpy as np
 
 from .._backend import array_namespace, to_host
 from .._linalg import solve_psd
-from .._parameters import Coordinates, append_expert
-from ._family import SPLIT_STEP, ExpertFamily, active_experts
+from .._parameters import Coordinates
+from ._family import SPLIT_STEP, ExpertFamily, active_experts, split_symmetrically
 
 # Log-variances are kept below log(target variance) + this, so exp() cannot
 # overflow during a line search; the bound is never active at a sensible fit.
@@ -256,19 +256,8 @@ class GaussianExperts(ExpertFamily):
 
     # ---- growing -----------------------------------------------------------
     def split(self, experts, j, rng):
-        grown = append_expert(experts, j)
-        # a step of the expert's noise standard deviation, per target
-        scale = SPLIT_STEP * np.sqrt(experts["variance"][j])
-        # inputs are standardised: a step of norm ~1 over the d + 1
-        # coordinates moves each prediction by about `scale`
-        n_coordinates = experts["coef"].shape[-1] + 1
-        for key in ("coef", "intercept"):
-            shape = experts[key].shape[1:]
-            step = rng.standard_normal(shape) / np.sqrt(n_coordinates)
-            step *= scale.reshape(-1, *(1,) * (len(shape) - 1))
-            grown[key][j] += step
-            grown[key][-1] -= step
-        return grown
+        # steps in units of the expert's noise standard deviation, per target
+        return split_symmetrically(experts, j, rng, SPLIT_STEP * np.sqrt(experts["variance"][j]))
 
     # ---- prediction --------------------------------------------------------
     @staticmethod

@@ -9,8 +9,8 @@ import numpy as np
 
 from .._backend import to_host
 from .._logistic import fit_multinomial_logistic
-from .._parameters import Coordinates, append_expert
-from ._family import SPLIT_STEP, ExpertFamily, active_experts
+from .._parameters import Coordinates
+from ._family import SPLIT_STEP, ExpertFamily, active_experts, split_symmetrically
 
 
 class _LogisticCoordinates(Coordinates):
@@ -109,16 +109,8 @@ class LogisticExperts(ExpertFamily):
 
     # ---- growing -----------------------------------------------------------
     def split(self, experts, j, rng):
-        grown = append_expert(experts, j)
-        # inputs are standardised: a step of norm ~1 over the d + 1
-        # coordinates moves each class logit by about SPLIT_STEP
-        n_coordinates = experts["coef"].shape[-1] + 1
-        for key in ("coef", "intercept"):
-            step = rng.standard_normal(experts[key].shape[1:]) / np.sqrt(n_coordinates)
-            step *= SPLIT_STEP
-            grown[key][j] += step
-            grown[key][-1] -= step
-        return grown
+        # class logits are scale-free: steps of SPLIT_STEP logits
+        return split_symmetrically(experts, j, rng, SPLIT_STEP)
 
     # ---- prediction --------------------------------------------------------
     @staticmethod

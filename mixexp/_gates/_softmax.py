@@ -9,8 +9,8 @@ Parameters: ``{"coef": (K, d), "intercept": (K,)}``.
 
 import numpy as np
 
-from .._balance import balance_terms
 from .. import _logistic
+from .._balance import balance_terms
 from .._logistic import (
     bound_step,
     center,

@@ -8,13 +8,13 @@ they share one :class:`ConvergenceMonitor`.
 from ._adam import adam_partial_fit, run_adam
 from ._em import VANISHED_SHARE, run_em
 from ._lbfgs import run_lbfgs
+from ._monitor import ConvergenceMonitor
 from ._options import (
     SOLVER_NAMES,
     STOCHASTIC_SOLVERS,
     SolverOptions,
     check_solver_options,
 )
-from ._monitor import ConvergenceMonitor
 from ._result import SolverResult
 
 SOLVERS = {"em": run_em, "lbfgs": run_lbfgs, "adam": run_adam}

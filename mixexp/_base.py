@@ -29,10 +29,8 @@ from ._backend import (
     BACKENDS,
     array_namespace,
     as_caller,
-    in_namespace,
     resolve_backend,
     single_threaded_blas,
-    to_host,
 )
 from ._constraints import IntInterval
 from ._gates import SoftmaxGate
@@ -56,7 +54,7 @@ from ._solvers import (
 )
 from ._validation import (
     checked_sample_weight,
-    standardized_prediction_input,
+    prediction_rows,
     training_rows,
     validate_training_input,
     weighted_mean_and_scale,
@@ -430,13 +428,22 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Experts of the fitted model (``n_experts`` may have been set since)."""
         return self._fitted_model.n_experts(self._params)
 
-    def _standardize(self, X):
-        """Validated, standardised X in the namespace of the backend that predicts on it."""
-        return standardized_prediction_input(self, X)[0]
+    def _map_rows(self, X, function, y=None):
+        """``function(Xs, kernels[, Y])`` over chunks of validated, standardised rows.
 
-    def _log_gate(self, Xs, routed=True):
+        ``function`` returns a tuple of arrays with the chunk's rows first;
+        they are gathered into arrays of all rows, in the namespace of the
+        backend that serves ``X``. No standardised copy of X, and no
+        temporary larger than a chunk besides the outputs (``mixexp._rows``).
+        """
+        encode = None if y is None else (lambda y: self._encode_targets(y, fitting=False))
+        rows = prediction_rows(self, X, encode, y)
+        if y is None:
+            return rows.map(lambda chunk: function(chunk.X, rows.kernels))
+        return rows.map(lambda chunk: function(chunk.X, rows.kernels, chunk.Y))
+
+    def _log_gate(self, Xs, kernels, routed=True):
         """Log gate (n, K); routed: the one prediction mixes with (``gating``, ``top_k``)."""
-        kernels = resolve_backend(self.backend, Xs)
         log_g = self._fitted_model.log_prior(kernels, Xs, self._params)
         return routed_log_gate(kernels, log_g, self.gating, self.top_k) if routed else log_g
 
@@ -453,24 +460,21 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         gate : ndarray of shape (n_samples, n_experts)
             Rows sum to 1. A CuPy array for CuPy input.
         """
-        Xs = self._standardize(X)
-        return as_caller(array_namespace(Xs).exp(self._log_gate(Xs, routed=False)), X)
+        (gate,) = self._map_rows(
+            X, lambda Xs, kernels: (kernels.xp.exp(self._log_gate(Xs, kernels, routed=False)),))
+        return as_caller(gate, X)
 
     def _e_step(self, X, y):
         """Routed E-step: ``(log_norm (n,), resp (n, K))`` in the namespace of the backend."""
-        Xs = self._standardize(X)
-        kernels = resolve_backend(self.backend, Xs)
-        # targets are encoded where they are (device labels stay on the device)
-        y = y if kernels.device else to_host(y)
-        Y = in_namespace(self._encode_targets(y, fitting=False), kernels)
-        if Y.shape[0] != Xs.shape[0]:
-            raise ValueError(
-                f"X and y have inconsistent numbers of samples: {Xs.shape[0]} and {Y.shape[0]}."
-            )
-        resp = kernels.xp.empty((Xs.shape[0], self._fitted_n_experts), dtype=Xs.dtype)
-        log_norm = routed_e_step(self._fitted_model, kernels, Xs, Y, self._params, resp,
-                                 self.gating, self.top_k)
-        return log_norm, resp
+        model, n_experts = self._fitted_model, self._fitted_n_experts
+
+        def chunk_e_step(Xs, kernels, Y):
+            resp = kernels.xp.empty((Xs.shape[0], n_experts), dtype=Xs.dtype)
+            log_norm = routed_e_step(model, kernels, Xs, Y, self._params, resp, self.gating,
+                                     self.top_k)
+            return log_norm, resp
+
+        return self._map_rows(X, chunk_e_step, y)
 
     @single_threaded_blas
     def predict_responsibilities(self, X, y):

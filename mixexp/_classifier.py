@@ -15,7 +15,6 @@ from ._backend import (
     array_namespace,
     as_caller,
     is_device_array,
-    resolve_backend,
     single_threaded_blas,
     to_host,
 )
@@ -383,8 +382,7 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
         return LogisticExperts(weight_penalty=self.alpha / x_scale**2)
 
     # ---- prediction --------------------------------------------------------
-    def _expert_log_proba(self, Xs):
-        kernels = resolve_backend(self.backend, Xs)
+    def _expert_log_proba(self, Xs, kernels):
         return LogisticExperts.log_proba(kernels, Xs, self._params["experts"])
 
     @single_threaded_blas
@@ -400,9 +398,12 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
         log_proba : ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``. A CuPy array for CuPy input.
         """
-        Xs = self._standardize(X)
-        log_joint = self._log_gate(Xs)[:, :, None] + self._expert_log_proba(Xs)
-        return as_caller(_log_sum_over_experts(log_joint), X)
+        def log_proba(Xs, kernels):
+            log_joint = (self._log_gate(Xs, kernels)[:, :, None]
+                         + self._expert_log_proba(Xs, kernels))
+            return (_log_sum_over_experts(log_joint),)
+
+        return as_caller(self._map_rows(X, log_proba)[0], X)
 
     def predict_proba(self, X):
         """Class probabilities sum_k g_k(x) p_k(y = c | x).
@@ -459,8 +460,9 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
         proba : ndarray of shape (n_samples, n_experts, n_classes)
             A CuPy array for CuPy input.
         """
-        Xs = self._standardize(X)
-        return as_caller(array_namespace(Xs).exp(self._expert_log_proba(Xs)), X)
+        (proba,) = self._map_rows(
+            X, lambda Xs, kernels: (kernels.xp.exp(self._expert_log_proba(Xs, kernels)),))
+        return as_caller(proba, X)
 
     def score(self, X, y, sample_weight=None):
         """Accuracy of ``predict(X)``, as ``ClassifierMixin.score``.

@@ -13,7 +13,6 @@ from ._backend import (
     array_namespace,
     as_caller,
     is_device_array,
-    resolve_backend,
     single_threaded_blas,
     to_host,
 )
@@ -364,8 +363,7 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         return array_namespace(array).take(array, 0, axis=target_axis)
 
     # ---- prediction --------------------------------------------------------
-    def _expert_means(self, Xs):
-        kernels = resolve_backend(self.backend, Xs)
+    def _expert_means(self, Xs, kernels):
         return GaussianExperts.mean(kernels, Xs, self._params["experts"])
 
     @single_threaded_blas
@@ -391,13 +389,22 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         std : ndarray of the same shape
             Only when ``return_std=True``.
         """
-        Xs = self._standardize(X)
-        xp = array_namespace(Xs)
-        gate = xp.exp(self._log_gate(Xs))
-        means = self._expert_means(Xs)
+        def mean_and_std(Xs, kernels):
+            return self._mean_and_std(Xs, kernels, return_std)
+
+        outputs = self._map_rows(X, mean_and_std)
+        if not return_std:
+            return as_caller(self._squeeze_targets(outputs[0], 1), X)
+        return tuple(as_caller(self._squeeze_targets(a, 1), X) for a in outputs)
+
+    def _mean_and_std(self, Xs, kernels, return_std):
+        """Predictive mean (and std) of standardised rows: a tuple of (n, t) arrays."""
+        xp = kernels.xp
+        gate = xp.exp(self._log_gate(Xs, kernels))
+        means = self._expert_means(Xs, kernels)
         mean = xp.einsum("nk,nkt->nt", gate, means)
         if not return_std:
-            return as_caller(self._squeeze_targets(mean, 1), X)
+            return (mean,)
         # float32 input stays float32
         variance = xp.asarray(GaussianExperts.variance(self._params["experts"]), dtype=gate.dtype)
         # sum_k g_k ((mu_k - mean)^2 + sigma_k^2), not E[y^2] - mean^2: far from
@@ -410,8 +417,7 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         scale = xp.where(scale > 0, scale, 1.0)
         std = scale * xp.sqrt(((spread / scale[:, None, :]) ** 2).sum(axis=1)
                               + (noise / scale) ** 2)
-        return (as_caller(self._squeeze_targets(mean, 1), X),
-                as_caller(self._squeeze_targets(std, 1), X))
+        return mean, std
 
     @single_threaded_blas
     def predict_experts(self, X):
@@ -427,7 +433,8 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
                 (n_samples, n_experts, n_targets)
             A CuPy array for CuPy input.
         """
-        return as_caller(self._squeeze_targets(self._expert_means(self._standardize(X)), 2), X)
+        (means,) = self._map_rows(X, lambda Xs, kernels: (self._expert_means(Xs, kernels),))
+        return as_caller(self._squeeze_targets(means, 2), X)
 
     def score(self, X, y, sample_weight=None):
         """Coefficient of determination R^2 of ``predict(X)``, as ``RegressorMixin.score``.

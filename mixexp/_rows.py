@@ -61,9 +61,9 @@ class InMemoryRows:
     ----------
     X : ndarray of shape (n, d)
         Validated inputs on the user's scale, in the namespace of ``kernels``.
-    Y : ndarray of shape (n, t)
-        Encoded 2-D targets (X's dtype).
-    sample_weight : ndarray of shape (n,)
+    Y : ndarray of shape (n, t) or None
+        Encoded 2-D targets (X's dtype); None for prediction.
+    sample_weight : ndarray of shape (n,) or None
     x_mean, x_scale : ndarray of shape (d,)
         Host arrays: the standardisation ``(X - x_mean) / x_scale``.
     kernels : kernel bundle
@@ -81,7 +81,7 @@ class InMemoryRows:
         self.passes = 0
         self._scratch = None
         self._whole = None
-        self.total_weight = float(sample_weight.sum())
+        self.total_weight = None if sample_weight is None else float(sample_weight.sum())
 
     @property
     def n_samples(self):
@@ -92,7 +92,8 @@ class InMemoryRows:
         return self.X.dtype
 
     def _standardized(self, rows, out):
-        # the arithmetic of mixexp._validation.standardize: the same bits
+        # (X - mean) / scale in X's dtype, one rounding per operation: the
+        # same bits in every chunking
         self.kernels.xp.subtract(self.X[rows], self._mean, out=out)
         out /= self._scale
         return out
@@ -106,7 +107,8 @@ class InMemoryRows:
         for start in range(0, n, size):
             rows = slice(start, min(start + size, n))
             X = self._standardized(rows, self._scratch[: rows.stop - start])
-            yield Chunk(X, self.Y[rows], self.sample_weight[rows], rows)
+            yield Chunk(X, None if self.Y is None else self.Y[rows],
+                        None if self.sample_weight is None else self.sample_weight[rows], rows)
 
     def map_reduce(self, function):
         """One pass: ``function(chunk)`` on every chunk, its statistics summed in chunk order.
@@ -119,6 +121,20 @@ class InMemoryRows:
         for chunk in self.chunks():
             total = add_statistics(total, function(chunk))
         return total
+
+    def map(self, function):
+        """``function(chunk)`` on every chunk: a tuple of arrays whose first axis is the
+        chunk's rows, gathered into arrays of all rows (prediction: no temporary
+        larger than a chunk besides the outputs themselves)."""
+        outputs = None
+        for chunk in self.chunks():
+            parts = function(chunk)
+            if outputs is None:
+                outputs = tuple(self.kernels.xp.empty((self.n_samples, *p.shape[1:]),
+                                                      dtype=p.dtype) for p in parts)
+            for output, part in zip(outputs, parts, strict=True):
+                output[chunk.rows] = part
+        return outputs
 
     def take(self, index, sample_weight=None):
         """Rows ``index`` (an array of the kernels' namespace) as standardised TrainingData,

@@ -206,14 +206,6 @@ def weighted_mean_and_scale(A, sample_weight):
     return to_host(mean), to_host(scale)
 
 
-def standardize(X, mean, scale):
-    """(X - mean) / scale in the dtype and namespace of X, with a single temporary."""
-    xp = array_namespace(X)
-    Xs = X - xp.asarray(mean, dtype=X.dtype)
-    Xs /= xp.asarray(scale, dtype=X.dtype)
-    return Xs
-
-
 def training_rows(X, Y, sample_weight, x_mean, x_scale, kernels):
     """The training rows in the namespace of ``kernels`` (host input for the GPU moves once).
 
@@ -224,20 +216,31 @@ def training_rows(X, Y, sample_weight, x_mean, x_scale, kernels):
                         in_namespace(sample_weight, kernels), x_mean, x_scale, kernels)
 
 
-def standardized_prediction_input(estimator, X):
-    """Validated, standardised X of a fitted estimator, and the kernels that predict on it.
+def prediction_rows(estimator, X, encode_targets=None, y=None):
+    """The rows a fitted estimator predicts on: validated X (and encoded y), standardised
+    chunk by chunk (``mixexp._rows.InMemoryRows``: no standardised copy of X).
 
-    Returns ``(Xs, kernels)``: ``Xs`` in the namespace of the backend that
-    serves ``X`` (CuPy input stays on the device for a GPU backend).
+    Arrays live in the namespace of the backend that serves ``X`` (CuPy
+    input stays on the device for a GPU backend). With ``y``, the targets
+    are encoded where they are by ``encode_targets(y)`` and must have X's
+    number of rows.
     """
     check_is_fitted(estimator)
     kernels = resolve_backend(estimator.backend, X)
     if is_device_array(X) and kernels.device:
         X = validate_device_X(estimator, X, reset=False)
     else:
-        X = validate_data(estimator, to_host(X), dtype=FLOAT_DTYPES, reset=False)
-    Xs = in_namespace(standardize(X, estimator._x_mean, estimator._x_scale), kernels)
-    return Xs, kernels
+        X = in_namespace(validate_data(estimator, to_host(X), dtype=FLOAT_DTYPES, reset=False),
+                         kernels)
+    Y = None
+    if encode_targets is not None:
+        # targets are encoded where they are (device labels stay on the device)
+        Y = in_namespace(encode_targets(y if kernels.device else to_host(y)), kernels)
+        if Y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"X and y have inconsistent numbers of samples: {X.shape[0]} and {Y.shape[0]}."
+            )
+    return InMemoryRows(X, Y, None, estimator._x_mean, estimator._x_scale, kernels)
 
 
 def checked_sample_weight(sample_weight, per_row):

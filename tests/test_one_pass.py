@@ -102,3 +102,31 @@ def test_a_gate_step_that_lowers_the_objective_is_halved_or_dropped(monkeypatch)
     est = MixtureOfExpertsRegressor(3, random_state=0, max_iter=300).fit(X, y)
     assert np.all(np.diff(est.objective_history_) >= -1e-12)
     assert est.converged_
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_prediction_by_chunks_equals_prediction_in_one_block(monkeypatch, backend):
+    # prediction standardises and predicts chunk by chunk (no copy of X):
+    # the rows do not depend on each other, so neither do the results
+    from mixexp import MixtureOfExpertsClassifier
+    from mixexp.datasets import make_moe_classification
+
+    X, y, _ = make_moe_regression(n_samples=1000, n_features=2, random_state=5)
+    Xc, yc, _ = make_moe_classification(n_samples=1000, random_state=5)
+    reg = MixtureOfExpertsRegressor(3, top_k=2, backend=backend, random_state=0).fit(X, y)
+    clf = MixtureOfExpertsClassifier(2, backend=backend, random_state=0).fit(Xc, yc)
+
+    def predictions():
+        return [*reg.predict(X, return_std=True), reg.predict_gate(X), reg.predict_experts(X),
+                reg.predict_responsibilities(X, y), reg.log_likelihood(X, y),
+                clf.predict_proba(Xc), clf.predict_experts(Xc), clf.predict(Xc)]
+
+    whole = predictions()
+    original = InMemoryRows.__init__
+
+    def small_chunks(self, *args, **kwargs):
+        original(self, *args, **{**kwargs, "rows_per_chunk": 97})
+
+    monkeypatch.setattr(InMemoryRows, "__init__", small_chunks)
+    for chunked, desired in zip(predictions(), whole, strict=True):
+        assert_allclose(chunked, desired, rtol=1e-13, atol=1e-300)

@@ -221,6 +221,80 @@ def test_parallel_path_gives_each_row_the_serial_result(kernels, name, monkeypat
         assert_array_equal(a, b)
 
 
+# ---- wide data: the Gram reductions ---------------------------------------------
+# Numba takes weighted_moments and gate_gradient_hessian through BLAS from a
+# width on (d + 1 = 48 and 64 features); each side of both thresholds, and
+# d = 200 with several row blocks and chunks.
+
+GRAM_REDUCTIONS = ["weighted_moments", "gate_gradient_hessian"]
+WIDE_D = [46, 47, 62, 63, 200]
+
+
+@pytest.mark.parametrize("name", GRAM_REDUCTIONS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("d", WIDE_D)
+@pytest.mark.parametrize("n", [300, 6000], ids=["serial", "parallel"])
+def test_wide_gram_reductions_match_reference(kernels, name, dtype, d, n):
+    p = make_problem(n, 3, dtype, d=d)
+    outputs = assert_same_outputs(kernels, name, p, dtype)
+    assert all(out.dtype == np.float64 for out in outputs)
+    # the Gram matrices are exactly symmetric, as the row kernels make them
+    gram = outputs[0] if name == "weighted_moments" else outputs[1].reshape(3 * (d + 1), -1)
+    assert_array_equal(gram, np.swapaxes(gram, -1, -2))
+
+
+def test_numba_gram_thresholds_lie_within_the_tested_widths():
+    if "numba" not in BACKENDS:
+        pytest.skip("needs numba")
+    from mixexp._kernels import _numba
+
+    for threshold in (_numba._BLAS_MIN_FEATURES_MOMENTS, _numba._BLAS_MIN_FEATURES_GATE):
+        assert {threshold - 2, threshold - 1} <= set(WIDE_D)  # d + 1 below and at it
+
+
+@pytest.mark.parametrize("name", GRAM_REDUCTIONS)
+@pytest.mark.parametrize("layout", ["fortran", "strided"])
+def test_wide_gram_reductions_accept_any_memory_layout(kernels, name, layout):
+    p = make_problem(700, 3, np.float32, d=80)
+    desired = run_reference(name, p)
+    for field in ("X", "Y", "W", "log_g"):
+        a = getattr(p, field)
+        if layout == "fortran":
+            a = np.asfortranarray(a)
+        else:
+            wide = np.zeros((a.shape[0], 2 * a.shape[1]), dtype=a.dtype)
+            wide[:, ::2] = a
+            a = wide[:, ::2]
+        setattr(p, field, a)
+    for a, b in zip(RUNS[name](kernels, p), desired, strict=True):
+        assert_matches(a, b, np.float32, 700)
+
+
+def test_wide_moments_with_weights_of_both_signs(kernels):
+    # negative weights are outside the M-step's use, but the sums stay exact
+    # (BLAS's symmetric product needs weights of one sign)
+    p = make_problem(2000, 3, d=70)
+    p.W[:, 0] -= 0.4  # mixed signs
+    p.W[:, 1] = -p.W[:, 1]  # all non-positive
+    assert_same_outputs(kernels, "weighted_moments", p, np.float64)
+
+
+@pytest.mark.parametrize("name", GRAM_REDUCTIONS)
+def test_wide_gram_reductions_do_not_depend_on_the_thread_count(kernels, name, monkeypatch):
+    if kernels.name != "numba":
+        pytest.skip("Numba's threads")
+    from mixexp._kernels import _numba
+
+    p = make_problem(20000, 3, d=100)
+    results = []
+    for n_threads in (1, 2, 3):
+        monkeypatch.setattr(_numba, "_n_threads", lambda n_threads=n_threads: n_threads)
+        results.append(RUNS[name](kernels, p))
+    for other in results[1:]:
+        for a, b in zip(other, results[0], strict=True):
+            assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
 @pytest.mark.parametrize("family", ["gaussian", "logistic"])
 @pytest.mark.parametrize("n", [200, 6000], ids=["serial", "parallel"])

@@ -77,8 +77,7 @@ def training_summary(model, kernels, rows, params, gating, top_k):
     or the classification posterior for hard gating). Both sum to 1.
     """
     n_experts = model.n_experts(params)
-    shape = (min(rows.n_samples, rows.rows_per_chunk), n_experts)
-    scratch = kernels.xp.empty(shape, dtype=rows.dtype)
+    scratch = rows.scratch("resp", n_experts)
 
     def chunk_summary(chunk):
         X, Y, weights = chunk.X, chunk.Y, chunk.sample_weight

@@ -7,7 +7,9 @@ a time into a reused scratch buffer, hands it to a row function that
 returns float64 statistics, and sums those in chunk order: no standardised
 copy of X and no (n, K) array outlives a chunk, and the result depends on
 the chunking only through the rounding of the final sums (and not at all on
-the thread count). The object counts its passes over the data, so a solver's
+the thread count). It also owns the per-chunk work arrays row functions
+need (:meth:`InMemoryRows.scratch`), so solvers allocate nothing of size n.
+The object counts its passes over the data, so a solver's
 cost can be reported as passes per iteration. A Dask version will hold
 chunks on workers behind the same two methods.
 
@@ -95,6 +97,7 @@ class InMemoryRows:
         self.rows_per_chunk = int(rows_per_chunk)
         self.passes = 0
         self._scratch = None
+        self._buffers = {}
         self._whole = None
         self.total_weight = None if sample_weight is None else float(sample_weight.sum())
 
@@ -112,6 +115,18 @@ class InMemoryRows:
         self.kernels.xp.subtract(self.X[rows], self._mean, out=out)
         out /= self._scale
         return out
+
+    def scratch(self, name, n_columns):
+        """A per-chunk work array (rows of the largest chunk, ``n_columns``, X's dtype).
+
+        Made once per ``name`` and shape and reused by every pass: row
+        functions slice it to their chunk's rows, so no (n, K) array exists.
+        """
+        shape = (min(self.n_samples, self.rows_per_chunk), n_columns)
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.shape != shape:
+            buffer = self._buffers[name] = self.kernels.xp.empty(shape, dtype=self.X.dtype)
+        return buffer
 
     def chunks(self):
         """Yield the rows as :class:`Chunk` objects; each ``X`` is valid until the next."""

@@ -185,10 +185,9 @@ def run_em(model, kernels, rows, params, *, max_iter, tol, verbose=0, options=No
 
 def _one_pass(model, kernels, rows, params, max_iter, monitor, options):
     """EM with one pass per iteration (see the module docstring): (last pass, params)."""
-    # (chunk, K) scratch, reused by every pass: no (n, K) array
-    shape = (min(rows.n_samples, rows.rows_per_chunk), model.n_experts(params))
-    resp = kernels.xp.empty(shape, dtype=rows.dtype)
-    log_prior = kernels.xp.empty_like(resp)
+    # (chunk, K) scratch of the rows, reused by every pass: no (n, K) array
+    n_experts = model.n_experts(params)
+    resp, log_prior = rows.scratch("resp", n_experts), rows.scratch("log_prior", n_experts)
     hessian_stride = max(1, rows.n_samples // HESSIAN_SAMPLE_ROWS)
 
     def evaluate(params):

@@ -765,6 +765,64 @@ def _gate_gradient_hessian_rows(X, W, log_g, bounds, grad, curv):
 # (on the sampled rows) its Hessian. No (n, K) array is written.
 
 
+@njit(**_JIT, fastmath=_FMA | {"reassoc"})
+def _accumulate_products_4x2(A, nb, B, acc):
+    """:func:`_accumulate_products` with four by two outputs per sweep over i.
+
+    Each loaded B value feeds four products: about a third faster for the
+    fused pass's Gram, gradient and Hessian sums (8 or 36 rows of A); the
+    rows of A past the last multiple of four go to the two-by-two version.
+    """
+    n_a, n_b = A.shape[0], B.shape[0]
+    m_four, q_even = n_a - n_a % 4, n_b - n_b % 2
+    for m in range(0, m_four, 4):
+        a0, a1, a2, a3 = A[m], A[m + 1], A[m + 2], A[m + 3]
+        for q in range(0, q_even, 2):
+            b0, b1 = B[q], B[q + 1]
+            s00 = 0.0
+            s01 = 0.0
+            s10 = 0.0
+            s11 = 0.0
+            s20 = 0.0
+            s21 = 0.0
+            s30 = 0.0
+            s31 = 0.0
+            for i in range(nb):
+                s00 += a0[i] * b0[i]
+                s01 += a0[i] * b1[i]
+                s10 += a1[i] * b0[i]
+                s11 += a1[i] * b1[i]
+                s20 += a2[i] * b0[i]
+                s21 += a2[i] * b1[i]
+                s30 += a3[i] * b0[i]
+                s31 += a3[i] * b1[i]
+            acc[m, q] += s00
+            acc[m, q + 1] += s01
+            acc[m + 1, q] += s10
+            acc[m + 1, q + 1] += s11
+            acc[m + 2, q] += s20
+            acc[m + 2, q + 1] += s21
+            acc[m + 3, q] += s30
+            acc[m + 3, q + 1] += s31
+        if q_even < n_b:  # the odd last column
+            b0 = B[q_even]
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            for i in range(nb):
+                s0 += a0[i] * b0[i]
+                s1 += a1[i] * b0[i]
+                s2 += a2[i] * b0[i]
+                s3 += a3[i] * b0[i]
+            acc[m, q_even] += s0
+            acc[m + 1, q_even] += s1
+            acc[m + 2, q_even] += s2
+            acc[m + 3, q_even] += s3
+    if m_four < n_a:
+        _accumulate_products(A[m_four:], nb, B, acc[m_four:])
+
+
 @njit(**_JIT)
 def _gaussian_joint_from_residuals(rt, nb, half_precision, log_const, quad, z):
     """z[k, i] += log_const[k] - sum_s rt[k*t + s, i]^2 half_precision[k*t + s].
@@ -809,7 +867,7 @@ def _gate_curvature_block(zt, g, s_row, nb, f, curvature, curv):
                 row[i] = -(s_row[i] * gk[i]) * gl[i]
             p += 1
     _pair_products(zt, nb, f)
-    _accumulate_products(curvature, nb, f, curv)
+    _accumulate_products_4x2(curvature, nb, f, curv)
 
 
 @njit(**_JIT)
@@ -891,7 +949,7 @@ def _gaussian_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision,
                 for i in range(nb):
                     out[i] = w_k[i] * r_row[i]
             _pair_products(zt, nb, f)
-            _accumulate_products(wt, nb, f, moments[chunk])
+            _accumulate_products_4x2(wt, nb, f, moments[chunk])
             _accumulate_products(weighted, nb, zt, linear[chunk])
             for m in range(n_means):
                 _accumulate_products(weighted[n_experts + m:n_experts + m + 1], nb,

@@ -935,7 +935,8 @@ def _gaussian_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision,
             # W = s h (h as the E-step computes it), and s' = sum_k W_k
             for k in range(n_experts):
                 for i in range(nb):
-                    wt[k, i] = (e[k, i] * total[i]) * s_row[i]
+                    w = (e[k, i] * total[i]) * s_row[i]
+                    wt[k, i] = w if w >= _SMALLEST_NORMAL else 0.0
             for i in range(nb):
                 w_row[i] = wt[0, i]
             for k in range(1, n_experts):

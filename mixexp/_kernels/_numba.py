@@ -878,8 +878,8 @@ def _gaussian_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision,
     Per chunk c: log_lik[c] = sum_i s_i log p(y_i | x_i); with W = s h and
     z = (x, 1), moments[c, k] the upper triangle of sum_i W_ik z z^T;
     linear[c, k] = sum_i (W_ik - g_ik s'_i) z_i (the gate's gradient) and
-    linear[c, K + k*t + s] = sum_i W_ik r_iks z_i; rss[c, k*t + s] =
-    sum_i W_ik r_iks^2 (an (m, K t, 1) array); curv[c] and hessian_weight[c] the gate's curvature
+    linear[c, K + k*t + s] = sum_i W_ik r_iks z_i; rss[c, k*t + s, 0] =
+    sum_i W_ik r_iks^2; curv[c] and hessian_weight[c] the gate's curvature
     sums and sum_i s'_i over rows i % stride == 0 (s'_i = sum_k W_ik).
     """
     n_experts, n_targets, d = gate_b.shape[0], Y.shape[1], X.shape[1]
@@ -892,7 +892,7 @@ def _gaussian_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision,
     shift, total, norm = _new_lse_scratch()
     gate_norm, quad, s_row, w_row = (np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK),
                                      np.empty(_BLOCK))
-    # rows 0..K-1: W, then (gate residual, then W r per output) share `weighted`
+    # the gate's residuals W - g s' (K rows), then W r per output: one product with z
     weighted = np.empty((n_experts + n_means, _BLOCK))
     wt = np.empty((n_experts, _BLOCK))
     rt = np.empty((n_means, _BLOCK))
@@ -936,6 +936,8 @@ def _gaussian_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision,
             for k in range(n_experts):
                 for i in range(nb):
                     w = (e[k, i] * total[i]) * s_row[i]
+                    # subnormal weights (peaked posteriors) would stall every
+                    # product they enter: flushed, the pass took half the time
                     wt[k, i] = w if w >= _SMALLEST_NORMAL else 0.0
             for i in range(nb):
                 w_row[i] = wt[0, i]

@@ -757,6 +757,223 @@ def _gate_gradient_hessian_rows(X, W, log_g, bounds, grad, curv):
 
 
 # ---------------------------------------------------------------------------
+# One-pass EM statistics (softmax gate, Gaussian experts): everything
+# ``MixtureModel.pass_statistics`` composes from the kernels above, from one
+# sweep over the rows. Each block is loaded and transposed once; the expert
+# means feed both the densities and the residual moments, and the gate and
+# posterior computed once feed the Gram matrices, the gate's gradient and
+# (on the sampled rows) its Hessian. No (n, K) array is written.
+
+
+@njit(**_JIT, fastmath=_FMA | {"reassoc"})
+def _accumulate_products_4x2(A, nb, B, acc):
+    """:func:`_accumulate_products` with four by two outputs per sweep over i.
+
+    Each loaded B value feeds four products: about a third faster for the
+    fused pass's Gram, gradient and Hessian sums (8 or 36 rows of A); the
+    rows of A past the last multiple of four go to the two-by-two version.
+    """
+    n_a, n_b = A.shape[0], B.shape[0]
+    m_four, q_even = n_a - n_a % 4, n_b - n_b % 2
+    for m in range(0, m_four, 4):
+        a0, a1, a2, a3 = A[m], A[m + 1], A[m + 2], A[m + 3]
+        for q in range(0, q_even, 2):
+            b0, b1 = B[q], B[q + 1]
+            s00 = 0.0
+            s01 = 0.0
+            s10 = 0.0
+            s11 = 0.0
+            s20 = 0.0
+            s21 = 0.0
+            s30 = 0.0
+            s31 = 0.0
+            for i in range(nb):
+                s00 += a0[i] * b0[i]
+                s01 += a0[i] * b1[i]
+                s10 += a1[i] * b0[i]
+                s11 += a1[i] * b1[i]
+                s20 += a2[i] * b0[i]
+                s21 += a2[i] * b1[i]
+                s30 += a3[i] * b0[i]
+                s31 += a3[i] * b1[i]
+            acc[m, q] += s00
+            acc[m, q + 1] += s01
+            acc[m + 1, q] += s10
+            acc[m + 1, q + 1] += s11
+            acc[m + 2, q] += s20
+            acc[m + 2, q + 1] += s21
+            acc[m + 3, q] += s30
+            acc[m + 3, q + 1] += s31
+        if q_even < n_b:  # the odd last column
+            b0 = B[q_even]
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            for i in range(nb):
+                s0 += a0[i] * b0[i]
+                s1 += a1[i] * b0[i]
+                s2 += a2[i] * b0[i]
+                s3 += a3[i] * b0[i]
+            acc[m, q_even] += s0
+            acc[m + 1, q_even] += s1
+            acc[m + 2, q_even] += s2
+            acc[m + 3, q_even] += s3
+    if m_four < n_a:
+        _accumulate_products(A[m_four:], nb, B, acc[m_four:])
+
+
+@njit(**_JIT)
+def _gaussian_joint_from_residuals(rt, nb, half_precision, log_const, quad, z):
+    """z[k, i] += log_const[k] - sum_s rt[k*t + s, i]^2 half_precision[k*t + s].
+
+    :func:`_gaussian_joint_block`'s arithmetic from residuals already formed
+    (they are kept for the residual moments).
+    """
+    n_experts = z.shape[0]
+    n_targets = rt.shape[0] // n_experts
+    for k in range(n_experts):
+        first = k * n_targets
+        r_row, h = rt[first], half_precision[first]
+        for i in range(nb):
+            quad[i] = r_row[i] * r_row[i] * h
+        for s in range(1, n_targets):
+            r_row, h = rt[first + s], half_precision[first + s]
+            for i in range(nb):
+                quad[i] += r_row[i] * r_row[i] * h
+        z_row, c = z[k], log_const[k]
+        for i in range(nb):
+            z_row[i] += c - quad[i]
+
+
+@njit(**_JIT)
+def _gate_curvature_block(zt, g, s_row, nb, f, curvature, curv):
+    """curv[p(k, l), q(a, b)] += sum_{i < nb} s_i g_ik ([k == l] - g_il) z_ia z_ib.
+
+    :func:`_gate_gradient_hessian_rows`'s curvature sums for a block of
+    (gathered) rows; ``f`` and ``curvature`` are scratch.
+    """
+    n_experts = g.shape[0]
+    p = 0
+    for k in range(n_experts):
+        gk, row = g[k], curvature[p]
+        for i in range(nb):
+            sg = s_row[i] * gk[i]
+            row[i] = sg - sg * gk[i]
+        p += 1
+        for other in range(k + 1, n_experts):
+            gl, row = g[other], curvature[p]
+            for i in range(nb):
+                row[i] = -(s_row[i] * gk[i]) * gl[i]
+            p += 1
+    _pair_products(zt, nb, f)
+    _accumulate_products_4x2(curvature, nb, f, curv)
+
+
+@njit(**_JIT)
+def _gaussian_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision, log_const,
+                        stride, bounds, log_lik, moments, linear, rss, curv, hessian_weight):
+    """One-pass EM statistics of the chunks of rows in ``bounds``.
+
+    Per chunk c: log_lik[c] = sum_i s_i log p(y_i | x_i); with W = s h and
+    z = (x, 1), moments[c, k] the upper triangle of sum_i W_ik z z^T;
+    linear[c, k] = sum_i (W_ik - g_ik s'_i) z_i (the gate's gradient) and
+    linear[c, K + k*t + s] = sum_i W_ik r_iks z_i; rss[c, k*t + s, 0] =
+    sum_i W_ik r_iks^2; curv[c] and hessian_weight[c] the gate's curvature
+    sums and sum_i s'_i over rows i % stride == 0 (s'_i = sum_k W_ik).
+    """
+    n_experts, n_targets, d = gate_b.shape[0], Y.shape[1], X.shape[1]
+    n_means = mean_b.shape[0]
+    zt = _new_features(d, 0)
+    yt = np.empty((n_targets, _BLOCK))
+    z = np.empty((n_experts, _BLOCK))
+    e = np.empty((n_experts, _BLOCK))
+    g = np.empty((n_experts, _BLOCK))
+    shift, total, norm = _new_lse_scratch()
+    gate_norm, quad, s_row, w_row = (np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK),
+                                     np.empty(_BLOCK))
+    # the gate's residuals W - g s' (K rows), then W r per output: one product with z
+    weighted = np.empty((n_experts + n_means, _BLOCK))
+    wt = np.empty((n_experts, _BLOCK))
+    rt = np.empty((n_means, _BLOCK))
+    f = np.empty((moments.shape[2], _BLOCK))
+    # the Hessian's sampled rows, gathered until a block is full
+    hz = _new_features(d, 0)
+    hg = np.empty((n_experts, _BLOCK))
+    hs = np.empty(_BLOCK)
+    curvature = np.empty((curv.shape[1], _BLOCK))
+    for chunk in range(bounds.shape[0]):
+        n_held = 0
+        for s0 in range(bounds[chunk, 0], bounds[chunk, 1], _BLOCK):
+            nb = min(_BLOCK, bounds[chunk, 1] - s0)
+            _load_transposed(X[s0:s0 + nb], zt)
+            _load_transposed(Y[s0:s0 + nb], yt)
+            for i in range(nb):
+                s_row[i] = S[s0 + i]
+            # gate: raw logits, their log-sum-exp G and the probabilities
+            _linear_block(zt, nb, gate_w, gate_b, z)
+            _lse_block(z, nb, e, shift, total, gate_norm)
+            for i in range(nb):
+                total[i] = 1.0 / total[i]
+            for k in range(n_experts):
+                for i in range(nb):
+                    g[k, i] = e[k, i] * total[i]
+            # residuals at the current means, then the joint and the posterior
+            _linear_block(zt, nb, mean_w, mean_b, rt)
+            for m in range(n_means):
+                y_row, r_row = yt[m % n_targets], rt[m]
+                for i in range(nb):
+                    r_row[i] = y_row[i] - r_row[i]
+            _gaussian_joint_from_residuals(rt, nb, half_precision, log_const, quad, z)
+            _lse_block(z, nb, e, shift, total, norm)
+            ll = 0.0
+            for i in range(nb):
+                ll += s_row[i] * (norm[i] - gate_norm[i])
+                # an impossible row (total 0) gets no responsibility
+                total[i] = 1.0 / total[i] if total[i] > 0.0 else 0.0
+            log_lik[chunk] += ll
+            # W = s h (h as the E-step computes it), and s' = sum_k W_k
+            for k in range(n_experts):
+                for i in range(nb):
+                    w = (e[k, i] * total[i]) * s_row[i]
+                    # subnormal weights (peaked posteriors) would stall every
+                    # product they enter: flushed, the pass took half the time
+                    wt[k, i] = w if w >= _SMALLEST_NORMAL else 0.0
+            for i in range(nb):
+                w_row[i] = wt[0, i]
+            for k in range(1, n_experts):
+                for i in range(nb):
+                    w_row[i] += wt[k, i]
+            for k in range(n_experts):
+                for i in range(nb):
+                    weighted[k, i] = wt[k, i] - g[k, i] * w_row[i]
+            for m in range(n_means):
+                w_k, r_row, out = wt[m // n_targets], rt[m], weighted[n_experts + m]
+                for i in range(nb):
+                    out[i] = w_k[i] * r_row[i]
+            _pair_products(zt, nb, f)
+            _accumulate_products_4x2(wt, nb, f, moments[chunk])
+            _accumulate_products(weighted, nb, zt, linear[chunk])
+            for m in range(n_means):
+                _accumulate_products(weighted[n_experts + m:n_experts + m + 1], nb,
+                                     rt[m:m + 1], rss[chunk, m:m + 1])
+            # the Hessian's rows: i % stride == 0, i counted from X's first row
+            for i in range((stride - s0 % stride) % stride, nb, stride):
+                for a in range(d):
+                    hz[a, n_held] = zt[a, i]
+                for k in range(n_experts):
+                    hg[k, n_held] = g[k, i]
+                hs[n_held] = w_row[i]
+                hessian_weight[chunk] += w_row[i]
+                n_held += 1
+                if n_held == _BLOCK:
+                    _gate_curvature_block(hz, hg, hs, n_held, f, curvature, curv[chunk])
+                    n_held = 0
+        if n_held > 0:
+            _gate_curvature_block(hz, hg, hs, n_held, f, curvature, curv[chunk])
+
+
+# ---------------------------------------------------------------------------
 # Python-level plumbing: serial/parallel dispatch, layouts, dtypes.
 #
 # The parallel twin runs the same compiled row kernel (nogil) on contiguous
@@ -1298,3 +1515,46 @@ def logistic_gradient(X, Y, W, coef, intercept):
                      [(n_experts * n_classes, d + 1)])
     acc = acc.reshape(n_experts, n_classes, d + 1)
     return acc[:, :, :d].copy(), acc[:, :, d].copy()
+
+
+def gaussian_pass(X, Y, sample_weight, gate_coef, gate_intercept, coef, intercept, variance,
+                  hessian_stride):
+    """One-pass EM statistics of a softmax gate over Gaussian experts, from one sweep.
+
+    With the posterior h at the given parameters, W = s h (s: ``sample_weight``),
+    s'_i = sum_k W_ik and r_ikt = y_it - (x_i w_kt + c_kt), returns float64
+    ``(log_likelihood, gram, x_sum, w_sum, xr, r_sum, rss, gate_gradient,
+    gate_hessian, hessian_weight)``: sum_i s_i log p(y_i | x_i); sums of
+    W_ik (x x^T, x, 1) (K, d, d), (K, d), (K,); sums of W_ik r_ikt (x, 1,
+    r_ikt) (K, t, d), (K, t), (K, t); the gate's gradient sum_i (W_ik - g_ik
+    s'_i) (x_i, 1) (K, d + 1); its Hessian as :func:`gate_gradient_hessian`'s
+    (K, d + 1, K, d + 1) and sum_i s'_i, both over the rows i with
+    i % hessian_stride == 0. What ``MixtureModel.pass_statistics`` composes
+    from :func:`gaussian_e_step`, :func:`weighted_moments`,
+    :func:`gaussian_residual_moments`, :func:`logistic_gradient` and
+    :func:`gate_gradient_hessian`.
+    """
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    S = _rows(sample_weight, np.float64)
+    n_experts, n_targets, d = coef.shape
+    stride = int(hessian_stride)
+    if stride < 1:
+        raise ValueError(f"hessian_stride must be at least 1, got {hessian_stride}.")
+    mean_w, mean_b, half_precision, log_const = _gaussian_params(coef, intercept, variance)
+    n_means = n_experts * n_targets
+    n_tri = (d + 1) * (d + 2) // 2
+    n_pairs = n_experts * (n_experts + 1) // 2
+    log_lik, moments, linear, rss, curv, hessian_weight = _reduce(
+        _gaussian_pass_rows, n_experts, (X, Y, S),
+        (_f64(gate_coef), _f64(gate_intercept), mean_w, mean_b, half_precision, log_const,
+         stride),
+        [(), (n_experts, n_tri), (n_experts + n_means, d + 1), (n_means, 1), (n_pairs, n_tri),
+         ()])
+    tri = moments[:, _triangle_index(d + 1)]  # (K, d+1, d+1), symmetric
+    moving = linear[n_experts:].reshape(n_experts, n_targets, d + 1)
+    pair = _triangle_index(n_experts)
+    hessian = -curv[pair[:, None, :, None], _triangle_index(d + 1)[None, :, None, :]]
+    return (float(log_lik), tri[:, :d, :d].copy(), tri[:, d, :d].copy(), tri[:, d, d].copy(),
+            moving[:, :, :d].copy(), moving[:, :, d].copy(), rss.reshape(n_experts, n_targets),
+            linear[:n_experts].copy(), hessian, float(hessian_weight))

@@ -21,6 +21,7 @@ from ._backend import (
 )
 from ._base import BaseMixtureOfExperts
 from ._experts import LogisticExperts
+from ._experts._logistic import class_penalty_factor
 from ._inference import InferenceMixin
 
 
@@ -83,8 +84,11 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
         L2 penalty ``alpha * ||w||^2`` added to the negative total
         log-likelihood, intercepts unpenalised. On the experts it acts on the
         weights on the user's scale: ``alpha = 1 / (2 C)`` matches
-        :class:`~sklearn.linear_model.LogisticRegression`'s ``C`` for a
-        multinomial model, so the default matches its default ``C=1.0``. On
+        :class:`~sklearn.linear_model.LogisticRegression`'s ``C``, so the
+        default matches its default ``C=1.0``. With three or more classes
+        ``w`` is every class's weights (centred over the classes), as in the
+        multinomial model; with two classes it is the weight of the one
+        logit ``w_1 - w_0``, as in the binary model. On
         the gate it acts on the weights of the internally standardised
         inputs.
     balance : float, default=0.0
@@ -380,7 +384,8 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
         return LogisticExperts
 
     def _make_family(self, x_scale, Y, sample_weight):
-        return LogisticExperts(weight_penalty=self.alpha / x_scale**2)
+        factor = class_penalty_factor(Y.shape[1])
+        return LogisticExperts(weight_penalty=factor * self.alpha / x_scale**2)
 
     # ---- prediction --------------------------------------------------------
     def _expert_log_proba(self, Xs):

@@ -13,6 +13,19 @@ from .._parameters import Coordinates
 from ._family import SPLIT_STEP, ExpertFamily, active_experts, split_symmetrically
 
 
+def class_penalty_factor(n_classes):
+    """Factor on alpha per class weight that gives LogisticRegression's penalty.
+
+    With three or more classes LogisticRegression penalises every class's
+    weights, ||W||^2 / (2 C), as the experts do (their weights are centred
+    over classes, which is the minimum-norm optimum). With two classes it
+    penalises the one logit w = w_1 - w_0 instead; for centred weights
+    w_1 = -w_0 = w / 2, so alpha (||w_0||^2 + ||w_1||^2) = alpha ||w||^2 / 2:
+    each class weight needs twice the penalty for alpha ||w||^2.
+    """
+    return 2.0 if n_classes == 2 else 1.0
+
+
 class _LogisticCoordinates(Coordinates):
     """Class logits are scale-free: taken as they are."""
 
@@ -31,9 +44,10 @@ class LogisticExperts(ExpertFamily):
     Parameters
     ----------
     weight_penalty : ndarray of shape (d,)
-        Penalty per standardised weight: alpha / scale_j**2, so that it
-        equals alpha * ||w||^2 on the user's scale, as LogisticRegression's
-        penalty ||w||^2 / (2 C) with alpha = 1 / (2 C).
+        Penalty per standardised class weight: alpha / scale_j**2 times
+        :func:`class_penalty_factor`, so that it equals LogisticRegression's
+        penalty ||w||^2 / (2 C) on the user's scale with alpha = 1 / (2 C),
+        for two classes (on the binary logit) as for more.
     """
 
     def __init__(self, weight_penalty):

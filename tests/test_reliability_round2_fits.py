@@ -40,3 +40,30 @@ def test_one_expert_is_logistic_regression_with_c_one_over_two_alpha(solver, n_c
     if n_classes == 2:  # the binary logit's weights
         logit = est.expert_coef_[0, 1] - est.expert_coef_[0, 0]
         assert_allclose(logit, reference.coef_[0], rtol=1e-4 if solver != "adam" else 2e-2)
+
+
+# ---- 2. constant targets, every solver ------------------------------------------------
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("value", [0.0, 7.0, -3e5, 1e-8])
+@pytest.mark.parametrize("n_experts", [1, 2])
+def test_constant_target_fits_with_every_solver(solver, value, n_experts):
+    # lbfgs raised "An upper bound is less than the corresponding lower bound": the
+    # variance's upper bound was measured from the target's spread (rounding noise)
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 2))
+    y = np.full(60, value)
+    est = MixtureOfExpertsRegressor(n_experts, solver=solver, random_state=0).fit(X, y)
+    assert_allclose(est.predict(X), value, rtol=1e-9, atol=1e-300)
+    floor = est._family_state["variance_floor"]
+    assert np.all(est.expert_variance_ >= floor * (1 - 1e-12))
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_constant_target_column_beside_a_varying_one(solver):
+    rng = np.random.RandomState(1)
+    X = rng.normal(size=(80, 2))
+    Y = np.column_stack([X @ [1.0, -2.0] + 0.1 * rng.normal(size=80), np.full(80, 4.0)])
+    est = MixtureOfExpertsRegressor(1, solver=solver, random_state=0).fit(X, Y)
+    assert_allclose(est.predict(X)[:, 1], 4.0, rtol=1e-9)
+    residual = est.predict(X)[:, 0] - Y[:, 0]
+    assert residual.var() < 0.02 * Y[:, 0].var()

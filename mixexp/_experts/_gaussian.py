@@ -73,8 +73,12 @@ class _GaussianCoordinates(Coordinates):
         self.center = center
         self.scale = np.sqrt(experts["variance"])  # (K, t)
         log_var = 2.0 * np.log(self.scale)
-        self.bound("variance", lower=np.log(floor) - log_var,
-                   upper=_LOG_VARIANCE_HEADROOM + 2.0 * np.log(target_scale) - log_var)
+        # a constant target's spread is rounding noise, below its floor: the
+        # headroom is then measured from the floor, or the bounds would cross
+        log_floor = np.log(floor)
+        log_reference = np.maximum(2.0 * np.log(target_scale), log_floor)
+        self.bound("variance", lower=log_floor - log_var,
+                   upper=_LOG_VARIANCE_HEADROOM + log_reference - log_var)
 
     def _to_flat(self, key, value):
         if key == "coef":

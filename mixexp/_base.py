@@ -13,6 +13,7 @@ family's configuration (``_family_state``) and the input standardisation;
 the gate, family and model objects are rebuilt from them when needed.
 """
 
+import math
 import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Real
@@ -56,6 +57,7 @@ from ._solvers import (
 )
 from ._validation import (
     checked_sample_weight,
+    rescaled_sample_weight,
     standardized_prediction_input,
     training_rows,
     validate_training_input,
@@ -145,8 +147,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Validated targets as a 2-D float array (n, t); sets target attributes when fitting."""
 
     @abstractmethod
-    def _make_family(self, x_scale, Y, sample_weight):
-        """The expert family for this fit (configured from the data)."""
+    def _make_family(self, x_scale, Y, sample_weight, alpha):
+        """The expert family for this fit (configured from the data), with penalty ``alpha``."""
 
     @staticmethod
     @abstractmethod
@@ -158,13 +160,18 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return False
 
     # ---- the model -------------------------------------------------------
-    def _make_model(self, family):
-        return MixtureModel(SoftmaxGate(self.alpha), family)
+    def _penalty_alpha(self, weight_exponent):
+        """alpha against weights rescaled by 2^-weight_exponent (see rescaled_sample_weight)."""
+        return math.ldexp(float(self.alpha), -weight_exponent)
+
+    def _make_model(self, family, weight_exponent=0):
+        return MixtureModel(SoftmaxGate(self._penalty_alpha(weight_exponent)), family)
 
     @property
     def _fitted_model(self):
         """The fitted model, rebuilt from stored arrays (see the module docstring)."""
-        return self._make_model(self._family_class()(**self._family_state))
+        return self._make_model(self._family_class()(**self._family_state),
+                                getattr(self, "_weight_exponent", 0))
 
     def _check_target_kind(self, y):
         """Refuse a target of the wrong kind with a clear message (before conversion)."""
@@ -183,7 +190,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; they multiply the responsibilities in the
-            M-step, so an integer weight acts as repeating the row.
+            M-step, so an integer weight acts as repeating the row (and
+            their scale matters against ``alpha``). Weights whose mean is
+            beyond 2^+/-60 are rescaled by a power of two, ``alpha`` with
+            them: the same fit, without overflowing sums.
 
         Returns
         -------
@@ -196,9 +206,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             encode=lambda y: self._encode_targets(y, fitting=True),
         )
         warm = self.warm_start and self._warm_startable(X.shape[1], Y.shape[1])
+        # weights whose total would overflow (or vanish) are rescaled, the penalty with them
+        sample_weight, weight_exponent = rescaled_sample_weight(sample_weight)
         x_mean, x_scale = weighted_mean_and_scale(X, sample_weight)
         rows = training_rows(X, Y, sample_weight, x_mean, x_scale, kernels)
-        model = self._make_model(self._make_family(x_scale, Y, sample_weight))
+        model = self._make_model(
+            self._make_family(x_scale, Y, sample_weight, self._penalty_alpha(weight_exponent)),
+            weight_exponent)
         solve = SOLVERS[self.solver]
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
 
@@ -236,6 +250,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 ConvergenceWarning,
             )
         self._x_mean, self._x_scale = x_mean, x_scale
+        self._weight_exponent = weight_exponent
         self._store_fit(model, best.params, Y.shape[1])
         self.n_iter_ = best.n_iter
         self.converged_ = best.converged
@@ -339,10 +354,16 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         )
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         if first_call:
-            # the first batch fixes the input standardisation and the expert family
+            # the first batch fixes the input standardisation, the expert family and the
+            # weights' scale
+            sample_weight, self._weight_exponent = rescaled_sample_weight(sample_weight)
             self._x_mean, self._x_scale = weighted_mean_and_scale(X, sample_weight)
-            model = self._make_model(self._make_family(self._x_scale, Y, sample_weight))
+            alpha = self._penalty_alpha(self._weight_exponent)
+            model = self._make_model(self._make_family(self._x_scale, Y, sample_weight, alpha),
+                                     self._weight_exponent)
         else:
+            sample_weight = rescaled_sample_weight(sample_weight,
+                                                   getattr(self, "_weight_exponent", 0))[0]
             model = self._fitted_model
         rows = training_rows(X, Y, sample_weight, self._x_mean, self._x_scale, kernels)
         if first_call:
@@ -512,7 +533,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         log_likelihood : float
         """
         log_norm = self._e_step(X, y)[0]
-        sample_weight = checked_sample_weight(sample_weight, log_norm)
+        # a weighted mean: only relative weights matter (their total may overflow)
+        sample_weight = rescaled_sample_weight(checked_sample_weight(sample_weight, log_norm))[0]
         return float(array_namespace(log_norm).average(log_norm, weights=sample_weight))
 
     def _n_parameters(self):

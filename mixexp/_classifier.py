@@ -383,9 +383,9 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
     def _family_class():
         return LogisticExperts
 
-    def _make_family(self, x_scale, Y, sample_weight):
+    def _make_family(self, x_scale, Y, sample_weight, alpha):
         factor = class_penalty_factor(Y.shape[1])
-        return LogisticExperts(weight_penalty=factor * self.alpha / x_scale**2)
+        return LogisticExperts(weight_penalty=factor * alpha / x_scale**2)
 
     # ---- prediction --------------------------------------------------------
     def _expert_log_proba(self, Xs):

@@ -349,9 +349,9 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
     def _family_class():
         return GaussianExperts
 
-    def _make_family(self, x_scale, Y, sample_weight):
+    def _make_family(self, x_scale, Y, sample_weight, alpha):
         return GaussianExperts(
-            weight_penalty=self.alpha / x_scale**2,
+            weight_penalty=alpha / x_scale**2,
             variance_floor=variance_floor(Y, sample_weight, self.variance_floor),
         )
 

@@ -9,6 +9,7 @@ namespace of the fit's kernel bundle: the solvers see them as
 whole standardised copy is needed.
 """
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from numbers import Number
@@ -32,6 +33,9 @@ FLOAT_DTYPES = (np.float64, np.float32)
 # Squares of larger values overflow (residuals, variances, Gram matrices),
 # so such inputs are refused rather than fitted into NaN: per training dtype.
 _MAX_MAGNITUDE = {np.dtype(np.float64): 1e150, np.dtype(np.float32): 1e18}
+# A partial_fit batch whose weights total more than this (after the first
+# batch's rescaling) is refused.
+_MAX_WEIGHT_TOTAL = 2.0**200
 
 
 # ---- input checks on the device ------------------------------------------------
@@ -178,6 +182,48 @@ def _validate_on_device(estimator, X, y, sample_weight, kernels, encode, reset):
     Y = in_namespace(encode(y), kernels)
     check_magnitude(Y, "y", X.dtype)
     return X, Y.astype(X.dtype, copy=False), sample_weight
+
+
+# Sample weights whose (mean positive) weight lies outside 2^-/+ this are
+# rescaled by a power of two (see rescaled_sample_weight).
+_WEIGHT_LOG2_RANGE = 60
+
+
+def rescaled_sample_weight(sample_weight, exponent=None):
+    """Sample weights times 2^-exponent, and the exponent: totals stay representable.
+
+    Weights act as repeated rows, so their scale matters only against the
+    penalties; a fit on weights times 2^-e with alpha times 2^-e is the same
+    fit, and a power of two rescales exactly (``ldexp``, no overflow on the
+    way). Without ``exponent``, it is 0 while the mean positive weight is
+    within 2^+/-60 (ordinary weights are left exactly as they are), else the
+    one that brings it to about 1. With ``exponent`` (a ``partial_fit``
+    batch after the first), that one, and the result is checked.
+    """
+    xp = array_namespace(sample_weight)
+    if exponent is None:
+        magnitude = xp.abs(sample_weight)  # a weighted mean may take any sign
+        largest = float(xp.max(magnitude))
+        if not largest > 0:
+            return sample_weight, 0
+        top = math.frexp(largest)[1]
+        # below 1 each, so the sum cannot overflow
+        total = float(xp.ldexp(magnitude, -top).sum())
+        mean = total / int(xp.count_nonzero(magnitude))
+        exponent = top + math.frexp(mean)[1] - 1  # the mean comes to [1, 2)
+        if abs(exponent) <= _WEIGHT_LOG2_RANGE:
+            return sample_weight, 0
+        return xp.ldexp(sample_weight, -exponent), exponent
+    scaled = xp.ldexp(sample_weight, -exponent) if exponent else sample_weight
+    with np.errstate(over="ignore"):
+        total = float(scaled.sum())
+    if not total < _MAX_WEIGHT_TOTAL:
+        raise ValueError(
+            "sample_weight of this partial_fit batch is too large for the scale of the first "
+            f"batch's weights (its total, times 2^{-exponent}, is {total:.3g}): the penalty "
+            "is measured against the weights, so a stream's weights must keep one scale."
+        )
+    return scaled, exponent
 
 
 def validate_device_X(estimator, X, reset):

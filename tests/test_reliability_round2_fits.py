@@ -67,3 +67,55 @@ def test_a_constant_target_column_beside_a_varying_one(solver):
     assert_allclose(est.predict(X)[:, 1], 4.0, rtol=1e-9)
     residual = est.predict(X)[:, 0] - Y[:, 0]
     assert residual.var() < 0.02 * Y[:, 0].var()
+
+
+# ---- 3. sample weights whose total overflows -------------------------------------------
+def regression_data(n=120, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, 2))
+    y = np.where(X[:, 0] > 0, 2.0 * X[:, 1], -X[:, 1]) + 0.1 * rng.normal(size=n)
+    return X, y
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("estimator_class", [MixtureOfExpertsRegressor, MixtureOfExpertsClassifier])
+def test_weights_whose_total_overflows_fit_as_rescaled_weights(solver, estimator_class):
+    # "Probabilities do not sum to 1" with overflow warnings: weights act as repeated rows,
+    # so 2^1020 on every row is unit weights with the penalty 2^1020 times smaller
+    X, y = regression_data()
+    if estimator_class is MixtureOfExpertsClassifier:
+        y = (y > 0).astype(int)
+    params = dict(n_experts=2, solver=solver, random_state=0, max_iter=50, alpha=3.0)
+    huge = estimator_class(**params).fit(X, y, sample_weight=np.full(len(y), 2.0**1020))
+    unit = estimator_class(**{**params, "alpha": 3.0 * 2.0**-1020}).fit(X, y)
+    assert_allclose(huge.expert_coef_, unit.expert_coef_, rtol=1e-12)
+    assert_allclose(huge.gate_coef_, unit.gate_coef_, rtol=1e-12)
+    assert huge.log_likelihood_ == pytest.approx(unit.log_likelihood_, rel=1e-12)
+    weights = np.random.RandomState(0).uniform(0, 1e308, len(y))
+    est = estimator_class(**params).fit(X, y, sample_weight=weights)
+    assert np.isfinite(est.log_likelihood_)
+    assert est.log_likelihood(X, y, sample_weight=weights) == pytest.approx(
+        est.log_likelihood(X, y, sample_weight=weights / 1e300), rel=1e-12)
+
+
+def test_ordinary_weights_are_not_rescaled():
+    from mixexp._validation import rescaled_sample_weight
+
+    for weights in (np.ones(5), np.array([0.0, 1e-15, 3.0]), np.full(4, 1e17)):
+        scaled, exponent = rescaled_sample_weight(weights)
+        assert exponent == 0 and scaled is weights
+    scaled, exponent = rescaled_sample_weight(np.array([1e308, 1e308, 0.0]))
+    assert exponent == 1023 and np.array_equal(scaled, np.ldexp([1e308, 1e308, 0.0], -1023))
+    assert rescaled_sample_weight(np.full(3, 2.0**-700))[0].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_partial_fit_keeps_the_first_batchs_weight_scale():
+    X, y = regression_data()
+    est = MixtureOfExpertsRegressor(2, solver="adam", random_state=0)
+    est.partial_fit(X, y, sample_weight=np.full(len(y), 1e307))
+    est.partial_fit(X, y, sample_weight=np.full(len(y), 3e306))
+    assert np.isfinite(est.log_likelihood_)
+    est = MixtureOfExpertsRegressor(2, solver="adam", random_state=0).partial_fit(X, y)
+    with pytest.raises(ValueError, match="sample_weight of this partial_fit batch is too large"):
+        est.partial_fit(X, y, sample_weight=np.full(len(y), 1e307))

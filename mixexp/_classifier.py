@@ -21,6 +21,7 @@ from ._backend import (
 )
 from ._base import BaseMixtureOfExperts
 from ._experts import LogisticExperts
+from ._experts._family import user_scale_penalty
 from ._experts._logistic import class_penalty_factor
 from ._inference import InferenceMixin
 
@@ -385,7 +386,7 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
 
     def _make_family(self, x_scale, Y, sample_weight, alpha):
         factor = class_penalty_factor(Y.shape[1])
-        return LogisticExperts(weight_penalty=factor * alpha / x_scale**2)
+        return LogisticExperts(weight_penalty=factor * user_scale_penalty(alpha, x_scale))
 
     # ---- prediction --------------------------------------------------------
     def _expert_log_proba(self, Xs):

@@ -247,8 +247,18 @@ def weighted_mean_and_scale(A, sample_weight):
     blocks = row_blocks(A.shape[0])
     mean = sum(weights[rows] @ A[rows].astype(np.float64, copy=False) for rows in blocks)
     scale = xp.sqrt(sum(weights[rows] @ (A[rows] - mean) ** 2 for rows in blocks))
-    # A constant column (or one whose spread is lost in rounding) is not scaled.
-    scale[scale <= 1e-12 * xp.maximum(xp.abs(mean), 1e-300)] = 1.0
+    # A constant column (its weighted rows all equal: the computed spread is
+    # then the mean's rounding error) is not scaled. Any other column is, by
+    # its spread however small: a relative cut-off (it was 1e-12 of the mean)
+    # discarded real features of tiny scale, or offset far from zero.
+    positive = sample_weight > 0
+    low = high = None
+    for rows in blocks:
+        block = A[rows][positive[rows]]
+        if block.shape[0]:
+            low = block.min(axis=0) if low is None else xp.minimum(low, block.min(axis=0))
+            high = block.max(axis=0) if high is None else xp.maximum(high, block.max(axis=0))
+    scale[(high == low) | ~(scale > 0)] = 1.0
     return to_host(mean), to_host(scale)
 
 

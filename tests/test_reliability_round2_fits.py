@@ -1,8 +1,11 @@
 """Reliability, round 2 (issue 17), part two: penalties, extreme scales and weights, streams."""
 
+import warnings
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
@@ -119,3 +122,186 @@ def test_partial_fit_keeps_the_first_batchs_weight_scale():
     est = MixtureOfExpertsRegressor(2, solver="adam", random_state=0).partial_fit(X, y)
     with pytest.raises(ValueError, match="sample_weight of this partial_fit batch is too large"):
         est.partial_fit(X, y, sample_weight=np.full(len(y), 1e307))
+
+
+# ---- 4. any single column's scale, and the target's ------------------------------------
+# alpha acts on the user's scale, as Ridge's and LogisticRegression's: a feature of tiny
+# scale gets a huge penalty on its standardised weight and is shrunk away, exactly as
+# those estimators do on the same data; with alpha=0 every scale gives the fit of the
+# standardised data. The references below solve the same problems in standardised units
+# (exact Newton / least squares), where float64 represents them at any column scale:
+# Ridge and LogisticRegression themselves lose digits beyond scales of about 1e6.
+def _standardised(X):
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    return (X - mean) / scale, mean, scale
+
+
+def ridge_reference(X, y, alpha):
+    """Ridge(alpha) on (X, y), solved in standardised units: predictions."""
+    Z, mean, scale = _standardised(X)
+    d = X.shape[1]
+    design = np.vstack([np.column_stack([Z, np.ones(len(y))]),
+                        np.column_stack([np.diag(np.sqrt(alpha) / scale), np.zeros(d)])])
+    unit = np.linalg.norm(design, axis=0)  # equilibrated: well conditioned at any scale
+    solution = np.linalg.lstsq(design / unit, np.concatenate([y, np.zeros(d)]),
+                               rcond=None)[0] / unit
+    return np.column_stack([Z, np.ones(len(y))]) @ solution
+
+
+def logistic_reference(X, y, alpha):
+    """LogisticRegression(C=1/(2 alpha)) on (X, y) by Newton in standardised units: proba."""
+    Z, _, scale = _standardised(X)
+    Z1 = np.column_stack([Z, np.ones(len(y))])
+    classes = np.unique(y)
+    binary = classes.size == 2
+    n_logits, q = (1 if binary else classes.size), Z1.shape[1]
+    targets = (y[:, None] == classes[None, :]).astype(float)[:, -n_logits:]
+    penalty = np.concatenate([alpha / scale**2, [0.0]])
+
+    def logits_of(theta):
+        logits = Z1 @ theta.reshape(n_logits, q).T
+        return np.column_stack([np.zeros(len(y)), logits]) if binary else logits
+
+    def loss(theta):
+        logits = logits_of(theta)
+        top = logits.max(axis=1, keepdims=True)
+        log_p = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+        full = (y[:, None] == classes[None, :])
+        return -np.sum(log_p[full]) + np.sum(penalty * theta.reshape(n_logits, q) ** 2)
+
+    theta = np.zeros(n_logits * q)
+    for _ in range(100):
+        logits = logits_of(theta)
+        proba = np.exp(logits - logits.max(axis=1, keepdims=True))
+        proba /= proba.sum(axis=1, keepdims=True)
+        P = proba[:, -n_logits:]
+        grad = ((P - targets).T @ Z1 + 2 * penalty * theta.reshape(n_logits, q)).ravel()
+        hess = np.zeros((n_logits * q, n_logits * q))
+        for a in range(n_logits):
+            for b in range(n_logits):
+                weight = P[:, a] * ((a == b) - P[:, b])
+                hess[a * q:(a + 1) * q, b * q:(b + 1) * q] = Z1.T @ (weight[:, None] * Z1)
+        hess += np.diag(np.tile(2 * penalty, n_logits))
+        unit = np.sqrt(np.diag(hess))
+        step = -np.linalg.lstsq(hess / unit[:, None] / unit[None, :], grad / unit,
+                                rcond=1e-14)[0] / unit
+        t = 1.0
+        while loss(theta + t * step) > loss(theta) and t > 1e-10:
+            t /= 2
+        theta = theta + t * step
+        if np.abs(t * step * unit).max() < 1e-13:
+            break
+    logits = logits_of(theta)
+    proba = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return proba / proba.sum(axis=1, keepdims=True)
+
+
+def scaled_data(scales, offset=0.0, n=200, seed=0, classes=None):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, 3))
+    signal = X @ [1.0, -1.5, 0.7]
+    if classes is None:
+        y = signal + 0.3 * rng.normal(size=n)
+    else:
+        y = np.digitize(signal + 0.8 * rng.normal(size=n), [-1.0, 1.0][: classes - 1])
+    return X * scales + offset, y
+
+
+SCALE_CASES = {  # column scales (and offsets): one column from 1e-12 to 1e12, or two at once
+    **{f"x2*{s:g}": ([1.0, 1.0, s], 0.0) for s in (1e-12, 1e-9, 1e-6, 1e6, 1e12)},
+    "x1*1e12,x2*1e-12": ([1.0, 1e12, 1e-12], 0.0),
+    # relative spread 1e-13: was taken for a constant column (cut-off 1e-12 of the mean)
+    "x2=1e6+1e-7z": ([1.0, 1.0, 1e-7], [0.0, 0.0, 1e6]),
+}
+REG_RTOL = {"em": 1e-8, "lbfgs": 1e-6, "adam": 1e-3}
+CLF_ATOL = {"em": 1e-6, "lbfgs": 1e-6, "adam": 3e-3}
+
+
+@pytest.mark.parametrize("case", list(SCALE_CASES))
+def test_references_agree_with_scikit_learn_at_moderate_scales(case):
+    scales, offset = SCALE_CASES[case]
+    if max(scales) > 1e3 or min(scales) < 1e-6 or np.any(offset):
+        pytest.skip("scikit-learn loses digits here; the references are checked elsewhere")
+    from sklearn.linear_model import Ridge
+
+    X, y = scaled_data(scales, offset)
+    assert_allclose(ridge_reference(X, y, 0.1), Ridge(0.1).fit(X, y).predict(X), rtol=0,
+                    atol=1e-8 * y.std())
+    for classes in (2, 3):
+        X, y = scaled_data(scales, offset, classes=classes)
+        reference = LogisticRegression(C=1.0, tol=1e-12, max_iter=10_000).fit(X, y)
+        assert_allclose(logistic_reference(X, y, 0.5), reference.predict_proba(X), atol=1e-6)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("case", list(SCALE_CASES))
+@pytest.mark.parametrize("alpha", [1e-4, 0.0])
+def test_one_expert_is_ridge_at_any_column_scale(solver, case, alpha):
+    # a feature of std 1e-11, even an irrelevant one, gave R^2 0: the ridge system's
+    # diagonal spanned 1e20 and the least-squares cut-off dropped every data direction
+    scales, offset = SCALE_CASES[case]
+    X, y = scaled_data(scales, offset)
+    est = MixtureOfExpertsRegressor(1, solver=solver, alpha=alpha, random_state=0,
+                                    **SOLVER_KWARGS[solver]).fit(X, y)
+    assert_allclose(est.predict(X), ridge_reference(X, y, alpha), rtol=0,
+                    atol=REG_RTOL[solver] * y.std())
+    if alpha == 0:  # the fit of the standardised data
+        Z = _standardised(X)[0]
+        standard = MixtureOfExpertsRegressor(1, solver=solver, alpha=0.0, random_state=0,
+                                             **SOLVER_KWARGS[solver]).fit(Z, y)
+        assert_allclose(est.predict(X), standard.predict(Z), rtol=0,
+                        atol=REG_RTOL[solver] * y.std())
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("case", list(SCALE_CASES))
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_one_expert_is_logistic_regression_at_any_column_scale(solver, case, n_classes):
+    # a feature of std 1e-9 gave chance accuracy: Newton's ridge, relative to the mean
+    # of a diagonal holding alpha / 1e-18, swamped every data direction
+    scales, offset = SCALE_CASES[case]
+    X, y = scaled_data(scales, offset, classes=n_classes)
+    est = MixtureOfExpertsClassifier(1, solver=solver, random_state=0,
+                                     **SOLVER_KWARGS[solver]).fit(X, y)
+    assert_allclose(est.predict_proba(X), logistic_reference(X, y, 0.5), atol=CLF_ATOL[solver])
+
+
+@pytest.mark.parametrize("spread,offset", [(1e-7, 1e6), (1e-12, 0.0), (1e12, 0.0)])
+def test_the_gate_splits_on_a_column_of_any_scale(spread, offset):
+    # the gate acts on standardised inputs, so the same split is found at any scale; a
+    # column whose spread was below 1e-12 of its mean was left unscaled, out of its reach
+    rng = np.random.RandomState(0)
+    Z = rng.normal(size=(400, 2))
+    y = np.where(Z[:, 1] > 0, 3.0 * Z[:, 0], -2.0 * Z[:, 0]) + 0.1 * rng.normal(size=400)
+    X = Z * [1.0, spread] + [0.0, offset]
+    params = dict(n_experts=2, alpha=0.0, n_init=3, random_state=0)
+    scaled = MixtureOfExpertsRegressor(**params).fit(X, y)
+    standard = MixtureOfExpertsRegressor(**params).fit(_standardised(X)[0], y)
+    assert scaled.score(X, y) > 0.95
+    assert scaled.log_likelihood_ == pytest.approx(standard.log_likelihood_, abs=1e-6)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("target_scale", [1e-140, 1e-12, 1e12, 1e140])
+def test_target_scale_scales_the_fit(solver, target_scale):
+    X, y = regression_data()
+    params = dict(n_experts=2, solver=solver, random_state=0, max_iter=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        unit = MixtureOfExpertsRegressor(**params).fit(X, y)
+        scaled = MixtureOfExpertsRegressor(**params).fit(X, target_scale * y)
+    assert_allclose(scaled.predict(X) / target_scale, unit.predict(X), rtol=1e-6, atol=1e-6)
+    assert_allclose(scaled.expert_variance_ / target_scale**2, unit.expert_variance_,
+                    rtol=1e-6)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_target_whose_variance_underflows_is_refused_by_name(solver):
+    # targets of scale 1e-160 fitted badly: every variance was clamped up to 1e-300
+    X, y = regression_data()
+    with pytest.raises(ValueError, match=r"y varies by a standard deviation of only .*"
+                                         r"Multiply y by a constant"):
+        MixtureOfExpertsRegressor(2, solver=solver).fit(X, 1e-160 * y)
+    # a constant tiny target has no variance to represent: it is fitted exactly
+    est = MixtureOfExpertsRegressor(2, solver=solver).fit(X, np.full(len(y), 1e-200))
+    assert_allclose(est.predict(X), 1e-200, rtol=1e-12)

@@ -10,7 +10,13 @@ import numpy as np
 from .._backend import to_host
 from .._logistic import fit_multinomial_logistic
 from .._parameters import Coordinates
-from ._family import SPLIT_STEP, ExpertFamily, active_experts, split_symmetrically
+from ._family import (
+    SPLIT_STEP,
+    ExpertFamily,
+    active_experts,
+    penalty_stiffness,
+    split_symmetrically,
+)
 
 
 def class_penalty_factor(n_classes):
@@ -27,7 +33,24 @@ def class_penalty_factor(n_classes):
 
 
 class _LogisticCoordinates(Coordinates):
-    """Class logits are scale-free: taken as they are."""
+    """Class logits are scale-free: taken as they are, but for stiff penalties.
+
+    A weight whose penalty is stronger than the data is measured in the
+    smaller units of :func:`penalty_stiffness` (1 in ordinary fits).
+    """
+
+    def __init__(self, experts, stiffness):
+        super().__init__(experts)
+        self.stiffness = stiffness  # (d,)
+
+    def _to_flat(self, key, value):
+        return value * self.stiffness if key == "coef" else value
+
+    def _from_flat(self, key, value):
+        return value / self.stiffness if key == "coef" else value.copy()
+
+    def _gradient_to_flat(self, key, value):
+        return value / self.stiffness if key == "coef" else value
 
     def project_part(self, flat):
         # a common shift of one expert's class logits changes no probability;
@@ -118,8 +141,14 @@ class LogisticExperts(ExpertFamily):
         grad_coef -= 2.0 * penalty_scale * self.weight_penalty * coef
         return {"coef": grad_coef, "intercept": grad_intercept}
 
+    def coordinate_reference(self, Y, sample_weight):
+        """The total weight (see :func:`penalty_stiffness`)."""
+        return {"total_weight": float(sample_weight.sum())}
+
     def coordinates(self, experts, reference):
-        return _LogisticCoordinates(experts)
+        # the penalty's curvature is 2 penalty_j (the data's at most 1/4 per sample)
+        return _LogisticCoordinates(experts, penalty_stiffness(self.weight_penalty, reference,
+                                                               curvature=2.0))
 
     # ---- growing -----------------------------------------------------------
     def split(self, experts, j, rng):

@@ -57,6 +57,9 @@ from ._solvers import (
 )
 from ._validation import (
     checked_sample_weight,
+    column_moments,
+    merge_moments,
+    moments_mean_scale,
     rescaled_sample_weight,
     standardized_prediction_input,
     training_rows,
@@ -70,6 +73,12 @@ from ._validation import (
 # log-likelihood after 10 EM iterations within 5e-6 per sample) for half of
 # the start's cost.
 _MAX_INIT_ROWS = 10_000
+# partial_fit refits a rescaled model by an EM step on a batch of at least this
+# many rows per free parameter (see BaseMixtureOfExperts._follow_stream).
+_REFIT_ROWS_PER_PARAMETER = 2
+# partial_fit warns of vanished experts from batches of at least this many rows
+# per expert.
+_WARN_ROWS_PER_EXPERT = 50
 
 
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
@@ -280,12 +289,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             n_iter_no_change=int(self.n_iter_no_change), seed=tuple(int(v) for v in seed),
         )
 
-    def _finish_fit(self, model, kernels, rows, result):
+    def _finish_fit(self, model, kernels, rows, result, warn=True):
         """Attributes that depend on the gating mode: usage, routed log-likelihood."""
         log_likelihood, self.expert_usage_, share = training_summary(
             model, kernels, rows, result.params, self.gating, self.top_k
         )
-        self._warn_vanished_experts(share)
+        if warn:
+            self._warn_vanished_experts(share)
         # soft gating keeps the solver's own value (the same number, no re-rounding)
         if routing_k(self.gating, self.top_k, self.n_experts) is not None:
             self.log_likelihood_ = log_likelihood
@@ -322,9 +332,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """One epoch of mini-batch Adam over (X, y), continuing from the current model.
 
         Only with ``solver="adam"``. The first call (on an unfitted
-        estimator) initialises the model from its batch, which also fixes
-        the input standardisation; later calls, and calls after ``fit``,
-        continue from the current parameters and Adam state. Each call
+        estimator) initialises the model from its batch; later calls, and
+        calls after ``fit``, continue from the current parameters and Adam
+        state. The input standardisation and the targets' scale follow the
+        running statistics of the stream (the model is rescaled when they
+        move materially; see the user guide, "Training"), so the first
+        batch need not represent the stream. Each call
         adds one entry to the histories (the objective on its own batch,
         which need not increase) and counts one iteration in ``n_iter_``.
 
@@ -354,17 +367,24 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         )
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         if first_call:
-            # the first batch fixes the input standardisation, the expert family and the
-            # weights' scale
+            # the first batch fixes the weights' scale, and starts the input
+            # standardisation and the expert family, which follow the stream
             sample_weight, self._weight_exponent = rescaled_sample_weight(sample_weight)
             self._x_mean, self._x_scale = weighted_mean_and_scale(X, sample_weight)
             alpha = self._penalty_alpha(self._weight_exponent)
             model = self._make_model(self._make_family(self._x_scale, Y, sample_weight, alpha),
                                      self._weight_exponent)
+            self._stream = self._stream_anchor(column_moments(X, sample_weight),
+                                               column_moments(Y, sample_weight))
         else:
             sample_weight = rescaled_sample_weight(sample_weight,
                                                    getattr(self, "_weight_exponent", 0))[0]
             model = self._fitted_model
+            params, state = self._follow_stream(model, X, Y, sample_weight)
+            rebuilt = params is not None
+            if rebuilt:
+                model = self._fitted_model
+                self._params, self._solver_state = params, state
         rows = training_rows(X, Y, sample_weight, self._x_mean, self._x_scale, kernels)
         if first_call:
             start = self._initial_starts(X, Y, sample_weight, rows, model, kernels)[0]
@@ -373,6 +393,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             self.log_likelihood_history_ = self.objective_history_ = np.empty(0)
         else:
             params, state = self._params, getattr(self, "_solver_state", None)
+            if rebuilt and _REFIT_ROWS_PER_PARAMETER * model.n_parameters(
+                    model.n_experts(params), X.shape[1], Y.shape[1]) <= X.shape[0]:
+                # rescaled: one EM step on this batch refits what the earlier, narrower
+                # batches extrapolated (a batch too small to refit keeps the function)
+                data = rows.whole()
+                resp = kernels.xp.empty((X.shape[0], model.n_experts(params)), dtype=X.dtype)
+                model.e_step(kernels, data.X, data.Y, params, resp)
+                params = initial_params(model, kernels, data, params, resp)
             if model.n_experts(params) != self.n_experts:
                 params, state = resize_experts(
                     model, kernels, rows.whole(), params, self.n_experts,
@@ -387,8 +415,61 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.log_likelihood_history_ = np.append(self.log_likelihood_history_,
                                                  result.log_likelihood)
         self.objective_history_ = np.append(self.objective_history_, result.objective)
-        self._finish_fit(model, kernels, rows, result)
+        # a small batch need not reach every expert: its shares say nothing of the
+        # stream's (one row per call warned on most calls); expert_usage_ reports them
+        self._finish_fit(model, kernels, rows, result,
+                         warn=X.shape[0] >= _WARN_ROWS_PER_EXPERT * self.n_experts)
         return self
+
+    # ---- streams ---------------------------------------------------------
+    def _stream_anchor(self, x_moments, y_moments):
+        """The running moments of a stream, and the scaling the model was last built on."""
+        y_variance = y_moments["m2"] / y_moments["weight"]
+        return {"x": x_moments, "y": y_moments, "x_mean": self._x_mean.copy(),
+                "x_scale": self._x_scale.copy(), "y_variance": y_variance}
+
+    def _follow_stream(self, model, X, Y, sample_weight):
+        """Merge a batch into the stream's moments; rescale the model if they moved.
+
+        The first batch need not represent the stream (a constant target,
+        one row, a shifted region). When the running mean of a feature has
+        moved by half its scale, a scale has changed by 2x, or a target's
+        variance by 4x since the model was last built, the model is rebuilt
+        on the running statistics: the same function re-expressed in the new
+        standardisation, a family from the running target moments (whose
+        noise levels widen with the target, see ``ExpertFamily.adapt``), and
+        a fresh Adam state. A stationary stream settles after a few batches.
+        Returns ``(params, state)`` of the rebuilt model, or ``(None, None)``.
+        """
+        batch_x, batch_y = column_moments(X, sample_weight), column_moments(Y, sample_weight)
+        stream = getattr(self, "_stream", None)
+        if stream is None:  # partial_fit after fit: the fit's scaling is the anchor
+            self._stream = self._stream_anchor(batch_x, batch_y)
+            return None, None
+        stream["x"] = merge_moments(stream["x"], batch_x)
+        stream["y"] = merge_moments(stream["y"], batch_y)
+        x_mean, x_scale = moments_mean_scale(stream["x"])
+        y_variance = stream["y"]["m2"] / stream["y"]["weight"]
+        old_mean, old_scale = stream["x_mean"], stream["x_scale"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            moved = (np.any(np.abs(x_mean - old_mean) > 0.5 * old_scale)
+                     or np.any(np.abs(np.log(x_scale / old_scale)) > np.log(2.0))
+                     or np.any(np.abs(np.log(y_variance / stream["y_variance"])) > np.log(4.0)))
+        if not moved:
+            return None, None
+        y_mean = stream["y"]["mean"]
+        spread = np.sqrt(y_variance)
+        # two rows with the stream's target mean and variance: the family's inputs
+        moment_rows = np.stack([y_mean - spread, y_mean + spread])
+        family = self._make_family(x_scale, moment_rows, np.full(2, 0.5),
+                                   self._penalty_alpha(getattr(self, "_weight_exponent", 0)))
+        rebuilt = self._make_model(family, getattr(self, "_weight_exponent", 0))
+        params = self._params_from_user(rebuilt, x_mean, x_scale)
+        params["experts"] = family.adapt(params["experts"], y_variance, stream["y_variance"])
+        self._x_mean, self._x_scale = x_mean, x_scale
+        self._family_state = family.state()
+        stream.update(x_mean=x_mean.copy(), x_scale=x_scale.copy(), y_variance=y_variance)
+        return params, None
 
     def _warm_startable(self, n_features, n_targets):
         """A previous fit can seed this one if its parameters have the right shapes."""

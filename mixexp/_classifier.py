@@ -294,9 +294,10 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
 
         Only with ``solver="adam"``. The first call (on an unfitted
         estimator) needs ``classes``, since a batch need not contain every
-        class; it initialises the model from its batch, which also fixes
-        the input standardisation. Later calls, and calls after ``fit``,
-        continue from the current parameters and Adam state. Each call
+        class; it initialises the model from its batch. Later calls, and
+        calls after ``fit``, continue from the current parameters and Adam
+        state; the input standardisation follows the running statistics
+        of the stream (see the user guide, "Training"). Each call
         adds one entry to the histories (the objective on its own batch,
         which need not increase) and counts one iteration in ``n_iter_``.
 

@@ -262,6 +262,41 @@ def weighted_mean_and_scale(A, sample_weight):
     return to_host(mean), to_host(scale)
 
 
+def column_moments(A, sample_weight):
+    """Weighted moments of the columns of a batch, to merge over a stream (host float64).
+
+    ``{"weight": S, "mean": (m,), "m2": (m,), "low": (m,), "high": (m,)}``:
+    the total weight, the weighted mean, the weighted sum of squared
+    deviations, and the range of the positively weighted rows.
+    """
+    xp = array_namespace(A)
+    total = float(sample_weight.sum())
+    mean, _ = weighted_mean_and_scale(A, sample_weight)
+    centred = A.astype(np.float64, copy=False) - xp.asarray(mean)
+    m2 = to_host(sample_weight @ centred**2)
+    positive = A[sample_weight > 0]
+    return {"weight": total, "mean": mean, "m2": np.asarray(m2, dtype=np.float64),
+            "low": to_host(positive.min(axis=0)).astype(np.float64),
+            "high": to_host(positive.max(axis=0)).astype(np.float64)}
+
+
+def merge_moments(a, b):
+    """Moments of two batches together (Chan et al.'s parallel update)."""
+    total = a["weight"] + b["weight"]
+    share = b["weight"] / total
+    delta = b["mean"] - a["mean"]
+    return {"weight": total, "mean": a["mean"] + share * delta,
+            "m2": a["m2"] + b["m2"] + delta**2 * a["weight"] * share,
+            "low": np.minimum(a["low"], b["low"]), "high": np.maximum(a["high"], b["high"])}
+
+
+def moments_mean_scale(moments):
+    """Mean and standardisation scale from :func:`column_moments` (constant columns: 1)."""
+    scale = np.sqrt(moments["m2"] / moments["weight"])
+    scale[(moments["high"] == moments["low"]) | ~(scale > 0)] = 1.0
+    return moments["mean"].copy(), scale
+
+
 def standardize(X, mean, scale):
     """(X - mean) / scale in the dtype and namespace of X, with a single temporary."""
     xp = array_namespace(X)

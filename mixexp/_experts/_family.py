@@ -139,6 +139,16 @@ class ExpertFamily(ABC):
         """The :class:`mixexp._parameters.Coordinates` the gradient solvers move,
         anchored at ``experts``; ``reference`` from :meth:`coordinate_reference`."""
 
+    def adapt(self, experts, target_variance, previous_target_variance):
+        """Experts carried over to a stream whose targets' variance has changed (t,).
+
+        ``partial_fit`` rebuilds the family when the running statistics of
+        the stream move; a family whose parameters were fitted to a narrower
+        target (a constant first batch, say) widens them here. None to adapt
+        by default.
+        """
+        return experts
+
     # ---- growing and pruning -------------------------------------------
     @abstractmethod
     def split(self, experts, j, rng):

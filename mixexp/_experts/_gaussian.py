@@ -282,6 +282,19 @@ class GaussianExperts(ExpertFamily):
                                     self.variance_floor,
                                     penalty_stiffness(self.weight_penalty, reference))
 
+    def adapt(self, experts, target_variance, previous_target_variance):
+        """Noise levels fitted to a target at least 4x narrower (a constant or
+        shifted first batch) are raised to the stream's target variance: left
+        as they were, the experts' densities are too sharp to learn from the
+        wider data (and Adam moves in units of them)."""
+        grown = target_variance > 4.0 * previous_target_variance
+        if not np.any(grown):
+            return experts
+        adapted = {key: value.copy() for key, value in experts.items()}
+        adapted["variance"][:, grown] = np.maximum(adapted["variance"][:, grown],
+                                                   target_variance[grown])
+        return adapted
+
     # ---- growing -----------------------------------------------------------
     def split(self, experts, j, rng):
         # steps in units of the expert's noise standard deviation, per target

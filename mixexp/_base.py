@@ -251,13 +251,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 best = result
 
         if not best.converged:
-            warnings.warn(
-                f"The best of {len(starts)} {SOLVER_NAMES[self.solver]} run(s) did not "
-                "converge within "
-                f"max_iter={self.max_iter} iterations (tol={self.tol}). Increase max_iter "
-                "or tol, or scale the input.",
-                ConvergenceWarning,
-            )
+            self._warn_not_converged(len(starts), best)
         self._x_mean, self._x_scale = x_mean, x_scale
         self._weight_exponent = weight_exponent
         self._store_fit(model, best.params, Y.shape[1])
@@ -268,6 +262,28 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.objective_history_ = np.asarray(best.objective_history)
         self._finish_fit(model, kernels, rows, best)
         return self
+
+    # The estimators standardise the inputs themselves: scaling them is no
+    # advice. What helps depends on the solver.
+    _CONVERGENCE_ADVICE = {
+        "em": "Increase max_iter, or tol (EM crawls on flat likelihoods; more starts, "
+              "n_init, may find a better-conditioned optimum).",
+        "lbfgs": "Increase max_iter, or tol.",
+        "adam": "Increase max_iter or n_iter_no_change, raise tol, or lower "
+                "learning_rate_init (steps too large to settle) or raise batch_size "
+                "(noisier steps).",
+    }
+
+    def _warn_not_converged(self, n_starts, best):
+        history = np.asarray(best.objective_history)
+        gain = (f" Its last iteration changed the objective by {history[-1] - history[-2]:.2g} "
+                "per sample." if history.size > 1 else "")
+        warnings.warn(
+            f"The best of {n_starts} {SOLVER_NAMES[self.solver]} run(s) did not converge "
+            f"within max_iter={self.max_iter} iterations (tol={self.tol}).{gain} "
+            + self._CONVERGENCE_ADVICE[self.solver],
+            ConvergenceWarning,
+        )
 
     def _store_fit(self, model, params, n_outputs):
         """Keep the fitted model as arrays (see the module docstring); set public attributes."""

@@ -374,3 +374,33 @@ def test_classifier_stream_follows_a_shifted_first_batch():
         for start in range(0, len(y), 50):
             est.partial_fit(X[start : start + 50], labels[start : start + 50])
     assert est.score(X, labels) > 0.85
+
+
+# ---- 6. warnings whose advice fits ------------------------------------------------------
+@pytest.mark.parametrize("solver,advice", [("em", "n_init"), ("lbfgs", "Increase max_iter"),
+                                           ("adam", "learning_rate_init")])
+def test_convergence_warning_gives_advice_that_fits(solver, advice):
+    # it advised "scale the input" on input the estimators standardise themselves
+    X, y = regression_data()
+    with pytest.warns(ConvergenceWarning, match="did not converge") as record:
+        MixtureOfExpertsRegressor(3, solver=solver, max_iter=2, random_state=0).fit(X, y)
+    message = str(record[0].message)
+    assert "scale" not in message and advice in message
+    assert "Its last iteration changed the objective by" in message
+
+
+def test_a_sweep_over_n_experts_counts_vanished_experts_instead_of_warning():
+    # one classifier fit in five of a K sweep warned: the sweep overshoots the number of
+    # experts the data support on purpose (a direct fit still warns: the expert is idle)
+    from sklearn.datasets import load_iris
+
+    from mixexp import select_n_experts
+
+    X, y = load_iris(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    best, scores = select_n_experts(MixtureOfExpertsClassifier(random_state=0), X, y,
+                                    n_experts=range(1, 7))
+    assert scores["n_vanished"].iloc[0] == 0 and scores["n_vanished"].max() >= 1
+    k = int(scores["n_vanished"].idxmax())
+    with pytest.warns(ConvergenceWarning, match="receive no share of the training data"):
+        MixtureOfExpertsClassifier(k, random_state=0).fit(X, y)

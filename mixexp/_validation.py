@@ -139,6 +139,27 @@ def check_magnitude(A, name, dtype):
         )
 
 
+# Targets of a float32 fit are cast to float32: values this small would
+# lose their digits or underflow to zero (squares underflow much earlier).
+_MIN_TARGET_MAGNITUDE = {np.dtype(np.float32): 1e-18}
+
+
+def check_target_magnitude(Y, dtype):
+    """ValueError if the targets' values are too small for ``dtype`` (all but 0)."""
+    limit = _MIN_TARGET_MAGNITUDE.get(np.dtype(dtype))
+    if limit is None or not Y.size:
+        return
+    xp = array_namespace(Y)
+    largest = to_host(xp.max(xp.abs(Y), axis=0))
+    if np.any((largest > 0) & (largest < limit)):
+        raise ValueError(
+            f"y has no value larger than {float(largest[largest > 0].min()):.3g} in magnitude; "
+            f"with {np.dtype(dtype).name} X the targets are fitted in {np.dtype(dtype).name}, "
+            f"where values below {limit:.0e} lose their digits. Multiply y by a constant, or "
+            "pass X as float64."
+        )
+
+
 def validate_training_input(estimator, X, y, sample_weight, kernels, *, encode, reset):
     """Validated ``(X, Y, sample_weight)``: Y the 2-D encoded targets in X's dtype.
 
@@ -161,6 +182,7 @@ def validate_training_input(estimator, X, y, sample_weight, kernels, *, encode, 
     check_magnitude(X, "X", X.dtype)
     Y = encode(y)
     check_magnitude(Y, "y", X.dtype)  # before the cast to X's dtype can overflow
+    check_target_magnitude(Y, X.dtype)  # ... or underflow
     return X, Y.astype(X.dtype, copy=False), sample_weight
 
 
@@ -181,6 +203,7 @@ def _validate_on_device(estimator, X, y, sample_weight, kernels, encode, reset):
     check_magnitude(X, "X", X.dtype)
     Y = in_namespace(encode(y), kernels)
     check_magnitude(Y, "y", X.dtype)
+    check_target_magnitude(Y, X.dtype)
     return X, Y.astype(X.dtype, copy=False), sample_weight
 
 

@@ -404,3 +404,56 @@ def test_a_sweep_over_n_experts_counts_vanished_experts_instead_of_warning():
     k = int(scores["n_vanished"].idxmax())
     with pytest.warns(ConvergenceWarning, match="receive no share of the training data"):
         MixtureOfExpertsClassifier(k, random_state=0).fit(X, y)
+
+
+def test_float32_targets_too_small_to_represent_are_refused_by_name():
+    # found by the fuzzer: float32 X casts y to float32, where 1e-100 became 0 and a
+    # one-expert fit silently predicted 0
+    X, y = regression_data()
+    with pytest.raises(ValueError, match="with float32 X the targets are fitted in float32"):
+        MixtureOfExpertsRegressor(1).fit(X.astype(np.float32), 1e-100 * y)
+    MixtureOfExpertsRegressor(1).fit(X.astype(np.float32), np.zeros(len(y)))  # zeros are fine
+
+
+# ---- 7. the fuzzer's checks -------------------------------------------------------------
+def test_fuzzer_references_match_scikit_learn():
+    from sklearn.linear_model import Ridge
+
+    from mixexp._testing import logistic_probabilities, ridge_predictions
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(100, 3))
+    y = X @ [1.0, 2.0, 3.0] + rng.normal(size=100)
+    weight = rng.uniform(0, 2, 100)
+    assert_allclose(ridge_predictions(X, y, 3.0, weight)[:, 0],
+                    Ridge(3.0).fit(X, y, sample_weight=weight).predict(X), atol=1e-10)
+    for n_classes in (2, 3):
+        labels = np.digitize(y, [0.0, 2.0][: n_classes - 1])
+        reference = LogisticRegression(C=1.0, tol=1e-12, max_iter=10_000)
+        assert_allclose(logistic_probabilities(X, labels, 0.5, weight),
+                        reference.fit(X, labels, sample_weight=weight).predict_proba(X),
+                        atol=1e-6)
+
+
+def test_fuzzer_check_one_expert_catches_a_wrong_fit():
+    from mixexp._testing import InvariantViolation, check_one_expert
+
+    X, y = regression_data()
+    est = MixtureOfExpertsRegressor(1, tol=1e-10).fit(X, y)
+    assert "within" in check_one_expert(est, X, y)
+    est._params["experts"]["coef"] = est._params["experts"]["coef"] * 0.5  # what predicts
+    with pytest.raises(InvariantViolation, match="differs from the reference"):
+        check_one_expert(est, X, y)
+
+
+@pytest.mark.slow
+def test_fuzzer_cases_are_all_handled():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz_fit.py"
+    result = subprocess.run([sys.executable, str(script), "--cases", "60", "--seed", "3"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "mishandled: 0" in result.stdout

@@ -18,6 +18,7 @@ random. Prints how many cases were tried and how many were mishandled.
 """
 
 import argparse
+import re
 import time
 from collections import Counter
 
@@ -115,8 +116,8 @@ def main():
             outcome, detail = "mishandled", str(error)
             failures.append((case, description, detail))
         outcomes[outcome] += 1
-        if outcome == "refused":
-            refusals[detail[:110]] += 1
+        if outcome == "refused":  # grouped by message, numbers left out
+            refusals[re.sub(r"[-+]?\d[\w.+-]*", "#", detail)[:100]] += 1
     seconds = time.perf_counter() - start
     print(f"cases tried: {args.cases} (seed {args.seed}, {seconds:.0f} s)")
     print(f"  fitted:     {outcomes['fitted']}")

@@ -254,6 +254,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             self._warn_not_converged(len(starts), best)
         self._x_mean, self._x_scale = x_mean, x_scale
         self._weight_exponent = weight_exponent
+        self._stream = None  # a later partial_fit starts its stream from this fit
         self._store_fit(model, best.params, Y.shape[1])
         self.n_iter_ = best.n_iter
         self.converged_ = best.converged

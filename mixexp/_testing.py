@@ -3,10 +3,13 @@
 Not public API.
 """
 
+import math
 import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
+
+from ._validation import rescaled_sample_weight
 
 FITTED_ARRAYS = (
     "gate_coef_",
@@ -102,7 +105,7 @@ def check_stream(estimator, batches, classes=None):
 
 # Tolerances of check_one_expert on converged fits (tol=1e-10): the predictions'
 # error in units of the target's spread (regressor), or in probability.
-ONE_EXPERT_TOLERANCE = {"em": 1e-5, "lbfgs": 1e-3, "adam": 5e-2}
+ONE_EXPERT_TOLERANCE = {"em": 1e-4, "lbfgs": 5e-3, "adam": 5e-2}
 
 
 def check_one_expert(estimator, X, y, sample_weight=None):
@@ -117,24 +120,40 @@ def check_one_expert(estimator, X, y, sample_weight=None):
     if estimator.n_experts != 1 or not estimator.converged_:
         return None
     tolerance = ONE_EXPERT_TOLERANCE[estimator.solver]
-    if np.asarray(X).dtype == np.float32:
-        tolerance = max(tolerance, 1e-3)
+    if np.asarray(X).dtype == np.float32:  # computed in float32
+        tolerance = max(tolerance, 2e-2)
     weight = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
+    # weights whose total overflows: the same problem at a representable scale
+    weight, exponent = rescaled_sample_weight(weight)
+    alpha = math.ldexp(float(estimator.alpha), -exponent)
     if hasattr(estimator, "predict_proba"):
-        reference = logistic_probabilities(X, y, estimator.alpha, weight)
-        if reference is None:
+        try:
+            with np.errstate(all="ignore"):
+                reference, optimum = logistic_probabilities(X, y, alpha, weight,
+                                                            return_objective=True)
+        except np.linalg.LinAlgError:
+            reference = None
+        if reference is None or not np.all(np.isfinite(reference)):
             return None
         error = float(np.abs(estimator.predict_proba(X) - reference).max())
+        # a nearly flat objective (separable classes, a negligible penalty) has
+        # far-apart points of the same value: then the objective is compared
+        if error > tolerance and estimator.objective_history_[-1] >= optimum - 1e-7:
+            return f"one expert at the reference's objective ({optimum:.6g})"
     else:
         keep = weight > 0
         Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
         w = weight[keep] / weight[keep].sum()
         spread = np.sqrt(w @ (Y[keep] - w @ Y[keep]) ** 2)
-        unit = np.maximum(spread, 1e-9 * np.abs(Y[keep]).max(axis=0))
+        # float32 fits cast the targets to float32 (rounding at 6e-8 relative)
+        rounding = 1e-5 if np.asarray(X).dtype == np.float32 else 1e-9
+        unit = np.maximum(spread, rounding * np.abs(Y[keep]).max(axis=0))
         unit = np.where(unit > 0, unit, 1.0)
-        reference = ridge_predictions(X, y, estimator.alpha, weight)
+        reference = ridge_predictions(X, y, alpha, weight)
         prediction = np.asarray(estimator.predict(X), dtype=np.float64).reshape(reference.shape)
-        error = float((np.abs(prediction - reference) / unit).max())
+        # compared on the weighted rows only: with fewer of them than parameters and
+        # a negligible penalty, predictions elsewhere are not determined
+        error = float((np.abs(prediction - reference)[keep] / unit).max())
     if not error <= tolerance:
         raise InvariantViolation(
             f"one expert differs from the reference by {error:.3g} (tolerance {tolerance:g})")
@@ -220,13 +239,16 @@ def ridge_predictions(X, y, alpha, sample_weight=None):
     return np.column_stack([(X - mean) / scale, np.ones(n)]) @ solution
 
 
-def logistic_probabilities(X, y, alpha, sample_weight=None, max_iter=200):
+def logistic_probabilities(X, y, alpha, sample_weight=None, max_iter=200,
+                           return_objective=False):
     """LogisticRegression(C=1/(2 alpha)) on (X, y, sample_weight) by damped Newton.
 
     The binary model for two classes, the multinomial one for more; solved
     in standardised units (any column scale). Returns the class
     probabilities at X (n, C), columns in sorted class order, or None when
-    Newton did not converge (a separable problem with a tiny penalty).
+    Newton did not converge (a separable problem with a tiny penalty); with
+    ``return_objective`` also the mean penalised log-likelihood at the optimum
+    (the estimators' objective).
     """
     X = np.asarray(X, dtype=np.float64)
     n = X.shape[0]
@@ -276,5 +298,6 @@ def logistic_probabilities(X, y, alpha, sample_weight=None, max_iter=200):
         theta = theta + t * step
         if np.abs(t * step * unit).max() < 1e-10 * max(1.0, np.abs(theta * unit).max()):
             A = np.column_stack([(X - mean) / scale, np.ones(n)])
-            return np.exp(log_proba(theta, A))
-    return None
+            proba = np.exp(log_proba(theta, A))
+            return (proba, -loss(theta) / w.sum()) if return_objective else proba
+    return (None, None) if return_objective else None

@@ -61,8 +61,8 @@ def user_scale_penalty(alpha, x_scale):
     """
     x_scale = np.asarray(x_scale, dtype=float)
     with np.errstate(over="ignore", divide="ignore", under="ignore"):
-        inverse_square = np.minimum(1.0 / x_scale, 1e150) ** 2
-    return np.minimum(alpha * inverse_square, _MAX_WEIGHT_PENALTY)
+        # alpha may be huge too (scaled with sample weights that vanish): capped after
+        return np.minimum(alpha * np.minimum(1.0 / x_scale, 1e150) ** 2, _MAX_WEIGHT_PENALTY)
 
 
 def penalty_stiffness(weight_penalty, reference, curvature=1.0):

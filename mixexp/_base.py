@@ -13,6 +13,7 @@ family's configuration (``_family_state``) and the input standardisation;
 the gate, family and model objects are rebuilt from them when needed.
 """
 
+import math
 import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Real
@@ -54,7 +55,11 @@ from ._solvers import (
 )
 from ._validation import (
     checked_sample_weight,
+    column_moments,
+    merge_moments,
+    moments_mean_scale,
     prediction_rows,
+    rescaled_sample_weight,
     training_rows,
     validate_training_input,
     weighted_mean_and_scale,
@@ -66,6 +71,12 @@ from ._validation import (
 # log-likelihood after 10 EM iterations within 5e-6 per sample) for half of
 # the start's cost.
 _MAX_INIT_ROWS = 10_000
+# partial_fit refits a rescaled model by an EM step on a batch of at least this
+# many rows per free parameter (see BaseMixtureOfExperts._follow_stream).
+_REFIT_ROWS_PER_PARAMETER = 2
+# partial_fit warns of vanished experts from batches of at least this many rows
+# per expert.
+_WARN_ROWS_PER_EXPERT = 50
 
 
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
@@ -143,8 +154,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Validated targets as a 2-D float array (n, t); sets target attributes when fitting."""
 
     @abstractmethod
-    def _make_family(self, x_scale, Y, sample_weight):
-        """The expert family for this fit (configured from the data)."""
+    def _make_family(self, x_scale, Y, sample_weight, alpha):
+        """The expert family for this fit (configured from the data), with penalty ``alpha``."""
 
     @staticmethod
     @abstractmethod
@@ -156,13 +167,18 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return False
 
     # ---- the model -------------------------------------------------------
-    def _make_model(self, family):
-        return MixtureModel(SoftmaxGate(self.alpha), family)
+    def _penalty_alpha(self, weight_exponent):
+        """alpha against weights rescaled by 2^-weight_exponent (see rescaled_sample_weight)."""
+        return math.ldexp(float(self.alpha), -weight_exponent)
+
+    def _make_model(self, family, weight_exponent=0):
+        return MixtureModel(SoftmaxGate(self._penalty_alpha(weight_exponent)), family)
 
     @property
     def _fitted_model(self):
         """The fitted model, rebuilt from stored arrays (see the module docstring)."""
-        return self._make_model(self._family_class()(**self._family_state))
+        return self._make_model(self._family_class()(**self._family_state),
+                                getattr(self, "_weight_exponent", 0))
 
     def _check_target_kind(self, y):
         """Refuse a target of the wrong kind with a clear message (before conversion)."""
@@ -181,7 +197,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; they multiply the responsibilities in the
-            M-step, so an integer weight acts as repeating the row.
+            M-step, so an integer weight acts as repeating the row (and
+            their scale matters against ``alpha``). Weights whose mean is
+            beyond 2^+/-60 are rescaled by a power of two, ``alpha`` with
+            them: the same fit, without overflowing sums.
 
         Returns
         -------
@@ -194,9 +213,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             encode=lambda y: self._encode_targets(y, fitting=True),
         )
         warm = self.warm_start and self._warm_startable(X.shape[1], Y.shape[1])
+        # weights whose total would overflow (or vanish) are rescaled, the penalty with them
+        sample_weight, weight_exponent = rescaled_sample_weight(sample_weight)
         x_mean, x_scale = weighted_mean_and_scale(X, sample_weight)
         rows = training_rows(X, Y, sample_weight, x_mean, x_scale, kernels)
-        model = self._make_model(self._make_family(x_scale, Y, sample_weight))
+        model = self._make_model(
+            self._make_family(x_scale, Y, sample_weight, self._penalty_alpha(weight_exponent)),
+            weight_exponent)
         solve = SOLVERS[self.solver]
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
 
@@ -226,14 +249,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 best = result
 
         if not best.converged:
-            warnings.warn(
-                f"The best of {len(starts)} {SOLVER_NAMES[self.solver]} run(s) did not "
-                "converge within "
-                f"max_iter={self.max_iter} iterations (tol={self.tol}). Increase max_iter "
-                "or tol, or scale the input.",
-                ConvergenceWarning,
-            )
+            self._warn_not_converged(len(starts), best)
         self._x_mean, self._x_scale = x_mean, x_scale
+        self._weight_exponent = weight_exponent
+        self._stream = None  # a later partial_fit starts its stream from this fit
         self._store_fit(model, best.params, Y.shape[1])
         self.n_iter_ = best.n_iter
         self.converged_ = best.converged
@@ -242,6 +261,28 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.objective_history_ = np.asarray(best.objective_history)
         self._finish_fit(model, kernels, rows, best)
         return self
+
+    # The estimators standardise the inputs themselves: scaling them is no
+    # advice. What helps depends on the solver.
+    _CONVERGENCE_ADVICE = {
+        "em": "Increase max_iter, or tol (EM crawls on flat likelihoods; more starts, "
+              "n_init, may find a better-conditioned optimum).",
+        "lbfgs": "Increase max_iter, or tol.",
+        "adam": "Increase max_iter or n_iter_no_change, raise tol, or lower "
+                "learning_rate_init (steps too large to settle) or raise batch_size "
+                "(noisier steps).",
+    }
+
+    def _warn_not_converged(self, n_starts, best):
+        history = np.asarray(best.objective_history)
+        gain = (f" Its last iteration changed the objective by {history[-1] - history[-2]:.2g} "
+                "per sample." if history.size > 1 else "")
+        warnings.warn(
+            f"The best of {n_starts} {SOLVER_NAMES[self.solver]} run(s) did not converge "
+            f"within max_iter={self.max_iter} iterations (tol={self.tol}).{gain} "
+            + self._CONVERGENCE_ADVICE[self.solver],
+            ConvergenceWarning,
+        )
 
     def _store_fit(self, model, params, n_outputs):
         """Keep the fitted model as arrays (see the module docstring); set public attributes."""
@@ -263,12 +304,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             n_iter_no_change=int(self.n_iter_no_change), seed=tuple(int(v) for v in seed),
         )
 
-    def _finish_fit(self, model, kernels, rows, result):
+    def _finish_fit(self, model, kernels, rows, result, warn=True):
         """Attributes that depend on the gating mode: usage, routed log-likelihood."""
         log_likelihood, self.expert_usage_, share = training_summary(
             model, kernels, rows, result.params, self.gating, self.top_k
         )
-        self._warn_vanished_experts(share)
+        if warn:
+            self._warn_vanished_experts(share)
         # soft gating keeps the solver's own value (the same number, no re-rounding)
         if routing_k(self.gating, self.top_k, self.n_experts) is not None:
             self.log_likelihood_ = log_likelihood
@@ -305,9 +347,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """One epoch of mini-batch Adam over (X, y), continuing from the current model.
 
         Only with ``solver="adam"``. The first call (on an unfitted
-        estimator) initialises the model from its batch, which also fixes
-        the input standardisation; later calls, and calls after ``fit``,
-        continue from the current parameters and Adam state. Each call
+        estimator) initialises the model from its batch; later calls, and
+        calls after ``fit``, continue from the current parameters and Adam
+        state. The input standardisation and the targets' scale follow the
+        running statistics of the stream (the model is rescaled when they
+        move materially; see the user guide, "Training"), so the first
+        batch need not represent the stream. Each call
         adds one entry to the histories (the objective on its own batch,
         which need not increase) and counts one iteration in ``n_iter_``.
 
@@ -337,11 +382,24 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         )
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         if first_call:
-            # the first batch fixes the input standardisation and the expert family
+            # the first batch fixes the weights' scale, and starts the input
+            # standardisation and the expert family, which follow the stream
+            sample_weight, self._weight_exponent = rescaled_sample_weight(sample_weight)
             self._x_mean, self._x_scale = weighted_mean_and_scale(X, sample_weight)
-            model = self._make_model(self._make_family(self._x_scale, Y, sample_weight))
+            alpha = self._penalty_alpha(self._weight_exponent)
+            model = self._make_model(self._make_family(self._x_scale, Y, sample_weight, alpha),
+                                     self._weight_exponent)
+            self._stream = self._stream_anchor(column_moments(X, sample_weight),
+                                               column_moments(Y, sample_weight))
         else:
+            sample_weight = rescaled_sample_weight(sample_weight,
+                                                   getattr(self, "_weight_exponent", 0))[0]
             model = self._fitted_model
+            params, state = self._follow_stream(model, X, Y, sample_weight)
+            rebuilt = params is not None
+            if rebuilt:
+                model = self._fitted_model
+                self._params, self._solver_state = params, state
         rows = training_rows(X, Y, sample_weight, self._x_mean, self._x_scale, kernels)
         if first_call:
             start = self._initial_starts(X, Y, sample_weight, rows, model, kernels)[0]
@@ -350,6 +408,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             self.log_likelihood_history_ = self.objective_history_ = np.empty(0)
         else:
             params, state = self._params, getattr(self, "_solver_state", None)
+            if rebuilt and _REFIT_ROWS_PER_PARAMETER * model.n_parameters(
+                    model.n_experts(params), X.shape[1], Y.shape[1]) <= X.shape[0]:
+                # rescaled: one EM step on this batch refits what the earlier, narrower
+                # batches extrapolated (a batch too small to refit keeps the function)
+                data = rows.whole()
+                resp = kernels.xp.empty((X.shape[0], model.n_experts(params)), dtype=X.dtype)
+                model.e_step(kernels, data.X, data.Y, params, resp)
+                params = initial_params(model, kernels, data, params, resp)
             if model.n_experts(params) != self.n_experts:
                 params, state = resize_experts(
                     model, kernels, rows.whole(), params, self.n_experts,
@@ -364,8 +430,61 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.log_likelihood_history_ = np.append(self.log_likelihood_history_,
                                                  result.log_likelihood)
         self.objective_history_ = np.append(self.objective_history_, result.objective)
-        self._finish_fit(model, kernels, rows, result)
+        # a small batch need not reach every expert: its shares say nothing of the
+        # stream's (one row per call warned on most calls); expert_usage_ reports them
+        self._finish_fit(model, kernels, rows, result,
+                         warn=X.shape[0] >= _WARN_ROWS_PER_EXPERT * self.n_experts)
         return self
+
+    # ---- streams ---------------------------------------------------------
+    def _stream_anchor(self, x_moments, y_moments):
+        """The running moments of a stream, and the scaling the model was last built on."""
+        y_variance = y_moments["m2"] / y_moments["weight"]
+        return {"x": x_moments, "y": y_moments, "x_mean": self._x_mean.copy(),
+                "x_scale": self._x_scale.copy(), "y_variance": y_variance}
+
+    def _follow_stream(self, model, X, Y, sample_weight):
+        """Merge a batch into the stream's moments; rescale the model if they moved.
+
+        The first batch need not represent the stream (a constant target,
+        one row, a shifted region). When the running mean of a feature has
+        moved by half its scale, a scale has changed by 2x, or a target's
+        variance by 4x since the model was last built, the model is rebuilt
+        on the running statistics: the same function re-expressed in the new
+        standardisation, a family from the running target moments (whose
+        noise levels widen with the target, see ``ExpertFamily.adapt``), and
+        a fresh Adam state. A stationary stream settles after a few batches.
+        Returns ``(params, state)`` of the rebuilt model, or ``(None, None)``.
+        """
+        batch_x, batch_y = column_moments(X, sample_weight), column_moments(Y, sample_weight)
+        stream = getattr(self, "_stream", None)
+        if stream is None:  # partial_fit after fit: the fit's scaling is the anchor
+            self._stream = self._stream_anchor(batch_x, batch_y)
+            return None, None
+        stream["x"] = merge_moments(stream["x"], batch_x)
+        stream["y"] = merge_moments(stream["y"], batch_y)
+        x_mean, x_scale = moments_mean_scale(stream["x"])
+        y_variance = stream["y"]["m2"] / stream["y"]["weight"]
+        old_mean, old_scale = stream["x_mean"], stream["x_scale"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            moved = (np.any(np.abs(x_mean - old_mean) > 0.5 * old_scale)
+                     or np.any(np.abs(np.log(x_scale / old_scale)) > np.log(2.0))
+                     or np.any(np.abs(np.log(y_variance / stream["y_variance"])) > np.log(4.0)))
+        if not moved:
+            return None, None
+        y_mean = stream["y"]["mean"]
+        spread = np.sqrt(y_variance)
+        # two rows with the stream's target mean and variance: the family's inputs
+        moment_rows = np.stack([y_mean - spread, y_mean + spread])
+        family = self._make_family(x_scale, moment_rows, np.full(2, 0.5),
+                                   self._penalty_alpha(getattr(self, "_weight_exponent", 0)))
+        rebuilt = self._make_model(family, getattr(self, "_weight_exponent", 0))
+        params = self._params_from_user(rebuilt, x_mean, x_scale)
+        params["experts"] = family.adapt(params["experts"], y_variance, stream["y_variance"])
+        self._x_mean, self._x_scale = x_mean, x_scale
+        self._family_state = family.state()
+        stream.update(x_mean=x_mean.copy(), x_scale=x_scale.copy(), y_variance=y_variance)
+        return params, None
 
     def _warm_startable(self, n_features, n_targets):
         """A previous fit can seed this one if its parameters have the right shapes."""
@@ -516,7 +635,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         log_likelihood : float
         """
         log_norm = self._e_step(X, y)[0]
-        sample_weight = checked_sample_weight(sample_weight, log_norm)
+        # a weighted mean: only relative weights matter (their total may overflow)
+        sample_weight = rescaled_sample_weight(checked_sample_weight(sample_weight, log_norm))[0]
         return float(array_namespace(log_norm).average(log_norm, weights=sample_weight))
 
     def _n_parameters(self):

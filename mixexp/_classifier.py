@@ -20,6 +20,8 @@ from ._backend import (
 )
 from ._base import BaseMixtureOfExperts
 from ._experts import LogisticExperts
+from ._experts._family import user_scale_penalty
+from ._experts._logistic import class_penalty_factor
 from ._inference import InferenceMixin
 
 
@@ -82,8 +84,11 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
         L2 penalty ``alpha * ||w||^2`` added to the negative total
         log-likelihood, intercepts unpenalised. On the experts it acts on the
         weights on the user's scale: ``alpha = 1 / (2 C)`` matches
-        :class:`~sklearn.linear_model.LogisticRegression`'s ``C`` for a
-        multinomial model, so the default matches its default ``C=1.0``. On
+        :class:`~sklearn.linear_model.LogisticRegression`'s ``C``, so the
+        default matches its default ``C=1.0``. With three or more classes
+        ``w`` is every class's weights (centred over the classes), as in the
+        multinomial model; with two classes it is the weight of the one
+        logit ``w_1 - w_0``, as in the binary model. On
         the gate it acts on the weights of the internally standardised
         inputs.
     balance : float, default=0.0
@@ -288,9 +293,10 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
 
         Only with ``solver="adam"``. The first call (on an unfitted
         estimator) needs ``classes``, since a batch need not contain every
-        class; it initialises the model from its batch, which also fixes
-        the input standardisation. Later calls, and calls after ``fit``,
-        continue from the current parameters and Adam state. Each call
+        class; it initialises the model from its batch. Later calls, and
+        calls after ``fit``, continue from the current parameters and Adam
+        state; the input standardisation follows the running statistics
+        of the stream (see the user guide, "Training"). Each call
         adds one entry to the histories (the objective on its own batch,
         which need not increase) and counts one iteration in ``n_iter_``.
 
@@ -378,8 +384,9 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
     def _family_class():
         return LogisticExperts
 
-    def _make_family(self, x_scale, Y, sample_weight):
-        return LogisticExperts(weight_penalty=self.alpha / x_scale**2)
+    def _make_family(self, x_scale, Y, sample_weight, alpha):
+        factor = class_penalty_factor(Y.shape[1])
+        return LogisticExperts(weight_penalty=factor * user_scale_penalty(alpha, x_scale))
 
     # ---- prediction --------------------------------------------------------
     def _expert_log_proba(self, Xs, kernels):

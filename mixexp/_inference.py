@@ -49,6 +49,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._experts._logistic import class_penalty_factor
+
 # Rows per block when summing the information: bounds the (rows, P)
 # temporaries (a few tens of MB at P of a few hundred).
 _BLOCK_ROWS = 8192
@@ -176,7 +178,8 @@ class _MultinomialPart:
         coef = np.asarray(est.expert_coef_, dtype=np.float64)
         self.n_experts, self.n_classes, self.n_features = coef.shape
         self.classes = np.asarray(est.classes_)
-        self.alpha = float(est.alpha)
+        # the penalty training maximised (doubled on the binary logit's classes)
+        self.alpha = float(est.alpha) * class_penalty_factor(self.n_classes)
 
     @property
     def n_params(self):

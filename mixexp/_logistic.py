@@ -76,9 +76,13 @@ def _newton_direction(neg_hess, grad):
     """Solve neg_hess @ step = grad, ridged for the softmax null space."""
     n_params = neg_hess.shape[0]
     # The common shift is a null direction of the softmax; the gradient has
-    # no component along it, so a tiny ridge only makes the solve safe.
-    ridge = 1e-10 * max(np.trace(neg_hess) / n_params, 1e-300)
-    neg_hess[np.diag_indices(n_params)] += ridge
+    # no component along it, so a tiny ridge only makes the solve safe. It is
+    # relative to each diagonal entry: one relative to their mean swamped
+    # every data direction when a tiny-scale feature's penalty (alpha /
+    # scale^2) dominated the trace.
+    diagonal = np.diagonal(neg_hess).copy()
+    floor = 1e-300 if not np.any(diagonal > 0) else 1e-30 * diagonal.max()
+    neg_hess[np.diag_indices(n_params)] += 1e-10 * np.maximum(diagonal, floor)
     return solve_psd(neg_hess, grad)
 
 

@@ -18,6 +18,7 @@ from ._backend import (
 )
 from ._base import BaseMixtureOfExperts
 from ._experts import GaussianExperts
+from ._experts._family import user_scale_penalty
 from ._experts._gaussian import variance_floor
 from ._inference import InferenceMixin
 from ._validation import check_device_array
@@ -110,7 +111,9 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         A target that is constant (up to rounding) has no spread to scale
         by: its floor is ``(1e-6 * rms(y))**2`` in float64 and
         ``(1.2e-3 * rms(y))**2`` in float32, well above rounding errors, so
-        it is fitted without numerical noise.
+        it is fitted without numerical noise. A varying target whose floor
+        would fall below 1e-300 (a spread below about 1e-147 with the
+        default) cannot be represented and is refused with a ValueError.
     max_iter : int, default=300
         Iterations per start, at most: EM or L-BFGS iterations, Adam epochs.
     tol : float, default=1e-6
@@ -348,9 +351,9 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
     def _family_class():
         return GaussianExperts
 
-    def _make_family(self, x_scale, Y, sample_weight):
+    def _make_family(self, x_scale, Y, sample_weight, alpha):
         return GaussianExperts(
-            weight_penalty=self.alpha / x_scale**2,
+            weight_penalty=user_scale_penalty(alpha, x_scale),
             variance_floor=variance_floor(Y, sample_weight, self.variance_floor),
         )
 

@@ -1,15 +1,20 @@
 """Choosing the number of experts: one fit per candidate, scored by BIC, AIC, ICL or CV."""
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.base import clone, is_classifier
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import check_cv, cross_validate
 from sklearn.utils.validation import _num_samples
 
 from ._inference import _Model
+from ._solvers import VANISHED_SHARE
 
 _CRITERIA = ("bic", "aic", "icl", "cv")
+# The vanished-expert warning of BaseMixtureOfExperts._warn_vanished_experts.
+_VANISHED_MESSAGE = r".* receive no share of the training data"
 
 
 def _held_out_log_likelihood(estimator, X, y):
@@ -49,7 +54,10 @@ def select_n_experts(estimator, X, y, n_experts=range(1, 7), criterion="bic", cv
     scores : pandas.DataFrame
         One row per candidate, indexed by ``n_experts``: ``n_parameters``,
         ``log_likelihood`` (total, on the training data), ``aic``, ``bic``,
-        ``icl``, and ``cv_log_likelihood`` with ``criterion="cv"``.
+        ``icl``, ``n_vanished`` (experts left with no share of the training
+        data, which the sweep counts instead of warning about each: it
+        overshoots on purpose), and ``cv_log_likelihood`` with
+        ``criterion="cv"``.
 
     See Also
     --------
@@ -66,7 +74,7 @@ def select_n_experts(estimator, X, y, n_experts=range(1, 7), criterion="bic", cv
     >>> best.n_experts
     2
     >>> list(scores.columns)
-    ['n_parameters', 'log_likelihood', 'aic', 'bic', 'icl']
+    ['n_parameters', 'log_likelihood', 'aic', 'bic', 'icl', 'n_vanished']
     """
     import pandas as pd
 
@@ -89,7 +97,13 @@ def select_n_experts(estimator, X, y, n_experts=range(1, 7), criterion="bic", cv
     n_samples = _num_samples(X)
     rows, fits = [], []
     for k in candidates:
-        est = clone(estimator).set_params(n_experts=int(k)).fit(X, y)
+        with warnings.catch_warnings():
+            # a sweep overshoots the number of experts the data support on purpose:
+            # experts vanishing there is the finding, counted in n_vanished, not a
+            # warning per candidate (other ConvergenceWarnings pass)
+            warnings.filterwarnings("ignore", message=_VANISHED_MESSAGE,
+                                    category=ConvergenceWarning)
+            est = clone(estimator).set_params(n_experts=int(k)).fit(X, y)
         row = {
             "n_experts": int(k),
             "n_parameters": _Model(est).n_params,
@@ -97,10 +111,14 @@ def select_n_experts(estimator, X, y, n_experts=range(1, 7), criterion="bic", cv
             "aic": est.aic(X, y),
             "bic": est.bic(X, y),
             "icl": est.icl(X, y),
+            "n_vanished": int(np.sum(est.expert_usage_ < VANISHED_SHARE)),
         }
         if folds is not None:
-            result = cross_validate(clone(estimator).set_params(n_experts=int(k)), X, y,
-                                    cv=folds, scoring=_held_out_log_likelihood)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=_VANISHED_MESSAGE,
+                                        category=ConvergenceWarning)
+                result = cross_validate(clone(estimator).set_params(n_experts=int(k)), X, y,
+                                        cv=folds, scoring=_held_out_log_likelihood)
             row["cv_log_likelihood"] = float(np.mean(result["test_score"]))
         rows.append(row)
         fits.append(est)

@@ -9,6 +9,7 @@ namespace of the fit's kernel bundle: the solvers see them as
 whole standardised copy is needed.
 """
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from numbers import Number
@@ -32,6 +33,9 @@ FLOAT_DTYPES = (np.float64, np.float32)
 # Squares of larger values overflow (residuals, variances, Gram matrices),
 # so such inputs are refused rather than fitted into NaN: per training dtype.
 _MAX_MAGNITUDE = {np.dtype(np.float64): 1e150, np.dtype(np.float32): 1e18}
+# A partial_fit batch whose weights total more than this (after the first
+# batch's rescaling) is refused.
+_MAX_WEIGHT_TOTAL = 2.0**200
 
 
 # ---- input checks on the device ------------------------------------------------
@@ -135,6 +139,27 @@ def check_magnitude(A, name, dtype):
         )
 
 
+# Targets of a float32 fit are cast to float32: values this small would
+# lose their digits or underflow to zero (squares underflow much earlier).
+_MIN_TARGET_MAGNITUDE = {np.dtype(np.float32): 1e-18}
+
+
+def check_target_magnitude(Y, dtype):
+    """ValueError if the targets' values are too small for ``dtype`` (all but 0)."""
+    limit = _MIN_TARGET_MAGNITUDE.get(np.dtype(dtype))
+    if limit is None or not Y.size:
+        return
+    xp = array_namespace(Y)
+    largest = to_host(xp.max(xp.abs(Y), axis=0))
+    if np.any((largest > 0) & (largest < limit)):
+        raise ValueError(
+            f"y has no value larger than {float(largest[largest > 0].min()):.3g} in magnitude; "
+            f"with {np.dtype(dtype).name} X the targets are fitted in {np.dtype(dtype).name}, "
+            f"where values below {limit:.0e} lose their digits. Multiply y by a constant, or "
+            "pass X as float64."
+        )
+
+
 def validate_training_input(estimator, X, y, sample_weight, kernels, *, encode, reset):
     """Validated ``(X, Y, sample_weight)``: Y the 2-D encoded targets in X's dtype.
 
@@ -157,6 +182,7 @@ def validate_training_input(estimator, X, y, sample_weight, kernels, *, encode, 
     check_magnitude(X, "X", X.dtype)
     Y = encode(y)
     check_magnitude(Y, "y", X.dtype)  # before the cast to X's dtype can overflow
+    check_target_magnitude(Y, X.dtype)  # ... or underflow
     return X, Y.astype(X.dtype, copy=False), sample_weight
 
 
@@ -177,7 +203,50 @@ def _validate_on_device(estimator, X, y, sample_weight, kernels, encode, reset):
     check_magnitude(X, "X", X.dtype)
     Y = in_namespace(encode(y), kernels)
     check_magnitude(Y, "y", X.dtype)
+    check_target_magnitude(Y, X.dtype)
     return X, Y.astype(X.dtype, copy=False), sample_weight
+
+
+# Sample weights whose (mean positive) weight lies outside 2^-/+ this are
+# rescaled by a power of two (see rescaled_sample_weight).
+_WEIGHT_LOG2_RANGE = 60
+
+
+def rescaled_sample_weight(sample_weight, exponent=None):
+    """Sample weights times 2^-exponent, and the exponent: totals stay representable.
+
+    Weights act as repeated rows, so their scale matters only against the
+    penalties; a fit on weights times 2^-e with alpha times 2^-e is the same
+    fit, and a power of two rescales exactly (``ldexp``, no overflow on the
+    way). Without ``exponent``, it is 0 while the mean positive weight is
+    within 2^+/-60 (ordinary weights are left exactly as they are), else the
+    one that brings it to about 1. With ``exponent`` (a ``partial_fit``
+    batch after the first), that one, and the result is checked.
+    """
+    xp = array_namespace(sample_weight)
+    if exponent is None:
+        magnitude = xp.abs(sample_weight)  # a weighted mean may take any sign
+        largest = float(xp.max(magnitude))
+        if not largest > 0:
+            return sample_weight, 0
+        top = math.frexp(largest)[1]
+        # below 1 each, so the sum cannot overflow
+        total = float(xp.ldexp(magnitude, -top).sum())
+        mean = total / int(xp.count_nonzero(magnitude))
+        exponent = top + math.frexp(mean)[1] - 1  # the mean comes to [1, 2)
+        if abs(exponent) <= _WEIGHT_LOG2_RANGE:
+            return sample_weight, 0
+        return xp.ldexp(sample_weight, -exponent), exponent
+    scaled = xp.ldexp(sample_weight, -exponent) if exponent else sample_weight
+    with np.errstate(over="ignore"):
+        total = float(scaled.sum())
+    if not total < _MAX_WEIGHT_TOTAL:
+        raise ValueError(
+            "sample_weight of this partial_fit batch is too large for the scale of the first "
+            f"batch's weights (its total, times 2^{-exponent}, is {total:.3g}): the penalty "
+            "is measured against the weights, so a stream's weights must keep one scale."
+        )
+    return scaled, exponent
 
 
 def validate_device_X(estimator, X, reset):
@@ -201,9 +270,54 @@ def weighted_mean_and_scale(A, sample_weight):
     blocks = row_blocks(A.shape[0])
     mean = sum(weights[rows] @ A[rows].astype(np.float64, copy=False) for rows in blocks)
     scale = xp.sqrt(sum(weights[rows] @ (A[rows] - mean) ** 2 for rows in blocks))
-    # A constant column (or one whose spread is lost in rounding) is not scaled.
-    scale[scale <= 1e-12 * xp.maximum(xp.abs(mean), 1e-300)] = 1.0
+    # A constant column (its weighted rows all equal: the computed spread is
+    # then the mean's rounding error) is not scaled. Any other column is, by
+    # its spread however small: a relative cut-off (it was 1e-12 of the mean)
+    # discarded real features of tiny scale, or offset far from zero.
+    positive = sample_weight > 0
+    low = high = None
+    for rows in blocks:
+        block = A[rows][positive[rows]]
+        if block.shape[0]:
+            low = block.min(axis=0) if low is None else xp.minimum(low, block.min(axis=0))
+            high = block.max(axis=0) if high is None else xp.maximum(high, block.max(axis=0))
+    scale[(high == low) | ~(scale > 0)] = 1.0
     return to_host(mean), to_host(scale)
+
+
+def column_moments(A, sample_weight):
+    """Weighted moments of the columns of a batch, to merge over a stream (host float64).
+
+    ``{"weight": S, "mean": (m,), "m2": (m,), "low": (m,), "high": (m,)}``:
+    the total weight, the weighted mean, the weighted sum of squared
+    deviations, and the range of the positively weighted rows.
+    """
+    xp = array_namespace(A)
+    total = float(sample_weight.sum())
+    mean, _ = weighted_mean_and_scale(A, sample_weight)
+    centred = A.astype(np.float64, copy=False) - xp.asarray(mean)
+    m2 = to_host(sample_weight @ centred**2)
+    positive = A[sample_weight > 0]
+    return {"weight": total, "mean": mean, "m2": np.asarray(m2, dtype=np.float64),
+            "low": to_host(positive.min(axis=0)).astype(np.float64),
+            "high": to_host(positive.max(axis=0)).astype(np.float64)}
+
+
+def merge_moments(a, b):
+    """Moments of two batches together (Chan et al.'s parallel update)."""
+    total = a["weight"] + b["weight"]
+    share = b["weight"] / total
+    delta = b["mean"] - a["mean"]
+    return {"weight": total, "mean": a["mean"] + share * delta,
+            "m2": a["m2"] + b["m2"] + delta**2 * a["weight"] * share,
+            "low": np.minimum(a["low"], b["low"]), "high": np.maximum(a["high"], b["high"])}
+
+
+def moments_mean_scale(moments):
+    """Mean and standardisation scale from :func:`column_moments` (constant columns: 1)."""
+    scale = np.sqrt(moments["m2"] / moments["weight"])
+    scale[(moments["high"] == moments["low"]) | ~(scale > 0)] = 1.0
+    return moments["mean"].copy(), scale
 
 
 def training_rows(X, Y, sample_weight, x_mean, x_scale, kernels):

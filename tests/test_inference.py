@@ -107,15 +107,16 @@ def test_multi_output_regression_information():
     assert np.abs(info - fd_info).max() <= 1e-4 * np.abs(fd_info).max()
 
 
-@pytest.mark.parametrize("kind", ["regressor", "classifier"])
+@pytest.mark.parametrize("kind", ["regressor", "classifier", "binary"])
 def test_penalised_score_vanishes_at_the_fit(kind):
     """With alpha > 0 the penalty used for the information is the one training maximised."""
     rng = np.random.default_rng(3)
     if kind == "regressor":
         X, y, _ = make_moe_regression(300, 2, 2, noise=0.3, random_state=1)
         est = MixtureOfExpertsRegressor(2, alpha=5.0, tol=1e-12, max_iter=3000, random_state=0)
-    else:
-        X, y, _ = make_moe_classification(300, 2, 2, n_classes=3, random_state=1)
+    else:  # two classes: the penalty is on the binary logit (issue 17)
+        X, y, _ = make_moe_classification(300, 2, 2, n_classes=3 if kind == "classifier" else 2,
+                                          random_state=1)
         est = MixtureOfExpertsClassifier(2, alpha=2.0, tol=1e-12, max_iter=3000,
                                          random_state=0)
     X = X * [1.0, 20.0]  # the gate's penalty acts on standardised weights

@@ -19,7 +19,8 @@ def test_information_criteria_find_the_true_number(two_experts, criterion):
     best, scores = select_n_experts(template, X, y, n_experts=[1, 2, 3], criterion=criterion)
     assert best.n_experts == 2 and best.gate_coef_.shape == (2, 1)
     assert scores.index.tolist() == [1, 2, 3]
-    assert list(scores.columns) == ["n_parameters", "log_likelihood", "aic", "bic", "icl"]
+    assert list(scores.columns) == ["n_parameters", "log_likelihood", "aic", "bic", "icl",
+                                    "n_vanished"]
     assert scores["n_parameters"].tolist() == [3, 8, 13]
     assert scores.loc[2, "bic"] == pytest.approx(best.bic(X, y))
     assert scores.loc[2, "icl"] == pytest.approx(best.icl(X, y))

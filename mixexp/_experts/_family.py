@@ -48,6 +48,41 @@ def split_symmetrically(experts, j, rng, scale, keys=("coef", "intercept")):
     return grown
 
 
+# Penalties per weight are capped here: far beyond any data's curvature (the
+# weight is zero to ~1e-200 either way), and finite for any feature scale.
+_MAX_WEIGHT_PENALTY = 1e200
+
+
+def user_scale_penalty(alpha, x_scale):
+    """Penalty per standardised weight that is ``alpha * w^2`` on the user's scale: (d,).
+
+    ``alpha / x_scale**2``, capped at 1e200, so a feature of any spread,
+    however small (its square may underflow), gives a finite penalty.
+    """
+    x_scale = np.asarray(x_scale, dtype=float)
+    with np.errstate(over="ignore", divide="ignore", under="ignore"):
+        # alpha may be huge too (scaled with sample weights that vanish): capped after
+        return np.minimum(alpha * np.minimum(1.0 / x_scale, 1e150) ** 2, _MAX_WEIGHT_PENALTY)
+
+
+def penalty_stiffness(weight_penalty, reference, curvature=1.0):
+    """Per-feature unit of the gradient solvers' weight coordinates: (d,), 1 normally.
+
+    The objective is a mean over the total weight S, so a feature's penalty
+    adds curvature ``curvature * penalty_j / S`` to that of the data (about
+    1 per standardised weight in the families' units). A tiny-scale feature
+    has a huge penalty on the user's scale (alpha / scale^2, 1e20 at scale
+    1e-12): its weight is measured in units sqrt(that curvature) smaller,
+    so that Adam's steps and L-BFGS's first steps stay where the objective
+    is about as curved as in the other directions. Where the penalty is
+    weaker than the data (any ordinary fit), the unit is exactly 1.
+    """
+    total = reference.get("total_weight") if reference else None
+    if total is None:  # a state saved without it
+        return np.ones_like(weight_penalty)
+    return np.sqrt(np.maximum(1.0, curvature * weight_penalty / max(total, 1e-300)))
+
+
 def active_experts(w_sum):
     """Boolean (K,): experts with enough weight for a fit of their own."""
     return w_sum > EMPTY_EXPERT * max(w_sum.sum(), np.finfo(float).tiny)
@@ -103,6 +138,16 @@ class ExpertFamily(ABC):
     def coordinates(self, experts, reference):
         """The :class:`mixexp._parameters.Coordinates` the gradient solvers move,
         anchored at ``experts``; ``reference`` from :meth:`coordinate_reference`."""
+
+    def adapt(self, experts, target_variance, previous_target_variance):
+        """Experts carried over to a stream whose targets' variance has changed (t,).
+
+        ``partial_fit`` rebuilds the family when the running statistics of
+        the stream move; a family whose parameters were fitted to a narrower
+        target (a constant first batch, say) widens them here. None to adapt
+        by default.
+        """
+        return experts
 
     # ---- growing and pruning -------------------------------------------
     @abstractmethod

@@ -9,11 +9,18 @@ import numpy as np
 from .._backend import array_namespace, to_host
 from .._linalg import solve_psd
 from .._parameters import Coordinates
-from ._family import SPLIT_STEP, ExpertFamily, active_experts, split_symmetrically
+from ._family import (
+    SPLIT_STEP,
+    ExpertFamily,
+    active_experts,
+    penalty_stiffness,
+    split_symmetrically,
+)
 
 # Log-variances are kept below log(target variance) + this, so exp() cannot
 # overflow during a line search; the bound is never active at a sensible fit.
 _LOG_VARIANCE_HEADROOM = 40.0
+_MIN_VARIANCE = 1e-300
 
 
 def _weighted_center_scale(Y, sample_weight):
@@ -52,7 +59,20 @@ def variance_floor(Y, sample_weight, relative_floor):
     relative_std = max(1e-6, 1e4 * float(np.finfo(Y.dtype).eps))
     constant_floor = relative_std**2 * mean_square
     floor = np.where(constant, constant_floor, relative_floor * variance)
-    return np.maximum(floor, 1e-300)
+    # A variance below this cannot be worked with (its reciprocal overflows).
+    # A constant target is fitted exactly at it; a varying one whose floor
+    # falls below it would have every variance clamped up to it, far above
+    # its noise, and the fit could not tell its experts apart: refused.
+    unrepresentable = ~constant & (floor < _MIN_VARIANCE)
+    if np.any(unrepresentable):
+        spread = float(np.sqrt(variance[unrepresentable].max()))
+        raise ValueError(
+            f"y varies by a standard deviation of only {spread:.3g}: its expert variances, "
+            f"down to variance_floor times {spread**2:.3g}, are below float64's usable "
+            f"range ({_MIN_VARIANCE:.0e}). Multiply y by a constant (the fit scales with "
+            "it) or raise variance_floor."
+        )
+    return np.maximum(floor, _MIN_VARIANCE)
 
 
 class _GaussianCoordinates(Coordinates):
@@ -68,24 +88,29 @@ class _GaussianCoordinates(Coordinates):
     any target scale.
     """
 
-    def __init__(self, experts, center, target_scale, floor):
+    def __init__(self, experts, center, target_scale, floor, stiffness):
         super().__init__(experts)
         self.center = center
         self.scale = np.sqrt(experts["variance"])  # (K, t)
+        self.stiffness = stiffness  # (d,): see penalty_stiffness
         log_var = 2.0 * np.log(self.scale)
-        self.bound("variance", lower=np.log(floor) - log_var,
-                   upper=_LOG_VARIANCE_HEADROOM + 2.0 * np.log(target_scale) - log_var)
+        # a constant target's spread is rounding noise, below its floor: the
+        # headroom is then measured from the floor, or the bounds would cross
+        log_floor = np.log(floor)
+        log_reference = np.maximum(2.0 * np.log(target_scale), log_floor)
+        self.bound("variance", lower=log_floor - log_var,
+                   upper=_LOG_VARIANCE_HEADROOM + log_reference - log_var)
 
     def _to_flat(self, key, value):
         if key == "coef":
-            return value / self.scale[:, :, None]
+            return value / self.scale[:, :, None] * self.stiffness
         if key == "intercept":
             return (value - self.center) / self.scale
         return np.log(value) - 2.0 * np.log(self.scale)
 
     def _from_flat(self, key, value):
         if key == "coef":
-            return value * self.scale[:, :, None]
+            return value * self.scale[:, :, None] / self.stiffness
         if key == "intercept":
             return value * self.scale + self.center
         return np.exp(value + 2.0 * np.log(self.scale))
@@ -94,7 +119,7 @@ class _GaussianCoordinates(Coordinates):
         # chain rule of the division by the expert scale; the variance's
         # gradient is taken in log sigma2 already
         if key == "coef":
-            return value * self.scale[:, :, None]
+            return value * self.scale[:, :, None] / self.stiffness
         if key == "intercept":
             return value * self.scale
         return value
@@ -246,13 +271,29 @@ class GaussianExperts(ExpertFamily):
         }
 
     def coordinate_reference(self, Y, sample_weight):
-        """The targets' weighted mean and spread: ``{"center": (t,), "scale": (t,)}``."""
+        """The targets' weighted mean and spread, ``{"center": (t,), "scale": (t,)}``, and
+        the total weight (see :func:`penalty_stiffness`)."""
         center, scale = _weighted_center_scale(Y, sample_weight)
-        return {"center": center, "scale": scale}
+        return {"center": center, "scale": scale,
+                "total_weight": float(sample_weight.sum())}
 
     def coordinates(self, experts, reference):
         return _GaussianCoordinates(experts, reference["center"], reference["scale"],
-                                    self.variance_floor)
+                                    self.variance_floor,
+                                    penalty_stiffness(self.weight_penalty, reference))
+
+    def adapt(self, experts, target_variance, previous_target_variance):
+        """Noise levels fitted to a target at least 4x narrower (a constant or
+        shifted first batch) are raised to the stream's target variance: left
+        as they were, the experts' densities are too sharp to learn from the
+        wider data (and Adam moves in units of them)."""
+        grown = target_variance > 4.0 * previous_target_variance
+        if not np.any(grown):
+            return experts
+        adapted = {key: value.copy() for key, value in experts.items()}
+        adapted["variance"][:, grown] = np.maximum(adapted["variance"][:, grown],
+                                                   target_variance[grown])
+        return adapted
 
     # ---- growing -----------------------------------------------------------
     def split(self, experts, j, rng):

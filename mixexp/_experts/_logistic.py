@@ -10,11 +10,47 @@ import numpy as np
 from .._backend import to_host
 from .._logistic import fit_multinomial_logistic
 from .._parameters import Coordinates
-from ._family import SPLIT_STEP, ExpertFamily, active_experts, split_symmetrically
+from ._family import (
+    SPLIT_STEP,
+    ExpertFamily,
+    active_experts,
+    penalty_stiffness,
+    split_symmetrically,
+)
+
+
+def class_penalty_factor(n_classes):
+    """Factor on alpha per class weight that gives LogisticRegression's penalty.
+
+    With three or more classes LogisticRegression penalises every class's
+    weights, ||W||^2 / (2 C), as the experts do (their weights are centred
+    over classes, which is the minimum-norm optimum). With two classes it
+    penalises the one logit w = w_1 - w_0 instead; for centred weights
+    w_1 = -w_0 = w / 2, so alpha (||w_0||^2 + ||w_1||^2) = alpha ||w||^2 / 2:
+    each class weight needs twice the penalty for alpha ||w||^2.
+    """
+    return 2.0 if n_classes == 2 else 1.0
 
 
 class _LogisticCoordinates(Coordinates):
-    """Class logits are scale-free: taken as they are."""
+    """Class logits are scale-free: taken as they are, but for stiff penalties.
+
+    A weight whose penalty is stronger than the data is measured in the
+    smaller units of :func:`penalty_stiffness` (1 in ordinary fits).
+    """
+
+    def __init__(self, experts, stiffness):
+        super().__init__(experts)
+        self.stiffness = stiffness  # (d,)
+
+    def _to_flat(self, key, value):
+        return value * self.stiffness if key == "coef" else value
+
+    def _from_flat(self, key, value):
+        return value / self.stiffness if key == "coef" else value.copy()
+
+    def _gradient_to_flat(self, key, value):
+        return value / self.stiffness if key == "coef" else value
 
     def project_part(self, flat):
         # a common shift of one expert's class logits changes no probability;
@@ -31,9 +67,10 @@ class LogisticExperts(ExpertFamily):
     Parameters
     ----------
     weight_penalty : ndarray of shape (d,)
-        Penalty per standardised weight: alpha / scale_j**2, so that it
-        equals alpha * ||w||^2 on the user's scale, as LogisticRegression's
-        penalty ||w||^2 / (2 C) with alpha = 1 / (2 C).
+        Penalty per standardised class weight: alpha / scale_j**2 times
+        :func:`class_penalty_factor`, so that it equals LogisticRegression's
+        penalty ||w||^2 / (2 C) on the user's scale with alpha = 1 / (2 C),
+        for two classes (on the binary logit) as for more.
     """
 
     def __init__(self, weight_penalty):
@@ -104,8 +141,14 @@ class LogisticExperts(ExpertFamily):
         grad_coef -= 2.0 * penalty_scale * self.weight_penalty * coef
         return {"coef": grad_coef, "intercept": grad_intercept}
 
+    def coordinate_reference(self, Y, sample_weight):
+        """The total weight (see :func:`penalty_stiffness`)."""
+        return {"total_weight": float(sample_weight.sum())}
+
     def coordinates(self, experts, reference):
-        return _LogisticCoordinates(experts)
+        # the penalty's curvature is 2 penalty_j (the data's at most 1/4 per sample)
+        return _LogisticCoordinates(experts, penalty_stiffness(self.weight_penalty, reference,
+                                                               curvature=2.0))
 
     # ---- growing -----------------------------------------------------------
     def split(self, experts, j, rng):

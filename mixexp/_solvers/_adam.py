@@ -22,6 +22,7 @@ from ._result import SolverResult
 
 _BETA_1, _BETA_2, _EPSILON = 0.9, 0.999, 1e-8
 _AUTO_BATCH_SIZE = 200
+_MAX_GRADIENT = 1e100
 
 
 @dataclass
@@ -87,6 +88,10 @@ def adam_epoch(objective, state, options):
         if not bool(xp.any(sample_weight[rows] > 0)):
             continue  # a batch of zero weight carries no information
         gradient = objective.evaluate(state.flat, rows=rows, rng=state.rng).gradient
+        # the step is m / sqrt(v): a gradient this large moves its coordinate by the
+        # full learning rate either way, and clipped it cannot overflow when squared
+        # (a penalty of 1e200 against tiny sample weights, say)
+        np.clip(gradient, -_MAX_GRADIENT, _MAX_GRADIENT, out=gradient)
         state.t += 1
         state.m *= _BETA_1
         state.m += (1.0 - _BETA_1) * gradient

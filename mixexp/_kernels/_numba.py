@@ -740,20 +740,7 @@ def _gate_gradient_hessian_rows(X, W, log_g, bounds, grad, curv):
                 for i in range(nb):
                     resid[k, i] = wt[k, i] - g[k, i] * s_row[i]
             _accumulate_products(resid, nb, zt, grad[chunk])
-            p = 0
-            for k in range(n_experts):
-                gk, row = g[k], curvature[p]
-                for i in range(nb):
-                    sg = s_row[i] * gk[i]
-                    row[i] = sg - sg * gk[i]
-                p += 1
-                for other in range(k + 1, n_experts):
-                    gl, row = g[other], curvature[p]
-                    for i in range(nb):
-                        row[i] = -(s_row[i] * gk[i]) * gl[i]
-                    p += 1
-            _pair_products(zt, nb, f)
-            _accumulate_products(curvature, nb, f, curv[chunk])
+            _gate_curvature_block(zt, g, s_row, nb, f, curvature, curv[chunk])
 
 
 # ---------------------------------------------------------------------------

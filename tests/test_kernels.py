@@ -8,10 +8,11 @@ must appear exactly where the reference has it. Parameters are passed in
 float64 whatever the data's dtype, as the estimators do.
 """
 
+import importlib.util
 import math
 import sys
 import warnings
-from types import SimpleNamespace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,8 +38,22 @@ def _importable(name):
 BACKENDS = [name for name in sorted(_MODULES)
             if name not in ("numpy", "cupy") and _importable(name)]
 REFERENCE = get_kernels("numpy")
-RTOL = {np.float64: 1e-10, np.float32: 1e-4}
-DTYPES = [np.float64, np.float32]
+
+
+def _load(name, filename):
+    """A helper module of tests/, loaded once by path (the tests are not a package)."""
+    if name not in sys.modules:
+        path = Path(__file__).with_name(filename)
+        spec = importlib.util.spec_from_file_location(name, path)
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+HARNESS = _load("mixexp_tests_kernel_harness", "_kernel_harness.py")
+RTOL, DTYPES, REDUCTIONS, RUNS = HARNESS.RTOL, HARNESS.DTYPES, HARNESS.REDUCTIONS, HARNESS.RUNS
+make_problem, assert_matches = HARNESS.make_problem, HARNESS.assert_matches
+run_reference = HARNESS.run_reference
 
 
 @pytest.fixture(params=BACKENDS)
@@ -52,101 +67,6 @@ def kernels(request, monkeypatch):
     return bundle
 
 
-def make_problem(n, n_experts, dtype=np.float64, *, d=3, n_targets=2, n_classes=3, seed=0):
-    """Inputs of every kernel: data in ``dtype`` (n rows), parameters in float64."""
-    rng = np.random.default_rng(seed)
-    p = SimpleNamespace()
-    p.X = rng.normal(size=(n, d)).astype(dtype)
-    p.Y = rng.normal(size=(n, n_targets)).astype(dtype)
-    p.labels = np.eye(n_classes, dtype=dtype)[rng.integers(n_classes, size=n)]
-    p.gate_coef = rng.normal(size=(n_experts, d))
-    p.gate_intercept = rng.normal(size=n_experts)
-    p.coef = rng.normal(size=(n_experts, n_targets, d))
-    p.intercept = rng.normal(size=(n_experts, n_targets))
-    p.variance = rng.uniform(0.3, 2.0, size=(n_experts, n_targets))
-    p.class_coef = rng.normal(size=(n_experts, n_classes, d))
-    p.class_intercept = rng.normal(size=(n_experts, n_classes))
-    # responsibilities times sample weights, as the M-step gets them
-    p.W = (rng.dirichlet(np.ones(n_experts), size=n) * rng.uniform(0.5, 2.0, (n, 1))).astype(dtype)
-    p.log_g = REFERENCE.log_gate(p.X, p.gate_coef, p.gate_intercept).astype(dtype)
-    p.log_joint = (p.log_g + REFERENCE.gaussian_log_density(
-        p.X, p.Y, p.coef, p.intercept, p.variance)).astype(dtype)
-    return p
-
-
-def _e_step(name, args):
-    def run(kernels, p):
-        resp = np.empty(p.W.shape, dtype=p.X.dtype)
-        log_norm = getattr(kernels, name)(*args(p), resp)
-        return log_norm, resp
-    return run
-
-
-def _call(name, args, **kwargs):
-    def run(kernels, p):
-        out = getattr(kernels, name)(*args(p), **kwargs)
-        return out if isinstance(out, tuple) else (out,)
-    return run
-
-
-# How each kernel is called on a problem; its outputs as a tuple.
-RUNS = {
-    "log_gate": _call("log_gate", lambda p: (p.X, p.gate_coef, p.gate_intercept)),
-    "gaussian_log_density": _call(
-        "gaussian_log_density", lambda p: (p.X, p.Y, p.coef, p.intercept, p.variance)),
-    "normalize_log_joint": _call("normalize_log_joint", lambda p: (p.log_joint,)),
-    "gaussian_e_step": _e_step(
-        "gaussian_e_step",
-        lambda p: (p.X, p.Y, p.gate_coef, p.gate_intercept, p.coef, p.intercept, p.variance)),
-    "gaussian_predict": _call("gaussian_predict", lambda p: (p.X, p.coef, p.intercept)),
-    "weighted_moments": _call("weighted_moments", lambda p: (p.X, p.Y, p.W)),
-    "gaussian_weighted_rss": _call(
-        "gaussian_weighted_rss", lambda p: (p.X, p.Y, p.W, p.coef, p.intercept)),
-    "gate_gradient_hessian": _call("gate_gradient_hessian", lambda p: (p.X, p.W, p.log_g)),
-    "logistic_log_density": _call(
-        "logistic_log_density", lambda p: (p.X, p.labels, p.class_coef, p.class_intercept)),
-    "logistic_e_step": _e_step(
-        "logistic_e_step",
-        lambda p: (p.X, p.labels, p.gate_coef, p.gate_intercept, p.class_coef,
-                   p.class_intercept)),
-    "logistic_predict_log_proba": _call(
-        "logistic_predict_log_proba", lambda p: (p.X, p.class_coef, p.class_intercept)),
-    "top_k_log_gate": _call("top_k_log_gate", lambda p: (p.log_g, 2)),
-    "classify_log_joint": _call("classify_log_joint", lambda p: (p.log_joint,)),
-    "gaussian_residual_moments": _call(
-        "gaussian_residual_moments", lambda p: (p.X, p.Y, p.W, p.coef, p.intercept)),
-    "logistic_gradient": _call(
-        "logistic_gradient", lambda p: (p.X, p.labels, p.W, p.class_coef, p.class_intercept)),
-}
-
-
-def assert_matches(actual, desired, dtype, n_samples):
-    """Within the dtype's rtol, with -inf exactly where the reference has it."""
-    actual = np.asarray(actual, dtype=np.float64)
-    desired = np.asarray(desired, dtype=np.float64)
-    assert actual.shape == desired.shape
-    assert_array_equal(np.isneginf(actual), np.isneginf(desired))
-    finite = np.isfinite(desired)
-    magnitude = np.where(finite, np.abs(desired), 0.0)
-    if desired.ndim >= 2 and desired.shape[0] == n_samples:
-        # a row's outputs share a scale (log g_k is computed from all the row's logits)
-        scale = magnitude.reshape(n_samples, -1).max(axis=1)
-        scale = scale.reshape((n_samples,) + (1,) * (desired.ndim - 1))
-    else:
-        scale = magnitude.max(initial=0.0)
-    with np.errstate(invalid="ignore"):  # -inf - -inf where both are -inf
-        error = np.where(finite, np.abs(actual - desired), 0.0)
-    bound = RTOL[dtype] * (magnitude + scale)
-    worst = np.max(error / np.maximum(bound, np.finfo(np.float64).tiny), initial=0.0)
-    assert np.all(error <= bound), f"error {worst:.3g} times the tolerance"
-
-
-def run_reference(name, p):
-    # the reference warns on the edge cases (overflow to inf, -inf - -inf)
-    with np.errstate(all="ignore"):
-        return RUNS[name](REFERENCE, p)
-
-
 def assert_same_outputs(kernels, name, p, dtype):
     actual = RUNS[name](kernels, p)
     desired = run_reference(name, p)
@@ -154,9 +74,6 @@ def assert_same_outputs(kernels, name, p, dtype):
         assert_matches(a, b, dtype, p.X.shape[0])
     return actual
 
-
-REDUCTIONS = {"weighted_moments", "gaussian_weighted_rss", "gate_gradient_hessian",
-              "gaussian_residual_moments", "logistic_gradient"}
 
 
 def test_every_kernel_of_the_seam_is_tested():

@@ -1,0 +1,119 @@
+"""The kernel-test harness shared by every backend's tests (tests/test_kernels.py for the
+CPU backends, tests/test_cupy.py for the CuPy bundle, emulated or on a GPU).
+
+Problems with inputs for every kernel, how each kernel of the seam is called
+(``RUNS``: outputs as a tuple), the NumPy reference's outputs, and the
+comparison every backend must pass: within rtol 1e-10 (float64) or 1e-4
+(float32), relative to the scale of its row (row-wise outputs) or of the
+whole array (reductions), with -inf exactly where the reference has it.
+Parameters are passed in float64 whatever the data's dtype, as the
+estimators do. Loaded by path (the tests are not a package).
+"""
+
+import types
+
+import numpy as np
+from numpy.testing import assert_array_equal
+
+from mixexp._kernels import _numpy as REFERENCE
+
+RTOL = {np.float64: 1e-10, np.float32: 1e-4}
+DTYPES = [np.float64, np.float32]
+REDUCTIONS = {"weighted_moments", "gaussian_weighted_rss", "gate_gradient_hessian",
+              "gaussian_residual_moments", "logistic_gradient"}
+E_STEPS = {"gaussian_e_step", "logistic_e_step"}
+PER_SAMPLE_FIELDS = ("X", "Y", "labels", "W", "log_g", "log_joint")
+
+
+def make_problem(n, n_experts, dtype=np.float64, *, d=3, n_targets=2, n_classes=3, seed=0):
+    """Host inputs of every kernel: data in ``dtype`` (n rows), parameters in float64."""
+    rng = np.random.default_rng(seed)
+    p = types.SimpleNamespace()
+    p.X = rng.normal(size=(n, d)).astype(dtype)
+    p.Y = rng.normal(size=(n, n_targets)).astype(dtype)
+    p.labels = np.eye(n_classes, dtype=dtype)[rng.integers(n_classes, size=n)]
+    p.gate_coef = rng.normal(size=(n_experts, d))
+    p.gate_intercept = rng.normal(size=n_experts)
+    p.coef = rng.normal(size=(n_experts, n_targets, d))
+    p.intercept = rng.normal(size=(n_experts, n_targets))
+    p.variance = rng.uniform(0.3, 2.0, size=(n_experts, n_targets))
+    p.class_coef = rng.normal(size=(n_experts, n_classes, d))
+    p.class_intercept = rng.normal(size=(n_experts, n_classes))
+    # responsibilities times sample weights, as the M-step gets them
+    p.W = (rng.dirichlet(np.ones(n_experts), size=n) * rng.uniform(0.5, 2.0, (n, 1))).astype(dtype)
+    p.log_g = REFERENCE.log_gate(p.X, p.gate_coef, p.gate_intercept).astype(dtype)
+    p.log_joint = (p.log_g + REFERENCE.gaussian_log_density(
+        p.X, p.Y, p.coef, p.intercept, p.variance)).astype(dtype)
+    return p
+
+
+def _call(name, args, **kwargs):
+    def run(kernels, p, empty=np.empty):
+        out = getattr(kernels, name)(*args(p), **kwargs)
+        return out if isinstance(out, tuple) else (out,)
+    return run
+
+
+def _e_step(name, args):
+    def run(kernels, p, empty=np.empty):
+        resp = empty(p.W.shape, dtype=p.X.dtype)
+        log_norm = getattr(kernels, name)(*args(p), resp)
+        return log_norm, resp
+    return run
+
+
+# How each kernel is called on a problem; its outputs as a tuple.
+RUNS = {
+    "log_gate": _call("log_gate", lambda p: (p.X, p.gate_coef, p.gate_intercept)),
+    "gaussian_log_density": _call(
+        "gaussian_log_density", lambda p: (p.X, p.Y, p.coef, p.intercept, p.variance)),
+    "normalize_log_joint": _call("normalize_log_joint", lambda p: (p.log_joint,)),
+    "gaussian_e_step": _e_step(
+        "gaussian_e_step",
+        lambda p: (p.X, p.Y, p.gate_coef, p.gate_intercept, p.coef, p.intercept, p.variance)),
+    "gaussian_predict": _call("gaussian_predict", lambda p: (p.X, p.coef, p.intercept)),
+    "weighted_moments": _call("weighted_moments", lambda p: (p.X, p.Y, p.W)),
+    "gaussian_weighted_rss": _call(
+        "gaussian_weighted_rss", lambda p: (p.X, p.Y, p.W, p.coef, p.intercept)),
+    "gate_gradient_hessian": _call("gate_gradient_hessian", lambda p: (p.X, p.W, p.log_g)),
+    "logistic_log_density": _call(
+        "logistic_log_density", lambda p: (p.X, p.labels, p.class_coef, p.class_intercept)),
+    "logistic_e_step": _e_step(
+        "logistic_e_step",
+        lambda p: (p.X, p.labels, p.gate_coef, p.gate_intercept, p.class_coef,
+                   p.class_intercept)),
+    "logistic_predict_log_proba": _call(
+        "logistic_predict_log_proba", lambda p: (p.X, p.class_coef, p.class_intercept)),
+    "top_k_log_gate": _call("top_k_log_gate", lambda p: (p.log_g, 2)),
+    "classify_log_joint": _call("classify_log_joint", lambda p: (p.log_joint,)),
+    "gaussian_residual_moments": _call(
+        "gaussian_residual_moments", lambda p: (p.X, p.Y, p.W, p.coef, p.intercept)),
+    "logistic_gradient": _call(
+        "logistic_gradient", lambda p: (p.X, p.labels, p.W, p.class_coef, p.class_intercept)),
+}
+
+
+def assert_matches(actual, desired, dtype, n_samples):
+    """Within the dtype's rtol, with -inf exactly where the reference has it."""
+    actual = np.asarray(actual, dtype=np.float64)
+    desired = np.asarray(desired, dtype=np.float64)
+    assert actual.shape == desired.shape
+    assert_array_equal(np.isneginf(actual), np.isneginf(desired))
+    finite = np.isfinite(desired)
+    magnitude = np.where(finite, np.abs(desired), 0.0)
+    if desired.ndim >= 2 and desired.shape[0] == n_samples:
+        # a row's outputs share a scale (log g_k is computed from all the row's logits)
+        scale = magnitude.reshape(n_samples, -1).max(axis=1)
+        scale = scale.reshape((n_samples,) + (1,) * (desired.ndim - 1))
+    else:
+        scale = magnitude.max(initial=0.0)
+    error = np.abs(np.where(finite, actual, 0.0) - np.where(finite, desired, 0.0))
+    bound = RTOL[dtype] * (magnitude + scale)
+    worst = np.max(error / np.maximum(bound, np.finfo(np.float64).tiny), initial=0.0)
+    assert np.all(error <= bound), f"error {worst:.3g} times the tolerance"
+
+
+def run_reference(name, p):
+    # the reference warns on the edge cases (overflow to inf, -inf - -inf)
+    with np.errstate(all="ignore"):
+        return RUNS[name](REFERENCE, p, np.empty)

@@ -7,11 +7,17 @@ import os
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 import functools  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from mixexp._base import BaseMixtureOfExperts  # noqa: E402
+
+# Helper modules of the tests (``_kernel_harness``), importable by name: the
+# tests are not a package, and --import-mode=importlib does not add tests/.
+sys.path.insert(0, str(Path(__file__).parent))
 from mixexp._testing import objective_rtol  # noqa: E402
 
 _original_fit = BaseMixtureOfExperts.fit

@@ -40,19 +40,21 @@ from numpy.testing import assert_array_equal
 from mixexp._kernels import KERNEL_NAMES, _array_api
 from mixexp._kernels import _numpy as REFERENCE
 
+import _kernel_harness as HARNESS  # tests/, on the path through conftest.py
 
-def _load(name, filename):
-    """A helper module of tests/, loaded once by path (the tests are not a package)."""
+
+def _load_emulation():
+    """tests/_cupy_emulation.py, loaded once by path (the tests are not a package)."""
+    name = "mixexp_tests_cupy_emulation"
     if name not in sys.modules:
-        path = Path(__file__).with_name(filename)
+        path = Path(__file__).with_name("_cupy_emulation.py")
         spec = importlib.util.spec_from_file_location(name, path)
         sys.modules[name] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(sys.modules[name])
     return sys.modules[name]
 
 
-EMULATION = _load("mixexp_tests_cupy_emulation", "_cupy_emulation.py")
-HARNESS = _load("mixexp_tests_kernel_harness", "_kernel_harness.py")
+EMULATION = _load_emulation()
 RTOL, DTYPES, REDUCTIONS = HARNESS.RTOL, HARNESS.DTYPES, HARNESS.REDUCTIONS
 E_STEPS, PER_SAMPLE_FIELDS, RUNS = HARNESS.E_STEPS, HARNESS.PER_SAMPLE_FIELDS, HARNESS.RUNS
 make_problem, assert_matches = HARNESS.make_problem, HARNESS.assert_matches

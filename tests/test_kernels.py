@@ -8,11 +8,9 @@ must appear exactly where the reference has it. Parameters are passed in
 float64 whatever the data's dtype, as the estimators do.
 """
 
-import importlib.util
 import math
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +21,8 @@ from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from mixexp._backend import resolve_backend
 from mixexp._kernels import _CACHE, _MODULES, KERNEL_NAMES, get_kernels
 from mixexp.datasets import make_moe_classification, make_moe_regression
+
+import _kernel_harness as HARNESS  # tests/, on the path through conftest.py
 
 
 def _importable(name):
@@ -40,17 +40,6 @@ BACKENDS = [name for name in sorted(_MODULES)
 REFERENCE = get_kernels("numpy")
 
 
-def _load(name, filename):
-    """A helper module of tests/, loaded once by path (the tests are not a package)."""
-    if name not in sys.modules:
-        path = Path(__file__).with_name(filename)
-        spec = importlib.util.spec_from_file_location(name, path)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-HARNESS = _load("mixexp_tests_kernel_harness", "_kernel_harness.py")
 RTOL, DTYPES, REDUCTIONS, RUNS = HARNESS.RTOL, HARNESS.DTYPES, HARNESS.REDUCTIONS, HARNESS.RUNS
 make_problem, assert_matches = HARNESS.make_problem, HARNESS.assert_matches
 run_reference = HARNESS.run_reference

@@ -57,6 +57,30 @@ def penalised_newton_step(grad, hess, penalty):
     return step.reshape(n_classes, width), float(grad.ravel() @ step)
 
 
+def softmax_gradient(kernels, X, targets, coef, intercept):
+    """sum_i (T_ic - p_ic s_i) (x_i, 1): the unpenalised gradient (C, d + 1), float64, host.
+
+    ``T`` (n, C) are soft targets with row sums s_i and p the softmax of
+    (coef, intercept): the logistic-gradient kernel with one "expert" whose
+    classes are the C columns, in one fused pass over the rows.
+    """
+    unit = kernels.xp.ones((X.shape[0], 1), dtype=X.dtype)
+    grad_coef, grad_intercept = kernels.logistic_gradient(X, targets, unit, coef[None],
+                                                          intercept[None])
+    return np.concatenate([grad_coef[0], grad_intercept[0][:, None]], axis=1)
+
+
+def boehning_bound(gram, x_sum, w_sum, penalty):
+    """The (d + 1, d + 1) matrix S / 2 + 2 P of Boehning's bound (see :func:`_bound_ascent`),
+    from the weighted moments of (x, 1): ``gram`` (d, d), ``x_sum`` (d,), ``w_sum``."""
+    d = x_sum.shape[0]
+    bound = np.empty((d + 1, d + 1))
+    bound[:d, :d] = 0.5 * gram + 2.0 * np.diag(penalty)
+    bound[:d, d] = bound[d, :d] = 0.5 * x_sum
+    bound[d, d] = 0.5 * w_sum
+    return bound
+
+
 def bound_step(grad, bound):
     """Boehning's bound step: every class moves by ``bound^-1 g_c`` (see :func:`_bound_ascent`)."""
     return solve_psd(bound, grad.T).T
@@ -99,17 +123,10 @@ def _bound_ascent(kernels, X, targets, coef, intercept, penalty, max_iter):
     n_classes, d = coef.shape
     row_weight = targets.sum(axis=1)
     gram, x_sum, _, _, w_sum = kernels.weighted_moments(X, targets[:, :1], row_weight[:, None])
-    bound = np.empty((d + 1, d + 1))
-    bound[:d, :d] = 0.5 * gram[0] + 2.0 * np.diag(penalty)
-    bound[:d, d] = bound[d, :d] = 0.5 * x_sum[0]
-    bound[d, d] = 0.5 * w_sum[0]
-    unit_weights = kernels.xp.ones((X.shape[0], 1), dtype=X.dtype)
+    bound = boehning_bound(gram[0], x_sum[0], w_sum[0], penalty)
     for _ in range(max_iter):
-        grad_coef, grad_intercept = kernels.logistic_gradient(
-            X, targets, unit_weights, coef[None], intercept[None]
-        )
-        grad = np.concatenate([grad_coef[0] - 2.0 * penalty * coef, grad_intercept[0][:, None]],
-                              axis=1)
+        grad = softmax_gradient(kernels, X, targets, coef, intercept)
+        grad[:, :d] -= 2.0 * penalty * coef
         step = bound_step(grad, bound)
         # the gain of a bound step shrinks only linearly near the optimum:
         # stop when it is at the level of rounding, not merely small

@@ -14,7 +14,6 @@ listed in ``FUSED_E_STEPS``; the composition is their oracle.
 
 import numpy as np
 
-from . import _logistic
 from ._experts import GaussianExperts, LogisticExperts
 from ._gates import SoftmaxGate
 from ._gates._softmax import GATE_NEWTON_STEPS
@@ -33,30 +32,24 @@ FUSED_E_STEPS = {
 }
 
 
-def _softmax_gaussian_pass(model, kernels, chunk, params, hessian_stride):
+def _softmax_fused_pass(model, kernels, chunk, params, hessian_stride):
     """One-pass EM statistics from the backend's fused kernel, or None if it has none."""
-    if not hasattr(kernels, "gaussian_pass") or hessian_stride < 1:
-        return None
-    gate, experts = params["gate"], params["experts"]
-    n_experts, d = gate["coef"].shape
-    if n_experts * (d + 1) > _logistic.NEWTON_MAX_PARAMS:
-        return None  # the bound gate's statistics: composed
-    (log_likelihood, gram, x_sum, w_sum, xr, r_sum, rss, gradient, hessian,
-     hessian_weight) = kernels.gaussian_pass(
-        chunk.X, chunk.Y, chunk.sample_weight, gate["coef"], gate["intercept"],
-        experts["coef"], experts["intercept"], experts["variance"], hessian_stride)
-    gate_statistics = {"gradient": gradient, "hessian": hessian}
-    if hessian_stride > 1:
-        gate_statistics["hessian_weight"] = hessian_weight
-    return {"log_likelihood": log_likelihood, "share": w_sum.copy(),
-            "experts": {"gram": gram, "x_sum": x_sum, "w_sum": w_sum, "xr": xr,
-                        "r_sum": r_sum, "rss": rss},
-            "gate": gate_statistics}
+    gate = params["gate"]
+    if not hasattr(kernels, "gaussian_pass") or not model.gate.takes_newton_steps(gate):
+        return None  # (the bound gate's statistics are composed)
+    coef, intercept = model.gate.linear(gate)
+    (log_likelihood, share, experts, gradient, hessian,
+     hessian_weight) = model.family.fused_pass(
+        kernels, chunk.X, chunk.Y, chunk.sample_weight, coef, intercept, params["experts"],
+        hessian_stride)
+    return {"log_likelihood": log_likelihood, "share": share, "experts": experts,
+            "gate": model.gate.newton_statistics(
+                gradient, hessian, hessian_weight if hessian_stride > 1 else None)}
 
 
 # (gate type, family type) -> fused one-pass EM statistics (where the backend
 # has the kernel); ``MixtureModel.pass_statistics`` composes them otherwise.
-FUSED_PASSES = {(SoftmaxGate, GaussianExperts): _softmax_gaussian_pass}
+FUSED_PASSES = {(SoftmaxGate, GaussianExperts): _softmax_fused_pass}
 
 
 class ModelCoordinates:

@@ -33,14 +33,13 @@ import sys
 import types
 from pathlib import Path
 
+import _kernel_harness as HARNESS  # tests/, on the path through conftest.py
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
 from mixexp._kernels import KERNEL_NAMES, _array_api
 from mixexp._kernels import _numpy as REFERENCE
-
-import _kernel_harness as HARNESS  # tests/, on the path through conftest.py
 
 
 def _load_emulation():

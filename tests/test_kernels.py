@@ -12,6 +12,7 @@ import math
 import sys
 import warnings
 
+import _kernel_harness as HARNESS  # tests/, on the path through conftest.py
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -21,8 +22,6 @@ from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from mixexp._backend import resolve_backend
 from mixexp._kernels import _CACHE, _MODULES, KERNEL_NAMES, get_kernels
 from mixexp.datasets import make_moe_classification, make_moe_regression
-
-import _kernel_harness as HARNESS  # tests/, on the path through conftest.py
 
 
 def _importable(name):

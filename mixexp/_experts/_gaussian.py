@@ -248,6 +248,26 @@ class GaussianExperts(ExpertFamily):
         variance[active] = np.maximum(fitted_variance[active], self.variance_floor)
         return {"coef": coef, "intercept": intercept, "variance": variance}
 
+    def fused_pass(self, kernels, X, Y, sample_weight, gate_coef, gate_intercept, experts,
+                   hessian_stride):
+        """One-pass EM statistics of a chunk from the fused softmax-gate kernel
+        (``kernels.gaussian_pass``; see ``mixexp._model``).
+
+        Returns ``(log_likelihood, share, statistics, gate_gradient,
+        gate_hessian, hessian_weight)``: :meth:`statistics` at W = s h, and
+        the gate's Newton sums (the Hessian over every ``hessian_stride``-th
+        row, whose weight is ``hessian_weight``).
+        """
+        (log_likelihood, gram, x_sum, w_sum, xr, r_sum, rss, gate_gradient, gate_hessian,
+         hessian_weight) = kernels.gaussian_pass(
+            X, Y, sample_weight, gate_coef, gate_intercept, experts["coef"],
+            experts["intercept"], experts["variance"], hessian_stride)
+        statistics = {"gram": gram, "x_sum": x_sum, "w_sum": w_sum, "xr": xr, "r_sum": r_sum,
+                      "rss": rss}
+        # each expert's share of the weight, sum_i s_i h_ik, is its w_sum
+        return (log_likelihood, w_sum.copy(), statistics, gate_gradient, gate_hessian,
+                hessian_weight)
+
     def m_step(self, kernels, X, Y, W, experts):
         """The exact M-step (see :meth:`solve`) from one pass over the rows."""
         return self.solve(self.statistics(kernels, X, Y, W, experts), experts)

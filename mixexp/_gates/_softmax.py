@@ -12,11 +12,13 @@ import numpy as np
 from .. import _logistic
 from .._balance import balance_terms
 from .._logistic import (
+    boehning_bound,
     bound_step,
     center,
     fit_multinomial_logistic,
     penalised_newton_step,
     rounding_resolution,
+    softmax_gradient,
 )
 from .._parameters import Coordinates, append_expert, take_experts
 
@@ -45,20 +47,6 @@ class _SoftmaxCoordinates(Coordinates):
         coef -= coef.mean(axis=0)
         intercept = self.view(flat, "intercept")
         intercept -= intercept.mean()
-
-
-def _gradient(kernels, X, W, gate):
-    """sum_i (W_i - g_i s_i) (x_i, 1) of a chunk, (K, d + 1) float64 (s_i = sum_k W_ik).
-
-    The gate is one multinomial logistic "expert" whose classes are the
-    experts and whose soft targets are W: the logistic gradient kernel
-    computes it in one fused pass (recomputing the softmax costs less than
-    reading the stored log gate back).
-    """
-    unit = kernels.xp.ones((X.shape[0], 1), dtype=X.dtype)
-    grad_coef, grad_intercept = kernels.logistic_gradient(
-        X, W, unit, gate["coef"][None], gate["intercept"][None])
-    return np.concatenate([grad_coef[0], grad_intercept[0][:, None]], axis=1)
 
 
 class SoftmaxGate:
@@ -155,14 +143,30 @@ class SoftmaxGate:
         return {"coef": coef, "intercept": intercept}
 
     # ---- one-pass EM: statistics of a pass, then a step checked by the next ----
+    @staticmethod
+    def takes_newton_steps(gate):
+        """Whether :meth:`statistics` gathers Newton's Hessian (else Boehning's bound):
+        up to ``NEWTON_MAX_PARAMS`` parameters (``mixexp._logistic``); above, the
+        Hessian would cost K^2 d^2 per row."""
+        n_experts, d = gate["coef"].shape
+        return n_experts * (d + 1) <= _logistic.NEWTON_MAX_PARAMS
+
+    @staticmethod
+    def newton_statistics(gradient, hessian, hessian_weight=None):
+        """:meth:`statistics` of a Newton step from its sums (``hessian_weight``: the
+        weight of the rows a subsampled Hessian was summed over)."""
+        statistics = {"gradient": gradient, "hessian": hessian}
+        if hessian_weight is not None:
+            statistics["hessian_weight"] = hessian_weight
+        return statistics
+
     def statistics(self, kernels, X, W, gate, log_prior, hessian_stride=1):
         """Additive statistics of one chunk for :meth:`direction` (float64, host).
 
         ``W`` (n, K) are responsibilities times sample weights and
         ``log_prior`` the log gate at ``gate``. Newton's gradient and
-        Hessian of sum_ik W_ik log g_ik; above ``NEWTON_MAX_PARAMS``
-        parameters (``mixexp._logistic``) the gradient and the weighted Gram matrix of Boehning's
-        bound instead (the Hessian would cost K^2 d^2 per row).
+        Hessian of sum_ik W_ik log g_ik, or (see :meth:`takes_newton_steps`)
+        the gradient and the weighted Gram matrix of Boehning's bound.
 
         With ``hessian_stride`` > 1 the Hessian is summed over every
         ``hessian_stride``-th row only (its weight, ``hessian_weight``,
@@ -170,21 +174,18 @@ class SoftmaxGate:
         et al. 2011) for large data, where the Hessian costs K times the
         rest of a pass. The gradient always sums every row.
         """
-        n_experts, d = gate["coef"].shape
-        if n_experts * (d + 1) <= _logistic.NEWTON_MAX_PARAMS:
-            if hessian_stride == 1:
-                gradient, hessian = kernels.gate_gradient_hessian(X, W, log_prior)
-                return {"gradient": gradient, "hessian": hessian}
+        if self.takes_newton_steps(gate) and hessian_stride == 1:
+            return self.newton_statistics(*kernels.gate_gradient_hessian(X, W, log_prior))
+        gradient = softmax_gradient(kernels, X, W, gate["coef"], gate["intercept"])
+        if self.takes_newton_steps(gate):
             sampled = slice(None, None, hessian_stride)
             hessian = kernels.gate_gradient_hessian(X[sampled], W[sampled],
                                                     log_prior[sampled])[1]
-            return {"gradient": _gradient(kernels, X, W, gate),
-                    "hessian": hessian,
-                    "hessian_weight": float(kernels.xp.sum(W[sampled], dtype=np.float64))}
+            return self.newton_statistics(
+                gradient, hessian, float(kernels.xp.sum(W[sampled], dtype=np.float64)))
         row_weight = W.sum(axis=1)[:, None]
         gram, x_sum, _, _, w_sum = kernels.weighted_moments(X, row_weight, row_weight)
-        return {"gradient": _gradient(kernels, X, W, gate), "gram": gram[0],
-                "x_sum": x_sum[0], "w_sum": w_sum[0]}
+        return {"gradient": gradient, "gram": gram[0], "x_sum": x_sum[0], "w_sum": w_sum[0]}
 
     def direction(self, statistics, gate, total_weight, objective, dtype):
         """Ascent direction (K, d + 1) for the gate from a pass's statistics, or None.
@@ -207,10 +208,8 @@ class SoftmaxGate:
                 hessian = hessian * (total_weight / max(statistics["hessian_weight"], 1e-300))
             step, decrement = penalised_newton_step(grad, hessian, penalty)
         else:
-            bound = np.empty((d + 1, d + 1))
-            bound[:d, :d] = 0.5 * statistics["gram"] + 2.0 * np.diag(penalty)
-            bound[:d, d] = bound[d, :d] = 0.5 * statistics["x_sum"]
-            bound[d, d] = 0.5 * statistics["w_sum"]
+            bound = boehning_bound(statistics["gram"], statistics["x_sum"],
+                                   statistics["w_sum"], penalty)
             step = bound_step(grad, bound)
             decrement = float(np.sum(grad * step))
         if not np.isfinite(decrement) or decrement <= rounding_resolution(

@@ -166,7 +166,7 @@ def validate_training_input(estimator, X, y, sample_weight, kernels, *, encode, 
     ``encode(y)`` turns validated targets into 2-D float64 ones (the
     estimator's target semantics); ``estimator._check_target_kind(y)``
     refuses a target of the wrong kind before any conversion. The arrays
-    stay where they were checked: see :func:`training_data`.
+    stay where they were checked: see :func:`training_rows`.
     """
     if is_device_array(X) and kernels.device:
         return _validate_on_device(estimator, X, y, sample_weight, kernels, encode, reset)
@@ -257,23 +257,20 @@ def validate_device_X(estimator, X, reset):
     return X
 
 
-def weighted_mean_and_scale(A, sample_weight):
-    """Column means and standard deviations under ``sample_weight``; zero scales become 1.
+def _column_statistics(A, sample_weight):
+    """Total weight, weighted mean and variance of each column, and the range of the
+    positively weighted rows: ``(S, mean, variance, low, high)``, in A's namespace.
 
     Accumulated in float64 over blocks of rows, so that no temporary the size
     of A (twice its size for float32 A) is made: at a million rows those
-    dominated the peak memory of a fit. ``A`` and ``sample_weight`` may be
-    CuPy arrays (computed on the device); the results are host arrays.
+    dominated the peak memory of a fit.
     """
     xp = array_namespace(A)
-    weights = sample_weight / sample_weight.sum()
+    total = sample_weight.sum()
+    weights = sample_weight / total
     blocks = row_blocks(A.shape[0])
     mean = sum(weights[rows] @ A[rows].astype(np.float64, copy=False) for rows in blocks)
-    scale = xp.sqrt(sum(weights[rows] @ (A[rows] - mean) ** 2 for rows in blocks))
-    # A constant column (its weighted rows all equal: the computed spread is
-    # then the mean's rounding error) is not scaled. Any other column is, by
-    # its spread however small: a relative cut-off (it was 1e-12 of the mean)
-    # discarded real features of tiny scale, or offset far from zero.
+    variance = sum(weights[rows] @ (A[rows] - mean) ** 2 for rows in blocks)
     positive = sample_weight > 0
     low = high = None
     for rows in blocks:
@@ -281,8 +278,30 @@ def weighted_mean_and_scale(A, sample_weight):
         if block.shape[0]:
             low = block.min(axis=0) if low is None else xp.minimum(low, block.min(axis=0))
             high = block.max(axis=0) if high is None else xp.maximum(high, block.max(axis=0))
+    return float(total), mean, variance, low, high
+
+
+def _standardisation_scale(variance, low, high):
+    """The columns' standard deviations, 1 for a constant column.
+
+    A column is constant when its weighted rows are all equal (its computed
+    spread is then the mean's rounding error). Any other column is scaled by
+    its spread however small: a relative cut-off (it was 1e-12 of the mean)
+    discarded real features of tiny scale, or offset far from zero.
+    """
+    scale = array_namespace(variance).sqrt(variance)
     scale[(high == low) | ~(scale > 0)] = 1.0
-    return to_host(mean), to_host(scale)
+    return scale
+
+
+def weighted_mean_and_scale(A, sample_weight):
+    """Column means and standard deviations under ``sample_weight``; constant columns' 1.
+
+    ``A`` and ``sample_weight`` may be CuPy arrays (computed on the device);
+    the results are host arrays.
+    """
+    _, mean, variance, low, high = _column_statistics(A, sample_weight)
+    return to_host(mean), to_host(_standardisation_scale(variance, low, high))
 
 
 def column_moments(A, sample_weight):
@@ -292,15 +311,10 @@ def column_moments(A, sample_weight):
     the total weight, the weighted mean, the weighted sum of squared
     deviations, and the range of the positively weighted rows.
     """
-    xp = array_namespace(A)
-    total = float(sample_weight.sum())
-    mean, _ = weighted_mean_and_scale(A, sample_weight)
-    centred = A.astype(np.float64, copy=False) - xp.asarray(mean)
-    m2 = to_host(sample_weight @ centred**2)
-    positive = A[sample_weight > 0]
-    return {"weight": total, "mean": mean, "m2": np.asarray(m2, dtype=np.float64),
-            "low": to_host(positive.min(axis=0)).astype(np.float64),
-            "high": to_host(positive.max(axis=0)).astype(np.float64)}
+    total, mean, variance, low, high = _column_statistics(A, sample_weight)
+    return {"weight": total, "mean": to_host(mean),
+            "m2": np.asarray(to_host(variance), dtype=np.float64) * total,
+            "low": to_host(low).astype(np.float64), "high": to_host(high).astype(np.float64)}
 
 
 def merge_moments(a, b):
@@ -315,8 +329,8 @@ def merge_moments(a, b):
 
 def moments_mean_scale(moments):
     """Mean and standardisation scale from :func:`column_moments` (constant columns: 1)."""
-    scale = np.sqrt(moments["m2"] / moments["weight"])
-    scale[(moments["high"] == moments["low"]) | ~(scale > 0)] = 1.0
+    scale = _standardisation_scale(moments["m2"] / moments["weight"], moments["low"],
+                                   moments["high"])
     return moments["mean"].copy(), scale
 
 

@@ -23,6 +23,7 @@ temporary is the size of the data (twice its size for float32 data).
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -56,6 +57,25 @@ def add_statistics(total, part):
     if isinstance(part, tuple):
         return tuple(add_statistics(t, p) for t, p in zip(total, part, strict=True))
     return total + part
+
+
+@dataclass
+class TrainingData:
+    """All of some rows at once, standardised: X, 2-D targets, sample weights
+    (what :meth:`InMemoryRows.whole` and :meth:`InMemoryRows.take` give).
+
+    The arrays live in the namespace of the fit's kernel bundle (on the GPU
+    for backend="cupy"); ``total_weight`` is a host float.
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    sample_weight: np.ndarray
+
+    @cached_property
+    def total_weight(self):
+        # cached: on the GPU each sum is a round trip to the host
+        return float(self.sample_weight.sum())
 
 
 @dataclass
@@ -169,8 +189,6 @@ class InMemoryRows:
     def take(self, index, sample_weight=None):
         """Rows ``index`` (an array of the kernels' namespace) as standardised TrainingData,
         with their own weights or ``sample_weight``."""
-        from ._validation import TrainingData
-
         X = self._standardized(index, self.kernels.xp.empty((len(index), self.X.shape[1]),
                                                             dtype=self.X.dtype))
         weight = self.sample_weight[index] if sample_weight is None else sample_weight
@@ -179,8 +197,6 @@ class InMemoryRows:
     def whole(self):
         """All rows standardised, as TrainingData (made once, on first request)."""
         if self._whole is None:
-            from ._validation import TrainingData
-
             X = self._standardized(slice(None), self.kernels.xp.empty_like(self.X))
             self._whole = TrainingData(X, self.Y, self.sample_weight)
         return self._whole

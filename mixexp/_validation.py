@@ -5,13 +5,11 @@ Host input is checked by scikit-learn (``validate_data``,
 backend, with scikit-learn's messages, so nothing of size n leaves the
 device. The checked arrays are then standardised and moved, once, into the
 namespace of the fit's kernel bundle: the solvers see them as
-:class:`mixexp._rows.InMemoryRows`, or as :class:`TrainingData` where a
+:class:`mixexp._rows.InMemoryRows`, or as :class:`mixexp._rows.TrainingData` where a
 whole standardised copy is needed.
 """
 
 import math
-from dataclasses import dataclass
-from functools import cached_property
 from numbers import Number
 
 import numpy as np
@@ -106,24 +104,6 @@ def check_device_sample_weight(sample_weight, X, *, ensure_non_negative=True):
     if ensure_non_negative and bool(xp.any(sample_weight < 0)):
         raise ValueError("Negative values in data passed to `sample_weight`.")
     return sample_weight
-
-
-@dataclass
-class TrainingData:
-    """What a solver sees: standardised X, 2-D targets, sample weights.
-
-    The arrays live in the namespace of the fit's kernel bundle (on the GPU
-    for backend="cupy"); ``total_weight`` is a host float.
-    """
-
-    X: np.ndarray
-    Y: np.ndarray
-    sample_weight: np.ndarray
-
-    @cached_property
-    def total_weight(self):
-        # cached: on the GPU each sum is a round trip to the host
-        return float(self.sample_weight.sum())
 
 
 def check_magnitude(A, name, dtype):

@@ -15,8 +15,8 @@ from mixexp._experts import GaussianExperts, LogisticExperts
 from mixexp._gates import SoftmaxGate
 from mixexp._kernels import get_kernels
 from mixexp._model import MixtureModel
+from mixexp._rows import TrainingData
 from mixexp._testing import central_differences
-from mixexp._validation import TrainingData
 
 NUMPY = get_kernels("numpy")
 N, D, K = 240, 3, 3

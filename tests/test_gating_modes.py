@@ -12,7 +12,7 @@ from sklearn.base import clone
 from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from mixexp._kernels import get_kernels
 from mixexp._resize import resize_experts
-from mixexp._validation import TrainingData
+from mixexp._rows import TrainingData
 from mixexp.datasets import make_moe_classification, make_moe_regression
 
 NUMPY = get_kernels("numpy")

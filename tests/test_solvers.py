@@ -9,10 +9,10 @@ from sklearn.exceptions import ConvergenceWarning
 
 from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from mixexp._kernels import get_kernels
+from mixexp._rows import TrainingData
 from mixexp._solvers import SolverOptions
 from mixexp._solvers._gradient import GradientObjective
 from mixexp._testing import central_differences
-from mixexp._validation import TrainingData
 from mixexp.datasets import make_moe_classification, make_moe_regression
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._backend import array_namespace, to_host
 from .._linalg import solve_psd
-from .._parameters import Coordinates
+from .._parameters import Coordinates, copy_part
 from ._family import (
     SPLIT_STEP,
     ExpertFamily,
@@ -310,7 +310,7 @@ class GaussianExperts(ExpertFamily):
         grown = target_variance > 4.0 * previous_target_variance
         if not np.any(grown):
             return experts
-        adapted = {key: value.copy() for key, value in experts.items()}
+        adapted = copy_part(experts)
         adapted["variance"][:, grown] = np.maximum(adapted["variance"][:, grown],
                                                    target_variance[grown])
         return adapted

@@ -49,6 +49,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._backend import to_host
 from ._experts._logistic import class_penalty_factor
 
 # Rows per block when summing the information: bounds the (rows, P)
@@ -413,15 +414,6 @@ def _with_intercept(X):
     return np.concatenate([np.ones((X.shape[0], 1)), X], axis=1)
 
 
-def _weighted_scale(X, weight):
-    """Weighted column standard deviations (zero ones become 1), as the estimators use."""
-    w = weight / weight.sum()
-    mean = w @ X
-    scale = np.sqrt(w @ (X - mean) ** 2)
-    scale[scale <= 1e-12 * np.maximum(np.abs(mean), 1e-300)] = 1.0
-    return scale
-
-
 # ---------------------------------------------------------------------------
 # Checks and the covariance
 # ---------------------------------------------------------------------------
@@ -453,16 +445,9 @@ def _check_supported(est, what):
         )
 
 
-def _to_host(a):
-    """CuPy arrays come to the host; anything else is left to the validators."""
-    if type(a).__module__.split(".")[0] == "cupy":
-        return a.get()
-    return a
-
-
 def _validated(est, X, y, sample_weight):
     """Validated float64 X, encoded targets, weights, and the fitted model's layout."""
-    X, y, sample_weight = _to_host(X), _to_host(y), _to_host(sample_weight)
+    X, y, sample_weight = to_host(X), to_host(y), to_host(sample_weight)
     X = validate_data(est, X, reset=False, dtype=np.float64)
     model = _Model(est)
     Y = model.family.encode(est, y)
@@ -539,7 +524,9 @@ def observed_information(est, X, y, sample_weight=None):
     theta = model.theta(est)
     _, info = model.score_and_information(theta, X, Y, weight)
     if model.alpha > 0:
-        info = info + model.penalty(theta, _weighted_scale(X, weight))[1]
+        # the gate's penalty acts on the weights of the inputs as the fit
+        # standardised them
+        info = info + model.penalty(theta, est._x_scale)[1]
     return model, theta, info
 
 
@@ -581,7 +568,7 @@ def _bootstrap(est, X, y, sample_weight, n_boot, n_jobs, random_state):
     from joblib import Parallel, delayed
 
     model, Xv, _, weight = _validated(est, X, y, sample_weight)
-    X, y = _to_host(X), _to_host(y)
+    X, y = to_host(X), to_host(y)
     reference = np.asarray(est.predict_responsibilities(X, y))
     seeds = check_random_state(random_state).randint(np.iinfo(np.int32).max, size=n_boot)
     results = Parallel(n_jobs=n_jobs)(
@@ -678,7 +665,7 @@ def parameter_covariance(est, X, y, sample_weight):
 def icl(est, X, y):
     """The body of :meth:`InferenceMixin.icl`."""
     check_is_fitted(est)
-    resp = np.asarray(_to_host(est.predict_responsibilities(X, y)), dtype=np.float64)
+    resp = np.asarray(to_host(est.predict_responsibilities(X, y)), dtype=np.float64)
     return float(est.bic(X, y) + 2.0 * entr(resp).sum())
 
 

@@ -9,7 +9,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import check_cv, cross_validate
 from sklearn.utils.validation import _num_samples
 
-from ._inference import _Model
 from ._solvers import VANISHED_SHARE
 
 _CRITERIA = ("bic", "aic", "icl", "cv")
@@ -106,7 +105,7 @@ def select_n_experts(estimator, X, y, n_experts=range(1, 7), criterion="bic", cv
             est = clone(estimator).set_params(n_experts=int(k)).fit(X, y)
         row = {
             "n_experts": int(k),
-            "n_parameters": _Model(est).n_params,
+            "n_parameters": est._n_parameters(),  # the count bic and aic use
             "log_likelihood": est.log_likelihood(X, y) * n_samples,
             "aic": est.aic(X, y),
             "bic": est.bic(X, y),

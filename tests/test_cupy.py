@@ -294,6 +294,16 @@ def test_e_steps_also_write_the_log_gate(harness, dtype):
         assert_matches(harness.to_host(log_g), gate, dtype, 90)
 
 
+# the row copy of the kernels that read X: 8 and 16 entries, the largest
+# (64), and rows too wide for it (read in place)
+@pytest.mark.parametrize("d", [1, 10, 64, 65])
+@pytest.mark.parametrize("name", sorted(E_STEPS | {"log_gate", "gaussian_log_density",
+                                                    "logistic_log_density"}))
+def test_row_reading_kernels_match_the_reference_at_every_width(harness, name, d):
+    p = make_problem(70, 3, d=d, seed=d)
+    assert_same_outputs(harness, name, p, np.float64)
+
+
 @pytest.mark.parametrize("k", [1, 2, 3, 7])
 def test_top_k_breaks_ties_toward_the_lower_expert(harness, k):
     with np.errstate(all="ignore"):
@@ -345,9 +355,16 @@ def test_emulated_scratch_is_sized_for_the_experts(emulated_module):
         8, 8, 16, 16, 32, 128]
 
 
+def test_emulated_row_copy_is_sized_for_the_features(emulated_module):
+    assert [emulated_module._row_cache_size(d) for d in (0, 1, 8, 9, 64, 65, 500)] == [
+        8, 8, 8, 16, 64, 0, 0]
+
+
 @pytest.mark.gpu
 @requires_gpu
 def test_gpu_kernels_are_compiled_once_per_dtype_and_scratch():
+    # d=3: the E-step's row copy and the normaliser (which reads no row)
+    # share one module
     from mixexp._kernels import _cupy
 
     p = on_device(types.SimpleNamespace(to_device=CUPY.asarray), make_problem(100, 3))

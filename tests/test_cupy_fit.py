@@ -55,9 +55,13 @@ CUPY, NO_GPU_REASON = EMULATION.find_gpu()
 requires_gpu = pytest.mark.skipif(CUPY is None, reason=NO_GPU_REASON or "")
 
 # float32 fits: the data's rounding steers EM a little differently (the
-# mean log-likelihood, a sum of n terms in float64, stays much closer)
+# mean log-likelihood, a sum of n terms in float64, stays much closer).
+# Measured on an H200 for the 3-class classifier: NumPy -0.4057687 after
+# 174 iterations, Numba -0.4057723 (175), CuPy -0.4057760 (176), a relative
+# 1.8e-5 apart (float64: the same 177 iterations and value on all three),
+# so float32 gets the loose 1e-4 of STYLE.md.
 RTOL = {np.float64: 1e-8, np.float32: 1e-3}
-LOG_LIKELIHOOD_RTOL = {np.float64: 1e-8, np.float32: 1e-5}
+LOG_LIKELIHOOD_RTOL = {np.float64: 1e-8, np.float32: 1e-4}
 DTYPES = [np.float64, np.float32]
 
 

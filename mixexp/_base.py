@@ -517,12 +517,17 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             rng = np.random.default_rng([seed, i])
 
             def build():
-                resp = initial_responsibilities(kind, Z, weight, self.n_experts, rng)
+                resp = self._arrange_initial_responsibilities(
+                    initial_responsibilities(kind, Z, weight, self.n_experts, rng), Z, weight)
                 return initial_params(model, kernels, init_data, neutral, xp.asarray(resp))
 
             return kind, build
 
         return [make_start(i) for i in range(self.n_init)]
+
+    def _arrange_initial_responsibilities(self, resp, Z, weight):
+        """Starting responsibilities (n, K) of the rows ``Z``, in the gate's expert order."""
+        return resp
 
     # ---- scale conversion ---------------------------------------------
     def _set_user_params(self, model, params):

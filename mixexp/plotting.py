@@ -92,7 +92,7 @@ def _mixture(estimator):
 
 def _n_fitted_experts(model):
     """Experts of the fitted model: ``n_experts`` may have been set since the fit."""
-    return model.gate_intercept_.shape[0]
+    return model._fitted_n_experts
 
 
 def _call(estimator, method, X, **kwargs):

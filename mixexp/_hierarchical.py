@@ -94,6 +94,11 @@ class _HierarchicalMixin:
     shuffle = _FIXED_OPTIONS["shuffle"]
     n_iter_no_change = _FIXED_OPTIONS["n_iter_no_change"]
 
+    _fewer_experts_hint = "a smaller branching"
+
+    def _revival_note(self):
+        return "the leaves of a tree of fixed shape are not re-initialised"
+
     @property
     def n_experts(self):
         """Leaves of the tree: the product of ``branching``."""

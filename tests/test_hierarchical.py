@@ -259,3 +259,30 @@ def test_what_a_tree_refuses():
     assert not hasattr(HierarchicalMixtureOfExpertsRegressor(), "partial_fit")
     # an int is a one-level tree
     assert HierarchicalMixtureOfExpertsRegressor(branching=3).n_experts == 3
+
+
+def test_plot_node_gates_draws_one_row_per_level_and_the_leaves():
+    plt = pytest.importorskip("matplotlib.pyplot")
+    from mixexp.plotting import plot_node_gates
+
+    X, y, _ = make_moe_regression(n_samples=200, n_features=1, n_experts=4, random_state=0)
+    est = _quiet(HierarchicalMixtureOfExpertsRegressor((2, 2), random_state=0).fit, X, y)
+    axes = plot_node_gates(est, X, n_points=50)
+    assert len(axes) == 3
+    assert len(axes[0].lines) == 2 and len(axes[1].lines) == 4 and len(axes[2].lines) == 4
+    # the root's two curves add up to 1 everywhere
+    assert_allclose(axes[0].lines[0].get_ydata() + axes[0].lines[1].get_ydata(), 1.0)
+    flat = MixtureOfExpertsRegressor(2, random_state=0).fit(X, y)
+    with pytest.raises(TypeError, match="plot_gate"):
+        plot_node_gates(flat, X)
+    with pytest.raises(ValueError, match="1-feature"):
+        plot_node_gates(est, np.c_[X, X])
+    plt.close("all")
+
+
+def test_vanished_leaves_are_reported_without_promising_a_revival():
+    X, y, _ = make_moe_regression(n_samples=200, n_features=1, n_experts=4, random_state=0)
+    est = _quiet(HierarchicalMixtureOfExpertsRegressor((2, 2), random_state=0).fit, X, y)
+    with pytest.warns(ConvergenceWarning, match=r"indices \[2, 3\].*fixed shape.*smaller "
+                                                r"branching"):
+        est._warn_vanished_experts(np.array([0.5, 0.5, 0.0, 0.0]))

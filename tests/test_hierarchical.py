@@ -286,3 +286,26 @@ def test_vanished_leaves_are_reported_without_promising_a_revival():
     with pytest.warns(ConvergenceWarning, match=r"indices \[2, 3\].*fixed shape.*smaller "
                                                 r"branching"):
         est._warn_vanished_experts(np.array([0.5, 0.5, 0.0, 0.0]))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 1e-5)],
+                         ids=["float64", "float32"])
+@pytest.mark.parametrize("branching", [(3,), (2, 2), (2, 3, 2), (1, 4)])
+def test_numba_tree_log_gate_matches_the_composition(branching, dtype, rtol):
+    kernels = get_kernels("numba")
+    rng = np.random.default_rng(len(branching))
+    gate = TreeGate(0.0, branching)
+    n_leaves = int(np.prod(branching))
+    params = gate.neutral(n_leaves, 7)
+    for key in params:
+        params[key] = 2.0 * rng.normal(size=params[key].shape)
+    # several blocks and threads' worth of rows, and a row of extreme logits
+    X = rng.normal(size=(70_001, 7)).astype(dtype)
+    X[0] = 300.0
+    fused = gate.log_prior(kernels, X, params)
+    composed = gate.log_prior(kernels, X, params, fused=False)
+    assert fused.shape == (70_001, n_leaves) and fused.dtype == np.float64
+    assert_allclose(fused, composed, rtol=rtol, atol=rtol)
+    out = np.empty((70_001, n_leaves), dtype=dtype)
+    assert gate.log_prior(kernels, X, params, out=out) is out
+    assert_allclose(out, composed.astype(dtype), rtol=max(rtol, 1e-6), atol=1e-5)

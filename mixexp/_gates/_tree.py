@@ -139,8 +139,28 @@ class TreeGate:
                 np.ascontiguousarray(gate[f"intercept_{level}"][j]))
 
     # ---- densities and objective -----------------------------------------
-    def log_prior(self, kernels, X, gate, out=None):
-        """log g_k(x_i) of the leaves: (n, K), the sum of the log gates on each path."""
+    def stacked(self, gate):
+        """Every child's logit of every node as one linear map, level by level:
+        ``(coef (M, d), intercept (M,))`` (the layout of ``tree_log_gate``)."""
+        d = self.n_features(gate)
+        coef = np.concatenate([gate[f"coef_{level}"].reshape(-1, d)
+                               for level in range(self.depth)])
+        intercept = np.concatenate([gate[f"intercept_{level}"].ravel()
+                                    for level in range(self.depth)])
+        return coef, intercept
+
+    def log_prior(self, kernels, X, gate, out=None, fused=True):
+        """log g_k(x_i) of the leaves: (n, K), the sum of the log gates on each path.
+
+        In float64 (or in ``out``'s dtype). A backend's ``tree_log_gate``
+        kernel computes it in one pass over the rows; ``fused=False`` forces
+        the composition of ``log_gate`` calls, node by node (its oracle).
+        """
+        if fused and hasattr(kernels, "tree_log_gate"):
+            if out is None:
+                out = kernels.xp.empty((X.shape[0], self.n_experts(gate)), dtype=np.float64)
+            return kernels.tree_log_gate(X, *self.stacked(gate), np.array(self.branching),
+                                         out=out)
         xp = kernels.xp
         n, n_leaves = X.shape[0], self.n_experts(gate)
         total = xp.zeros((n, n_leaves), dtype=np.float64)

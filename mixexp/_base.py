@@ -321,16 +321,21 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         vanished = np.flatnonzero(share < VANISHED_SHARE)
         if vanished.size == 0 or share.size == 1:
             return
-        if self.solver == "em":
-            tried = "EM's attempt to re-initialise them did not improve the fit"
-        else:
-            tried = "only solver='em' re-initialises vanished experts"
         warnings.warn(
             f"{vanished.size} of {share.size} experts (indices {vanished.tolist()}) receive no "
-            f"share of the training data: their responsibilities vanished ({tried}). They do "
-            "not affect predictions; fewer experts (a smaller n_experts) would fit as well.",
+            f"share of the training data: their responsibilities vanished "
+            f"({self._revival_note()}). They do not affect predictions; fewer experts "
+            f"({self._fewer_experts_hint}) would fit as well.",
             ConvergenceWarning,
         )
+
+    _fewer_experts_hint = "a smaller n_experts"
+
+    def _revival_note(self):
+        """Why vanished experts stayed (for the warning)."""
+        if self.solver == "em":
+            return "EM's attempt to re-initialise them did not improve the fit"
+        return "only solver='em' re-initialises vanished experts"
 
     def _check_partial_fit_solver(self):
         if self.solver not in STOCHASTIC_SOLVERS:
@@ -517,12 +522,17 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             rng = np.random.default_rng([seed, i])
 
             def build():
-                resp = initial_responsibilities(kind, Z, weight, self.n_experts, rng)
+                resp = self._arrange_initial_responsibilities(
+                    initial_responsibilities(kind, Z, weight, self.n_experts, rng), Z, weight)
                 return initial_params(model, kernels, init_data, neutral, xp.asarray(resp))
 
             return kind, build
 
         return [make_start(i) for i in range(self.n_init)]
+
+    def _arrange_initial_responsibilities(self, resp, Z, weight):
+        """Starting responsibilities (n, K) of the rows ``Z``, in the gate's expert order."""
+        return resp
 
     # ---- scale conversion ---------------------------------------------
     def _set_user_params(self, model, params):

@@ -18,12 +18,21 @@ from ._gates._softmax import INITIAL_GATE_NEWTON_STEPS
 # Kinds of start cycled through by ``n_init``; k-means alone lands in the
 # same basin every time, so it is interleaved with random ones.
 START_KINDS = {
-    "kmeans": ("kmeans", "random_responsibilities", "random_partition"),
-    "random": ("random_responsibilities", "random_partition"),
+    "kmeans": ("kmeans", "random_responsibilities", "random_partition", "random_subsets"),
+    "random": ("random_responsibilities", "random_partition", "random_subsets"),
 }
 # Hard partitions are softened so no expert starts empty and the initial
 # gate fit has finite weights.
 _PARTITION_SMOOTHING = 0.1
+# A random-subsets start gives each expert a few random rows (as many as Z
+# has columns, plus one) and spreads this much of each other row's
+# responsibility evenly. Starts that only partition the data leave every
+# expert a blend of all regimes; an expert fitted to a handful of rows can
+# start on a regime that holds a minority of the data. On the tone data
+# (mixtools), two experts reach mixtools' optimum from 6 of 60 such starts
+# and from none of k-means' or the partitions' (subsets of Z's width
+# reached it once in 60, one row more 5 times).
+_SUBSET_BACKGROUND = 1e-3
 _KMEANS_MAX_ITER = 100
 
 
@@ -153,7 +162,21 @@ def initial_responsibilities(kind, Z, weight, n_experts, rng):
         return _smoothed_one_hot(rng.integers(n_experts, size=m), n_experts)
     if kind == "random_responsibilities":
         return rng.dirichlet(np.ones(n_experts), size=m)
+    if kind == "random_subsets":
+        return _random_subsets(Z, weight, n_experts, rng)
     raise ValueError(f"Unknown start kind {kind!r}.")
+
+
+def _random_subsets(Z, weight, n_experts, rng):
+    """Each expert owns a few random distinct rows; the rest is shared faintly."""
+    m = Z.shape[0]
+    size = min(Z.shape[1] + 1, max(1, m // n_experts))
+    chosen = rng.choice(m, size=size * n_experts, replace=False, p=weight / weight.sum())
+    resp = np.full((m, n_experts), _SUBSET_BACKGROUND / n_experts)
+    owner = np.repeat(np.arange(n_experts), size)
+    resp[chosen] = 0.0
+    resp[chosen, owner] = 1.0
+    return resp
 
 
 def initial_params(model, kernels, data, neutral_params, resp, balance=0.0):

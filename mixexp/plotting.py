@@ -5,7 +5,8 @@ Every function draws on the Axes given as ``ax`` (a new figure's Axes when
 the usual Matplotlib calls. Expert ``k`` has the same colour in every plot.
 
 The estimator may be a :class:`~mixexp.MixtureOfExpertsRegressor`, a
-:class:`~mixexp.MixtureOfExpertsClassifier`, or a
+:class:`~mixexp.MixtureOfExpertsClassifier` (or one of their hierarchical
+counterparts, whose leaves are the experts here), or a
 :class:`~sklearn.pipeline.Pipeline` ending in one: the inputs are then passed
 through the pipeline's earlier steps before they reach the mixture, and the
 axes are those of the raw inputs.
@@ -23,6 +24,7 @@ __all__ = [
     "plot_experts",
     "plot_gate",
     "plot_log_likelihood",
+    "plot_node_gates",
 ]
 
 _INSTALL_HINT = 'pip install "mixexp[plot]"'
@@ -92,7 +94,7 @@ def _mixture(estimator):
 
 def _n_fitted_experts(model):
     """Experts of the fitted model: ``n_experts`` may have been set since the fit."""
-    return model.gate_intercept_.shape[0]
+    return model._fitted_n_experts
 
 
 def _call(estimator, method, X, **kwargs):
@@ -260,6 +262,82 @@ def plot_gate(estimator, X, *, ax=None, n_points=None, margin=0.05, show_data=Tr
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
     return ax
+
+
+def plot_node_gates(estimator, X, *, axes=None, n_points=400, margin=0.05):
+    """Draw each level of a hierarchical mixture's gates over a 1-D input, one row per level.
+
+    Row l holds, for every node j of level l, the probability that the
+    node sends x to each of its children (solid, dashed, dotted... lines
+    per node), from
+    :meth:`~mixexp.HierarchicalMixtureOfExpertsRegressor.predict_node_gates`.
+    The last row is followed by the leaves' own gate (the product of the
+    node gates along each path), as :func:`plot_gate` draws it.
+
+    Parameters
+    ----------
+    estimator : fitted HierarchicalMixtureOfExpertsRegressor, HierarchicalMixtureOfExpertsClassifier or Pipeline
+        A Pipeline must end in a hierarchical mixture of experts.
+    X : array-like or DataFrame of shape (n_samples, 1)
+        Inputs (as given to ``fit``) whose range sets the grid.
+    axes : sequence of matplotlib Axes, default=None
+        One per level of the tree plus one for the leaves; a new figure
+        with that many rows if None.
+    n_points : int, default=400
+        Grid points.
+    margin : float, default=0.05
+        Fraction of the data range added on each side of the grid.
+
+    Returns
+    -------
+    axes : list of matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> from mixexp import HierarchicalMixtureOfExpertsRegressor
+    >>> from mixexp.datasets import load_motorcycle
+    >>> from mixexp.plotting import plot_node_gates
+    >>> X, y = load_motorcycle(return_X_y=True)
+    >>> est = HierarchicalMixtureOfExpertsRegressor((2, 2), random_state=0).fit(X, y)
+    >>> axes = plot_node_gates(est, X)
+    >>> len(axes)  # the root, its two children, the four leaves
+    3
+    >>> plt.close("all")
+    """
+    plt = _pyplot()
+    model = _mixture(estimator)
+    if not hasattr(model, "predict_node_gates"):
+        raise TypeError("plot_node_gates draws the gates of a hierarchical mixture "
+                        "(HierarchicalMixtureOfExpertsRegressor or ...Classifier); use "
+                        f"plot_gate for {type(model).__name__}.")
+    _check_n_features(X, (1,), "plot_node_gates")
+    xs = _span(_column(X, 0), n_points, margin)
+    grid = _as_input(X, [xs])
+    levels = _call(estimator, "predict_node_gates", grid)
+    if axes is None:
+        figure, axes = plt.subplots(len(levels) + 1, 1, sharex=True,
+                                    figsize=(6.4, 2.0 * (len(levels) + 1)), squeeze=False)
+        axes = list(axes[:, 0])
+    elif len(axes) != len(levels) + 1:
+        raise ValueError(f"axes must hold {len(levels) + 1} Axes (one per level of the tree "
+                         f"and one for the leaves), got {len(axes)}.")
+    styles = ("-", "--", ":", "-.")
+    for level, (ax, gates) in enumerate(zip(axes, levels)):
+        n_nodes, n_children = gates.shape[1:]
+        colors = expert_colors(n_children)
+        for j in range(n_nodes):
+            for c in range(n_children):
+                ax.plot(xs, gates[:, j, c], color=colors[c], ls=styles[j % len(styles)],
+                        label=f"node {j + 1}, child {c + 1}" if n_nodes > 1
+                        else f"child {c + 1}")
+        ax.set_ylabel("root" if level == 0 else f"level {level}")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize="x-small", loc="best")
+    plot_gate(estimator, X, ax=axes[-1], n_points=n_points, margin=margin)
+    axes[-1].set_ylabel("leaves $g_k(x)$")
+    axes[-1].legend(fontsize="x-small", loc="best")
+    return axes
 
 
 def plot_experts(estimator, X, y=None, *, ax=None, n_points=400, margin=0.0, threshold=0.05,

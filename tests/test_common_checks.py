@@ -3,7 +3,12 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from mixexp import (
+    HierarchicalMixtureOfExpertsClassifier,
+    HierarchicalMixtureOfExpertsRegressor,
+    MixtureOfExpertsClassifier,
+    MixtureOfExpertsRegressor,
+)
 
 VANISHED_EXPERT_WARNING = ("ignore:.*receive no share of the training data"
                            ":sklearn.exceptions.ConvergenceWarning")
@@ -26,6 +31,17 @@ def fast_estimators():
             estimator_class(n_experts=2, solver="adam", learning_rate_init=0.05, tol=1e-4,
                             random_state=0),
         ]
+    # Trees of four leaves. On the checks' tiny data L-BFGS lets a leaf
+    # expert shrink onto a few points (the likelihood grows without bound)
+    # unless its variance is floored higher; EM stops at a fixed point.
+    estimators += [
+        HierarchicalMixtureOfExpertsRegressor(branching=(2, 2), random_state=0),
+        HierarchicalMixtureOfExpertsRegressor(branching=(2, 2), solver="lbfgs", tol=1e-4,
+                                              variance_floor=1e-2, random_state=0),
+        HierarchicalMixtureOfExpertsClassifier(branching=(2, 2), random_state=0),
+        HierarchicalMixtureOfExpertsClassifier(branching=(2, 2), solver="lbfgs", tol=1e-4,
+                                               random_state=0),
+    ]
     return estimators
 
 

@@ -12,7 +12,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from mixexp._experts import GaussianExperts, LogisticExperts
-from mixexp._gates import SoftmaxGate
+from mixexp._gates import SoftmaxGate, TreeGate
 from mixexp._kernels import get_kernels
 from mixexp._model import MixtureModel
 from mixexp._rows import TrainingData
@@ -41,9 +41,19 @@ def _logistic(rng, n_outputs=3):
 
 
 FAMILIES = {"gaussian": _gaussian, "logistic": _logistic}
+def _tree(rng, branching=(2, 2)):
+    gate = TreeGate(alpha=0.3, branching=branching)
+    params = gate.neutral(int(np.prod(branching)), D)
+    return gate, {key: rng.normal(size=value.shape) for key, value in params.items()}
+
+
+# gates over K experts (the composition tests pair them with the families'
+# K experts), and a tree of four leaves for the gate-only tests
 GATES = {"softmax": lambda rng: (SoftmaxGate(alpha=0.3),
                                  {"coef": rng.normal(size=(K, D)),
-                                  "intercept": rng.normal(size=K)})}
+                                  "intercept": rng.normal(size=K)}),
+         "tree": lambda rng: _tree(rng, (1, K))}
+GATE_ONLY = {**GATES, "tree_2x2": _tree}
 
 
 def _problem(family_name, seed=0):
@@ -165,57 +175,71 @@ def test_family_split_and_take(family_name):
 
 
 # ---- gates ------------------------------------------------------------------
-@pytest.mark.parametrize("gate_name", GATES)
+@pytest.mark.parametrize("gate_name", GATE_ONLY)
 def test_gate_gradient_matches_finite_differences(gate_name):
     rng = np.random.default_rng(3)
-    gate, params = GATES[gate_name](rng)
+    gate, params = GATE_ONLY[gate_name](rng)
+    n_experts = gate.n_experts(params)
     X = rng.normal(size=(N, D))
-    W = rng.dirichlet(np.ones(K), size=N) * rng.uniform(0.5, 2.0, size=(N, 1))
+    W = rng.dirichlet(np.ones(n_experts), size=N) * rng.uniform(0.5, 2.0, size=(N, 1))
     coordinates = gate.coordinates(params)
     log_g = gate.log_prior(NUMPY, X, params)
-    # the gradient in the logits of sum_ik W_ik log g_ik
+    # the gradient of sum_ik W_ik log g_ik in a flat gate's logits, and in
+    # the log priors themselves (W)
     logit_gradient = W - np.exp(log_g) * W.sum(axis=1, keepdims=True)
-    analytic = coordinates.pack_gradient(gate.gradient(NUMPY, X, logit_gradient, params))
+    analytic = coordinates.pack_gradient(gate.gradient(NUMPY, X, logit_gradient, params,
+                                                       weighted_posterior=W))
     numeric = central_differences(
         lambda v: _gate_objective(gate, X, W, coordinates.unpack(v)), coordinates.pack(params))
     assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-5 * np.abs(numeric).max())
 
 
 @pytest.mark.parametrize("balance", [0.0, 0.5])
-@pytest.mark.parametrize("gate_name", GATES)
+@pytest.mark.parametrize("gate_name", GATE_ONLY)
 def test_gate_m_step_never_lowers_its_objective(gate_name, balance):
     rng = np.random.default_rng(4)
-    gate, params = GATES[gate_name](rng)
+    gate, params = GATE_ONLY[gate_name](rng)
+    n_experts = gate.n_experts(params)
     X = rng.normal(size=(N, D))
-    W = rng.dirichlet(np.ones(K), size=N)
+    W = rng.dirichlet(np.ones(n_experts), size=N)
     sample_weight = W.sum(axis=1)
     before = _gate_objective(gate, X, W, params)
+    if balance > 0 and isinstance(gate, TreeGate):
+        with pytest.raises(ValueError, match="Load balancing"):
+            gate.m_step(NUMPY, X, W, params, balance=balance, sample_weight=sample_weight)
+        return
     updated = gate.m_step(NUMPY, X, W, params, max_iter=3, balance=balance,
                           sample_weight=sample_weight)
     if balance == 0:
         assert _gate_objective(gate, X, W, updated) >= before
-    assert gate.n_experts(updated) == K and gate.n_features(updated) == D
+    assert gate.n_experts(updated) == n_experts and gate.n_features(updated) == D
 
 
-@pytest.mark.parametrize("gate_name", GATES)
+@pytest.mark.parametrize("gate_name", GATE_ONLY)
 def test_gate_coordinates_projection_split_take_and_user_scale(gate_name):
     rng = np.random.default_rng(5)
-    gate, params = GATES[gate_name](rng)
+    gate, params = GATE_ONLY[gate_name](rng)
     X = rng.normal(size=(N, D))
     log_g = gate.log_prior(NUMPY, X, params)
     coordinates = gate.coordinates(params)
     projected = coordinates.unpack(coordinates.project(coordinates.pack(params)))
     assert_allclose(gate.log_prior(NUMPY, X, projected), log_g, atol=1e-12)
     assert gate.penalty(projected) <= gate.penalty(params) + 1e-12
-    # a split keeps the gate exactly: the two halves share the old expert's share
-    grown = np.exp(gate.log_prior(NUMPY, X, gate.split(params, 0)))
-    assert_allclose(grown[:, 0] + grown[:, -1], np.exp(log_g[:, 0]), rtol=1e-12)
-    # taking experts conditions the gate on them
-    kept = np.exp(gate.log_prior(NUMPY, X, gate.take(params, np.array([0, 2]))))
-    g = np.exp(log_g[:, [0, 2]])
-    assert_allclose(kept, g / g.sum(axis=1, keepdims=True), rtol=1e-12)
+    if gate.resizable:
+        # a split keeps the gate exactly: the two halves share the old expert's share
+        grown = np.exp(gate.log_prior(NUMPY, X, gate.split(params, 0)))
+        assert_allclose(grown[:, 0] + grown[:, -1], np.exp(log_g[:, 0]), rtol=1e-12)
+        # taking experts conditions the gate on them
+        kept = np.exp(gate.log_prior(NUMPY, X, gate.take(params, np.array([0, 2]))))
+        g = np.exp(log_g[:, [0, 2]])
+        assert_allclose(kept, g / g.sum(axis=1, keepdims=True), rtol=1e-12)
+    else:  # a gate of fixed shape refuses clearly
+        with pytest.raises(ValueError, match="cannot be split"):
+            gate.split(params, 0)
     x_mean, x_scale = rng.normal(size=D), rng.uniform(0.1, 10.0, size=D)
-    back = gate.from_user(*gate.to_user(params, x_mean, x_scale), x_mean, x_scale)
+    user = gate.to_user(params, x_mean, x_scale)
+    back = gate.from_user(*user, x_mean, x_scale) if isinstance(user, tuple) else \
+        gate.from_user(user, x_mean, x_scale)
     for key, value in back.items():
         assert_allclose(value, params[key], rtol=1e-10, atol=1e-10)
 

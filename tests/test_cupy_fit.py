@@ -469,3 +469,27 @@ def test_outputs_follow_the_caller(device):
     assert type(as_caller(on_device, np.ones(3))) is np.ndarray
     host = np.ones(3)
     assert as_caller(host, [1.0, 2.0]) is host
+
+
+@pytest.mark.parametrize("kind", ["regressor", "classifier"])
+def test_hierarchical_fit_on_the_device_equals_the_numpy_fit(device, kind):
+    from mixexp import HierarchicalMixtureOfExpertsClassifier, HierarchicalMixtureOfExpertsRegressor
+
+    if kind == "regressor":
+        X, y = regression(300)
+        make = HierarchicalMixtureOfExpertsRegressor
+    else:
+        X, y = classification(300)
+        make = HierarchicalMixtureOfExpertsClassifier
+    settings = dict(branching=(2, 2), max_iter=15, random_state=0)
+    reference = _quiet(make(backend="numpy", **settings).fit, X, y)
+    fitted = _quiet(make(**settings).fit, device.to_device(X), device.to_device(y))
+    assert fitted.n_iter_ == reference.n_iter_
+    assert fitted.log_likelihood_ == pytest.approx(reference.log_likelihood_, rel=1e-8)
+    for level in range(2):
+        assert_allclose(fitted.node_coef_[level], reference.node_coef_[level], rtol=1e-6,
+                        atol=1e-8)
+    gates = fitted.predict_node_gates(device.to_device(X))
+    assert all(isinstance(g, device.array_type) for g in gates)
+    assert_allclose(device.to_host(fitted.predict_gate(device.to_device(X))),
+                    reference.predict_gate(X), rtol=1e-6, atol=1e-8)

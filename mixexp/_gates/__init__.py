@@ -6,5 +6,6 @@ conversion to the user's scale. Nothing outside the gate reads its keys.
 """
 
 from ._softmax import SoftmaxGate
+from ._tree import TreeGate
 
-__all__ = ["SoftmaxGate"]
+__all__ = ["SoftmaxGate", "TreeGate"]

@@ -58,6 +58,9 @@ class SoftmaxGate:
         L2 penalty alpha * ||V||^2 on the gate weights (not the intercepts).
     """
 
+    # experts can be split and pruned (warm starts, revival of vanished experts)
+    resizable = True
+
     def __init__(self, alpha):
         self.alpha = float(alpha)
 
@@ -226,8 +229,12 @@ class SoftmaxGate:
         return {"coef": coef, "intercept": intercept}
 
     # ---- gradient solvers --------------------------------------------------
-    def gradient(self, kernels, X, logit_gradient, gate, penalty_scale=1.0):
-        """Gradient of the objective in the gate, from its gradient in the logits (n, K)."""
+    def gradient(self, kernels, X, logit_gradient, gate, penalty_scale=1.0, *,
+                 weighted_posterior=None):
+        """Gradient of the objective in the gate, from its gradient in the logits (n, K).
+
+        (``weighted_posterior`` serves gates that are not one softmax; unused.)
+        """
         return {
             "coef": (kernels.to_host(logit_gradient.T @ X)
                      - 2.0 * self.alpha * penalty_scale * gate["coef"]),

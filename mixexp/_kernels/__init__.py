@@ -42,6 +42,7 @@ KERNEL_NAMES = (
 # above (the composition is the fast path's oracle).
 OPTIONAL_KERNEL_NAMES = (
     "gaussian_pass",  # one-pass EM statistics, softmax gate + Gaussian experts
+    "tree_log_gate",  # the leaves' log priors of a tree of softmax gates, in one pass
 )
 
 _MODULES = {

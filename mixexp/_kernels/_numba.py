@@ -404,6 +404,39 @@ def _log_gate_rows(X, gate_w, gate_b, out, start, stop):
 
 
 @njit(**_JIT)
+def _tree_log_gate_rows(X, node_w, node_b, branching, out, start, stop):
+    """Leaves' log priors of a tree of softmax gates (see :func:`tree_log_gate`)."""
+    n_leaves = out.shape[1]
+    xt = np.empty((X.shape[1], _BLOCK))
+    z = np.empty((node_b.shape[0], _BLOCK))
+    e = np.empty((node_b.shape[0], _BLOCK))
+    leaf = np.empty((n_leaves, _BLOCK))
+    shift, total, norm = _new_lse_scratch()
+    for s0 in range(start, stop, _BLOCK):
+        nb = min(_BLOCK, stop - s0)
+        _load_transposed(X[s0:s0 + nb], xt)
+        _linear_block(xt, nb, node_w, node_b, z)  # every child's logit of every node
+        leaf[:, :nb] = 0.0
+        offset, n_nodes, below = 0, 1, n_leaves
+        for level in range(branching.shape[0]):
+            children = branching[level]
+            below //= children  # leaves under each child of this level's nodes
+            for j in range(n_nodes):
+                first = offset + j * children
+                _lse_block(z[first:first + children], nb, e[first:first + children], shift,
+                           total, norm)
+                for c in range(children):
+                    logit = z[first + c]
+                    for k in range((j * children + c) * below, (j * children + c + 1) * below):
+                        row = leaf[k]
+                        for i in range(nb):
+                            row[i] += logit[i] - norm[i]
+            offset += n_nodes * children
+            n_nodes *= children
+        _write_transposed(leaf, nb, out[s0:s0 + nb])
+
+
+@njit(**_JIT)
 def _gaussian_log_density_rows(X, Y, mean_w, mean_b, half_precision, log_const, out, start,
                                stop):
     xt = np.empty((X.shape[1], _BLOCK))
@@ -1283,6 +1316,27 @@ def log_gate(X, gate_coef, gate_intercept, out=None):
     gate_w, gate_b = _f64(gate_coef), _f64(gate_intercept)
     result = _output(out, (X.shape[0], gate_b.shape[0]), X.dtype)
     _row_wise(_log_gate_rows, gate_b.shape[0], X, gate_w, gate_b, result)
+    return _deliver(result, out)
+
+
+def tree_log_gate(X, node_coef, node_intercept, branching, out=None):
+    """Log priors of the leaves of a uniform tree of softmax gates: (n, K), one pass.
+
+    ``node_coef`` (M, d) and ``node_intercept`` (M,) stack every child's
+    logit of every node, level by level and node by node (M = sum_l N_l
+    b_l); ``branching`` (L,) the children per node of each level; K the
+    product of ``branching``, leaves numbered depth first. Leaf k's log
+    prior is the sum over levels of its node's log-softmax at the child on
+    its path (``mixexp._gates._tree``, whose composition of ``log_gate``
+    calls is this kernel's oracle). An optional fast path: other backends
+    compose.
+    """
+    X = _rows(X, X.dtype)
+    node_w, node_b = _f64(node_coef), _f64(node_intercept)
+    branching = np.ascontiguousarray(branching, dtype=np.int64)
+    n_leaves = int(np.prod(branching))
+    result = _output(out, (X.shape[0], n_leaves), X.dtype)
+    _row_wise(_tree_log_gate_rows, n_leaves, X, node_w, node_b, branching, result)
     return _deliver(result, out)
 
 

@@ -107,7 +107,7 @@ class _Revival:
         """
         candidates = [k for k in np.flatnonzero(current.share < VANISHED_SHARE)
                       if k not in self.tried]
-        if not candidates or len(current.share) == 1:
+        if not candidates or len(current.share) == 1 or not self.model.gate.resizable:
             return None
         k = int(candidates[0])
         self.tried.add(k)

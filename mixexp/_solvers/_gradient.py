@@ -125,10 +125,14 @@ class GradientObjective:
         if gate is not None:
             logit_gradient -= balance_gradient
         penalty_scale = 1.0 / self.total_weight
+        weighted_posterior = resp * row_weight[:, None]
         gradients = {
+            # (a tree of gates takes the posterior's derivative in the leaves'
+            # log priors; the flat softmax the logit gradient)
             "gate": model.gate.gradient(kernels, X, logit_gradient, params["gate"],
-                                        penalty_scale=penalty_scale),
-            "experts": model.family.gradient(kernels, X, Y, resp * row_weight[:, None],
+                                        penalty_scale=penalty_scale,
+                                        weighted_posterior=weighted_posterior),
+            "experts": model.family.gradient(kernels, X, Y, weighted_posterior,
                                              params["experts"], penalty_scale=penalty_scale),
         }
         return Evaluation(objective, log_likelihood, self.coordinates.pack_gradient(gradients))

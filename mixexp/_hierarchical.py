@@ -21,6 +21,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ._backend import as_caller, single_threaded_blas
 from ._classifier import MixtureOfExpertsClassifier
 from ._gates import TreeGate
 from ._model import MixtureModel
@@ -151,6 +152,7 @@ class _HierarchicalMixin:
         return {"gate": gate, "experts": model.family.from_user(
             vars(self), model.gate.n_experts(gate), x_mean, x_scale)}
 
+    @single_threaded_blas
     def predict_node_gates(self, X):
         """Each internal node's own gate over its children.
 
@@ -167,8 +169,6 @@ class _HierarchicalMixin:
             root (N_0 = 1). A CuPy array per level for CuPy input.
         """
         check_is_fitted(self)
-        from ._backend import as_caller
-
         gate = self._fitted_model.gate
 
         def node_gates(Xs, kernels):

@@ -35,7 +35,7 @@ import pandas as pd
 from dask import delayed
 from sklearn.utils.validation import _assert_all_finite, check_is_fitted, validate_data
 
-from ._backend import single_threaded_blas
+from ._backend import resolve_backend, single_threaded_blas
 from ._experts import GaussianExperts
 from ._rows import (
     InMemoryRows,
@@ -44,7 +44,11 @@ from ._rows import (
     hash_threshold,
     row_hash,
 )
-from ._validation import FLOAT_DTYPES, _MAX_MAGNITUDE, check_magnitude, check_target_magnitude
+from ._validation import (
+    FLOAT_DTYPES,
+    check_magnitude,
+    check_target_magnitude,
+)
 
 # Each worker thread keeps one set of scratch buffers for all its tasks
 # (fresh memory is slow; the blocks of one array have one width).
@@ -186,10 +190,10 @@ def _aligned(a, X, name):
     """``a`` (Dask, NumPy or None) as a Dask array with X's row chunks."""
     if a is None:
         return None
-    if not is_dask_collection(a):
-        a = da.from_array(np.asarray(a), chunks=(X.chunks[0],) + tuple(
-            (s,) for s in np.shape(a)[1:]))
-        return a
+    if not is_dask_collection(a):  # sent to the workers in X's chunks
+        a = np.asarray(a)
+        rows = X.chunks[0] if a.shape[0] == X.shape[0] else (a.shape[0],)
+        return da.from_array(a, chunks=(rows, *((s,) for s in a.shape[1:])))
     a = _known_chunks(_as_array(a, name))
     if a.shape[0] == X.shape[0] and a.chunks[0] != X.chunks[0]:
         a = a.rechunk({0: X.chunks[0]})
@@ -299,7 +303,7 @@ def _block_summary(X, Y, weight):
 
 @np.errstate(invalid="ignore", over="ignore")  # bad input is reported after the pass
 def _merge_summaries(a, b):
-    either = lambda key: tuple(p or q for p, q in zip(a[key], b[key]))  # noqa: E731
+    either = lambda key: tuple(p or q for p, q in zip(a[key], b[key]))
     top = max(a["w_scaled"][1], b["w_scaled"][1])
     scaled = sum(float(np.ldexp(s, t - top)) for s, t in (a["w_scaled"], b["w_scaled"]))
     return {
@@ -312,8 +316,7 @@ def _merge_summaries(a, b):
     }
 
 
-def _block_moments(X, Y, weight, exponent):
-    weight = np.ldexp(weight, -exponent)
+def _block_moments(X, Y, weight):
     return {"x": _moments(X, weight), "y": _moments(Y, weight)}
 
 
@@ -402,10 +405,10 @@ def training_rows(estimator, X, y, sample_weight, kernels):
         # moments taken again with them (their sums could overflow)
         weight = dask.persist(weight.map_blocks(np.ldexp, -exponent, dtype=np.float64))[0]
         blocks = _blocks(X, Y, weight)
-        moments = dask.compute(_tree([delayed(_block_moments, pure=True)(*b, 0) for b in blocks],
+        moments = dask.compute(_tree([delayed(_block_moments, pure=True)(*b) for b in blocks],
                                      _merge_block_moments))[0]
     x_mean, x_scale = _mean_scale(moments["x"])
-    y_mean, y_scale = _mean_scale(moments["y"])
+    y_mean = moments["y"]["mean"]
     y_spread = np.sqrt(moments["y"]["m2"] / moments["y"]["weight"])
     total = moments["x"]["weight"]
     # two rows with the targets' weighted mean and variance: what the family
@@ -574,8 +577,6 @@ def map_rows(estimator, X, function, encode=None, y=None):
     chunks. ``function`` runs once per block; nothing is computed here but one
     row of zeros, which gives the outputs' shapes and dtypes."""
     check_is_fitted(estimator)
-    from ._backend import resolve_backend  # noqa: PLC0415 (estimator plumbing)
-
     kernels = resolve_backend(estimator.backend, X)
     check_supported(estimator, kernels, what="predict")
     X = _checked_X(estimator, X, reset=False, lengths=y is not None)
@@ -597,10 +598,12 @@ def map_rows(estimator, X, function, encode=None, y=None):
         layout.append((start, size, out.shape[1:], out.dtype))
         start += size
     arguments = [X, "ij"] if y is None else [X, "ij", y, "i" if y.ndim == 1 else "ij"]
+    # one task per block computes every output, packed side by side; each
+    # output is then a lazy column slice of it
     packed = da.blockwise(
-        _predict_block, "ik", function, None, type(estimator).__name__, None, x_mean, None, x_scale, None,
-        kernels, None, encode, None, *arguments, new_axes={"k": start}, concatenate=True,
-        dtype=np.float64, meta=np.empty((0, 0)),
+        _predict_block, "ik", function, None, type(estimator).__name__, None, x_mean, None,
+        x_scale, None, kernels, None, encode, None, *arguments, new_axes={"k": start},
+        concatenate=True, dtype=np.float64, meta=np.empty((0, 0)),
     )
     outputs = []
     for offset, size, tail, dtype in layout:

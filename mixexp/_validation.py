@@ -323,7 +323,7 @@ def is_dask_input(*arrays):
 def dask_support():
     """``mixexp._dask``: imported on the first Dask input (Dask is an optional
     dependency, ``pip install "mixexp[dask]"``)."""
-    from . import _dask  # noqa: PLC0415 (an optional dependency, loaded when used)
+    from . import _dask  # an optional dependency, loaded when used
 
     return _dask
 

@@ -12,13 +12,13 @@ import pytest
 da = pytest.importorskip("dask.array", reason="Dask input needs dask (pip install mixexp[dask])")
 dd = pytest.importorskip("dask.dataframe", reason="needs dask[dataframe]")
 distributed = pytest.importorskip("distributed", reason="needs distributed")
-import dask  # noqa: E402
-import dask.base  # noqa: E402
-import pandas as pd  # noqa: E402
+import dask
+import dask.base
+import pandas as pd
 
-from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor  # noqa: E402
-from mixexp._base import _MAX_INIT_ROWS  # noqa: E402
-from mixexp.datasets import make_moe_regression  # noqa: E402
+from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from mixexp._base import _MAX_INIT_ROWS
+from mixexp.datasets import make_moe_regression
 
 SETTINGS = {"n_experts": 3, "random_state": 0, "tol": 1e-9, "max_iter": 500}
 # per-sample log-likelihood: dask fits match in-memory ones within this
@@ -170,7 +170,7 @@ def test_nothing_of_size_n_reaches_the_client(client, monkeypatch):
     # one compute per pass, plus the first pass and the sample
     assert gathered.calls <= 2 * est.n_iter_ + 4
     before = gathered.calls
-    pred, std = est.predict(dX, return_std=True)
+    pred, _ = est.predict(dX, return_std=True)
     est.predict_gate(dX), est.predict_experts(dX), est.predict_responsibilities(dX, dy)
     assert gathered.calls == before  # lazy: nothing computed
     assert isinstance(pred, da.Array) and pred.chunks == dX.chunks[:1]

@@ -12,8 +12,9 @@ fresh subprocess:
   client.
 
 The rows are drawn block by block from one fixed mixture (seeded per
-block), so every mode fits the same data. Each subprocess first fits a
-small sample (Numba compiles, the workers load the kernels), then records
+block), so every mode fits the same data. Each subprocess first runs two
+EM iterations on the data (Numba compiles, every worker loads the
+kernels), then records
 the fit's wall time and the client's peak resident memory above what it
 held just before the fit (psutil, sampled every 5 ms), reported next to
 X's size::
@@ -71,7 +72,7 @@ else:
 def make(max_iter=500):
     return MixtureOfExpertsRegressor(k, n_init=1, random_state=0, max_iter=max_iter)
 
-make(max_iter=3).fit(X[:20000], y[:20000])  # compile / load the kernels everywhere
+make(max_iter=2).fit(X, y)  # compile / load the kernels in every worker
 process = psutil.Process()
 baseline = peak = process.memory_info().rss
 running = True

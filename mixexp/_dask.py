@@ -19,9 +19,10 @@ distinct rows that an in-memory fit starts from (the same rows, whatever
 the chunking), never all rows.
 
 What runs here is the one-pass EM of a regressor with soft gating
-(``mixexp._solvers._em``); everything that needs all rows at once in one
-memory (hard gating, load balancing, L-BFGS, Adam, partial_fit, the
-classifier's logistic experts) is refused up front by
+(``mixexp._solvers._em``), or L-BFGS with one pass per evaluation
+(``mixexp._solvers._gradient.RowsObjective``); everything that needs all
+rows at once in one memory (hard gating, load balancing, Adam,
+partial_fit, the classifier's logistic experts) is refused up front by
 :func:`check_supported`. Prediction maps the estimator's chunk function
 over the input's blocks (:func:`map_rows`) and stays lazy.
 """
@@ -78,17 +79,20 @@ def check_supported(estimator, kernels, what="fit"):
         )
     if what != "fit":
         return
-    instead = ("Fit it in memory (on NumPy arrays, or on a sample computed from the Dask "
+    instead = ("Or fit in memory (on NumPy arrays, or on a sample computed from the Dask "
                "collection) and predict on Dask input, which stays lazy.")
     if not issubclass(estimator._family_class(), GaussianExperts):
         raise ValueError(
             f"{name} cannot be fitted on Dask input yet: only MixtureOfExpertsRegressor's "
-            f"Gaussian experts are trained on a cluster in this version. {instead}"
+            "Gaussian experts are trained on a cluster in this version. Instead, fit it in "
+            "memory (on NumPy arrays, or on a sample computed from the Dask collection) and "
+            "predict on Dask input, which stays lazy."
         )
-    if estimator.solver != "em":
+    if estimator.solver not in ("em", "lbfgs"):
         raise ValueError(
             f"solver={estimator.solver!r} is not supported on Dask input: use solver='em' "
-            f"(one pass over the blocks per iteration). {instead}"
+            "(one pass over the blocks per iteration) or 'lbfgs' (one pass per function "
+            f"evaluation). {instead}"
         )
     if estimator.gating != "soft":
         raise ValueError(

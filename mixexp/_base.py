@@ -194,7 +194,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         ----------
         X : array-like of shape (n_samples, n_features)
             A CuPy array is fitted on the GPU with ``backend="auto"`` or
-            ``"cupy"`` (and moved to the host for a CPU backend).
+            ``"cupy"`` (and moved to the host for a CPU backend). A Dask
+            array or DataFrame is fitted where its blocks are, one pass per
+            iteration, with ``y`` and ``sample_weight`` as Dask or NumPy
+            arrays (see the user guide, "Data beyond one machine: Dask",
+            for the settings supported there).
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; they multiply the responsibilities in the
@@ -594,7 +598,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         Returns
         -------
         gate : ndarray of shape (n_samples, n_experts)
-            Rows sum to 1. A CuPy array for CuPy input.
+            Rows sum to 1. A CuPy array for CuPy input, a lazy Dask array
+            for Dask input.
         """
         (gate,) = self._map_rows(
             X, lambda Xs, kernels: (kernels.xp.exp(self._log_gate(Xs, kernels, routed=False)),))
@@ -628,7 +633,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         Returns
         -------
         resp : ndarray of shape (n_samples, n_experts)
-            Rows sum to 1. A CuPy array for CuPy input.
+            Rows sum to 1. A CuPy array for CuPy input, a lazy Dask array
+            for Dask input.
         """
         return as_caller(self._e_step(X, y)[1], X)
 

@@ -388,7 +388,7 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         Returns
         -------
         mean : ndarray of shape (n_samples,) or (n_samples, n_targets)
-            A CuPy array for CuPy input.
+            A CuPy array for CuPy input, a lazy Dask array for Dask input.
         std : ndarray of the same shape
             Only when ``return_std=True``.
         """

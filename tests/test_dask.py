@@ -242,6 +242,27 @@ def test_refusals(data, settings, message):
     assert not hasattr(est, "n_features_in_")
 
 
+def test_top_k_prediction_of_a_dask_fit(data):
+    # EM trains the dense gate; top_k routes prediction and the reported fit
+    X, y, _ = data
+    expected = MixtureOfExpertsRegressor(**SETTINGS, top_k=2).fit(X, y)
+    fitted = MixtureOfExpertsRegressor(**SETTINGS, top_k=2).fit(_as_dask(X, 900),
+                                                                _as_dask(y, 900))
+    _assert_same_fit(fitted, expected)
+    np.testing.assert_allclose(fitted.expert_usage_, expected.expert_usage_, rtol=1e-5)
+    np.testing.assert_allclose(fitted.predict(_as_dask(X, 900)).compute(), expected.predict(X),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_device_backends_are_refused():
+    from types import SimpleNamespace
+
+    from mixexp._dask import check_supported
+
+    with pytest.raises(ValueError, match="backend='cupy' cannot serve Dask input"):
+        check_supported(MixtureOfExpertsRegressor(backend="cupy"), SimpleNamespace(device=True))
+
+
 def test_refused_partial_fit_and_mixed_input(data):
     X, y, _ = data
     with pytest.raises(TypeError, match="partial_fit does not take Dask input"):

@@ -8,3 +8,6 @@ import importlib.util
 collect_ignore = []
 if importlib.util.find_spec("cupy") is None:
     collect_ignore.append("mixexp/_kernels/_cupy.py")
+# mixexp/_dask.py imports Dask (an optional extra, loaded only for Dask input).
+if importlib.util.find_spec("dask") is None or importlib.util.find_spec("distributed") is None:
+    collect_ignore.append("mixexp/_dask.py")

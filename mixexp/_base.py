@@ -36,7 +36,6 @@ from ._backend import (
 from ._constraints import IntInterval
 from ._gates import SoftmaxGate
 from ._init import (
-    canonical_rows,
     initial_params,
     initial_responsibilities,
     start_kind,
@@ -56,6 +55,8 @@ from ._solvers import (
 from ._validation import (
     checked_sample_weight,
     column_moments,
+    dask_support,
+    is_dask_input,
     merge_moments,
     moments_mean_scale,
     prediction_rows,
@@ -193,7 +194,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         ----------
         X : array-like of shape (n_samples, n_features)
             A CuPy array is fitted on the GPU with ``backend="auto"`` or
-            ``"cupy"`` (and moved to the host for a CPU backend).
+            ``"cupy"`` (and moved to the host for a CPU backend). A Dask
+            array or DataFrame is fitted where its blocks are, one pass per
+            iteration, with ``y`` and ``sample_weight`` as Dask or NumPy
+            arrays (see the user guide, "Data beyond one machine: Dask",
+            for the settings supported there).
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; they multiply the responsibilities in the
@@ -208,15 +213,23 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         self._check_solver_options()
         kernels = resolve_backend(self.backend, X)
-        X, Y, sample_weight = validate_training_input(
-            self, X, y, sample_weight, kernels, reset=True,
-            encode=lambda y: self._encode_targets(y, fitting=True),
-        )
-        warm = self.warm_start and self._warm_startable(X.shape[1], Y.shape[1])
-        # weights whose total would overflow (or vanish) are rescaled, the penalty with them
-        sample_weight, weight_exponent = rescaled_sample_weight(sample_weight)
-        x_mean, x_scale = weighted_mean_and_scale(X, sample_weight)
-        rows = training_rows(X, Y, sample_weight, x_mean, x_scale, kernels)
+        if is_dask_input(X, y, sample_weight):
+            # checked, standardised and kept on the workers (mixexp._dask);
+            # Y and sample_weight: two rows standing for the targets' moments
+            rows, weight_exponent = dask_support().training_rows(self, X, y, sample_weight,
+                                                                 kernels)
+            Y, sample_weight = rows.targets()
+        else:
+            X, Y, sample_weight = validate_training_input(
+                self, X, y, sample_weight, kernels, reset=True,
+                encode=lambda y: self._encode_targets(y, fitting=True),
+            )
+            # weights whose total would overflow (or vanish) are rescaled, the penalty with them
+            sample_weight, weight_exponent = rescaled_sample_weight(sample_weight)
+            x_mean, x_scale = weighted_mean_and_scale(X, sample_weight)
+            rows = training_rows(X, Y, sample_weight, x_mean, x_scale, kernels)
+        x_mean, x_scale = rows.x_mean, rows.x_scale
+        warm = self.warm_start and self._warm_startable(rows.n_features, Y.shape[1])
         model = self._make_model(
             self._make_family(x_scale, Y, sample_weight, self._penalty_alpha(weight_exponent)),
             weight_exponent)
@@ -224,13 +237,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
 
         if warm:
-            # a different n_experts grows (splits) or prunes the previous fit
-            params = resize_experts(model, kernels, rows.whole(),
-                                    self._params_from_user(model, x_mean, x_scale),
-                                    self.n_experts, np.random.default_rng([seed, 2]))
+            params = self._params_from_user(model, x_mean, x_scale)
+            if model.n_experts(params) != self.n_experts:
+                # a different n_experts grows (splits) or prunes the previous fit
+                params = resize_experts(model, kernels, rows.whole(), params, self.n_experts,
+                                        np.random.default_rng([seed, 2]))
             starts = [("warm", params)]
         else:
-            starts = self._initial_starts(X, Y, sample_weight, rows, model, kernels)
+            starts = self._initial_starts(Y, sample_weight, rows, model, kernels)
 
         best = None
         for index, (kind, params) in enumerate(starts):
@@ -379,6 +393,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     def _partial_fit(self, X, y, sample_weight):
         self._check_solver_options()
+        if is_dask_input(X, y, sample_weight):
+            dask_support().refuse_partial_fit(self)
         first_call = not hasattr(self, "_params")
         kernels = resolve_backend(self.backend, X)
         X, Y, sample_weight = validate_training_input(
@@ -407,7 +423,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 self._params, self._solver_state = params, state
         rows = training_rows(X, Y, sample_weight, self._x_mean, self._x_scale, kernels)
         if first_call:
-            start = self._initial_starts(X, Y, sample_weight, rows, model, kernels)[0]
+            start = self._initial_starts(Y, sample_weight, rows, model, kernels)[0]
             params, state = start[1](), None
             self.n_iter_ = 0
             self.log_likelihood_history_ = self.objective_history_ = np.empty(0)
@@ -498,23 +514,23 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # any number of experts: resize_experts adds or removes experts
         return self._fitted_shape == (n_features, n_targets)
 
-    def _initial_starts(self, X, Y, sample_weight, rows, model, kernels):
+    def _initial_starts(self, Y, sample_weight, rows, model, kernels):
         """Lazily built starts: (kind, callable returning params), nested in n_init.
 
-        ``X``, ``Y`` and ``sample_weight`` are the validated input (unscaled,
-        on the host or, for CuPy input, on the device). The initial
-        responsibilities are drawn on the host from the canonical rows (at
-        most ``_MAX_INIT_ROWS``, the only rows that cross to the host), so a
+        ``Y`` and ``sample_weight`` are the validated targets and weights
+        (or rows standing for their moments, ``rows.targets()``), which the
+        neutral model is built from. The initial responsibilities are drawn
+        on the host from the canonical rows (at most ``_MAX_INIT_ROWS``, the
+        only rows that cross to the host, from a GPU or a cluster), so a
         seed gives the same start on every backend; the M-step that turns
         them into parameters runs in the fit's namespace.
         """
         xp = kernels.xp
-        index, weight = canonical_rows(X, Y, sample_weight, _MAX_INIT_ROWS)
-        init_data = rows.take(xp.asarray(index), sample_weight=xp.asarray(weight))
+        init_data, weight = rows.canonical_sample(_MAX_INIT_ROWS)
         host_X, host_Y = kernels.to_host(init_data.X), kernels.to_host(init_data.Y)
         y_mean, y_scale = weighted_mean_and_scale(host_Y, weight)
         Z = np.hstack([host_X, (host_Y - y_mean) / y_scale])
-        neutral = model.neutral(Y, sample_weight, self.n_experts, X.shape[1])
+        neutral = model.neutral(Y, sample_weight, self.n_experts, rows.n_features)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
 
         def make_start(i):
@@ -566,6 +582,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         temporary larger than a chunk besides the outputs (``mixexp._rows``).
         """
         encode = None if y is None else (lambda y: self._encode_targets(y, fitting=False))
+        if is_dask_input(X):  # lazy, over X's blocks (mixexp._dask)
+            return dask_support().map_rows(self, X, function, encode, y)
+        if is_dask_input(y):
+            raise TypeError("y is a Dask collection but X is not: pass X as a Dask array or "
+                            "DataFrame too, or compute y.")
         rows = prediction_rows(self, X, encode, y)
         if y is None:
             return rows.map(lambda chunk: function(chunk.X, rows.kernels))
@@ -587,7 +608,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         Returns
         -------
         gate : ndarray of shape (n_samples, n_experts)
-            Rows sum to 1. A CuPy array for CuPy input.
+            Rows sum to 1. A CuPy array for CuPy input, a lazy Dask array
+            for Dask input.
         """
         (gate,) = self._map_rows(
             X, lambda Xs, kernels: (kernels.xp.exp(self._log_gate(Xs, kernels, routed=False)),))
@@ -621,7 +643,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         Returns
         -------
         resp : ndarray of shape (n_samples, n_experts)
-            Rows sum to 1. A CuPy array for CuPy input.
+            Rows sum to 1. A CuPy array for CuPy input, a lazy Dask array
+            for Dask input.
         """
         return as_caller(self._e_step(X, y)[1], X)
 
@@ -645,6 +668,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         log_likelihood : float
         """
         log_norm = self._e_step(X, y)[0]
+        if is_dask_input(log_norm):  # one pass on the workers
+            return dask_support().weighted_mean(log_norm, sample_weight)
         # a weighted mean: only relative weights matter (their total may overflow)
         sample_weight = rescaled_sample_weight(checked_sample_weight(sample_weight, log_norm))[0]
         return float(array_namespace(log_norm).average(log_norm, weights=sample_weight))
@@ -663,7 +688,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         bic : float
             -2 log L + n_parameters * log(n_samples).
         """
-        n_samples = _num_samples(X)
+        n_samples = _n_rows(X)
         total = self.log_likelihood(X, y) * n_samples
         return -2.0 * total + self._n_parameters() * np.log(n_samples)
 
@@ -675,5 +700,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         aic : float
             -2 log L + 2 n_parameters.
         """
-        total = self.log_likelihood(X, y) * _num_samples(X)
+        total = self.log_likelihood(X, y) * _n_rows(X)
         return -2.0 * total + 2.0 * self._n_parameters()
+
+
+def _n_rows(X):
+    """Rows of ``X`` (of a Dask collection, without computing anything but lengths)."""
+    return dask_support().n_rows(X) if is_dask_input(X) else _num_samples(X)

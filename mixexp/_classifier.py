@@ -23,6 +23,7 @@ from ._experts import LogisticExperts
 from ._experts._family import user_scale_penalty
 from ._experts._logistic import class_penalty_factor
 from ._inference import InferenceMixin
+from ._validation import dask_support, is_dask_input
 
 
 class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfExperts):
@@ -452,6 +453,8 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
         index = xp.argmax(log_proba, axis=1)
         if is_device_array(index) and self.classes_.dtype.kind in "biuf":
             return xp.asarray(self.classes_)[index]
+        if is_dask_input(index):  # labels looked up block by block, lazily
+            return index.map_blocks(_labels, self.classes_, dtype=self.classes_.dtype)
         return self.classes_[to_host(index)]
 
     @single_threaded_blas
@@ -488,8 +491,15 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
         -------
         score : float
         """
+        if is_dask_input(X):  # one pass on the workers
+            return dask_support().accuracy(self.predict(X), y, sample_weight)
         y_pred = to_host(self.predict(X))
         return accuracy_score(to_host(y), y_pred, sample_weight=to_host(sample_weight))
+
+
+def _labels(index, classes):
+    """``classes[index]`` (a block of predicted class indices)."""
+    return classes[index]
 
 
 def _device_labels(y):

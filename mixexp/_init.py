@@ -12,8 +12,8 @@ Two guarantees shape this module.
 
 import numpy as np
 
-from ._backend import array_namespace, to_host
 from ._gates._softmax import INITIAL_GATE_NEWTON_STEPS
+from ._rows import canonical_rows, row_hash  # noqa: F401 (the starts' rows live with the rows)
 
 # Kinds of start cycled through by ``n_init``; k-means alone lands in the
 # same basin every time, so it is interleaved with random ones.
@@ -40,77 +40,6 @@ def start_kind(init_params, index):
     """Which kind of start the ``index``-th initialisation uses."""
     kinds = START_KINDS[init_params]
     return kinds[index % len(kinds)]
-
-
-def _splitmix64(z):
-    z = z + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-def row_hash(*blocks):
-    """A 64-bit hash of each row of [blocks...] (side by side): (n,) uint64.
-
-    Depends on the row's values alone (-0.0 hashes as 0.0), not on its
-    position. Computed in the blocks' array namespace (NumPy or CuPy), a
-    column at a time: no stacked copy of the data (the peak memory of large
-    fits), and the same bits on every backend.
-    """
-    xp = array_namespace(blocks[0])
-    h = xp.zeros(blocks[0].shape[0], dtype=np.uint64)
-    for block in blocks:
-        for j in range(block.shape[1]):
-            bits = xp.ascontiguousarray(block[:, j] + 0.0, dtype=np.float64).view(np.uint64)
-            h = _splitmix64(h ^ bits)
-    return h
-
-
-def canonical_rows(X, Y, sample_weight, max_rows):
-    """Distinct positively-weighted rows of [X, Y], sorted, with summed weights.
-
-    Parameters
-    ----------
-    X, Y : arrays of shape (n, d) and (n, t)
-        The user's inputs and encoded targets (before any arithmetic, so that
-        equal rows are bitwise equal in every ordering), NumPy or CuPy.
-    sample_weight : array of shape (n,)
-    max_rows : int
-        Above this many rows, a subsample chosen by row hash is used: whole
-        groups of equal rows are kept or dropped together.
-
-    Returns
-    -------
-    index : ndarray of shape (m,)
-        Index (host) of one representative of each distinct row, in
-        lexicographic order of the rows' values (so a shift of a column keeps
-        the order).
-    weight : ndarray of shape (m,)
-        Total sample weight of each distinct row (host).
-
-    The subsample is chosen where the data live, without stacking X and Y;
-    only its rows are stacked and brought to the host (for CuPy input, the
-    only per-sample data of a fit that leave the device).
-    """
-    xp = array_namespace(X)
-    candidates = xp.flatnonzero(sample_weight > 0)
-    if candidates.size > max_rows:
-        threshold = np.uint64(int(2**64 * max_rows / candidates.size) - 1)
-        if candidates.size == X.shape[0]:
-            hashes = row_hash(X, Y)  # no copy of the data
-        else:
-            hashes = row_hash(X[candidates], Y[candidates])
-        candidates = candidates[hashes <= threshold]
-    rows = to_host(xp.concatenate([X[candidates], Y[candidates]], axis=1))
-    candidates, weights = to_host(candidates), to_host(sample_weight[candidates])
-    # lexsort of the columns (first column first), then equal neighbours
-    # merged: twice as fast as np.unique(axis=0), which sorts row bytes
-    order = np.lexsort(rows.T[::-1])
-    rows = rows[order]
-    starts = np.ones(order.size, dtype=bool)
-    starts[1:] = np.any(rows[1:] != rows[:-1], axis=1)
-    weight = np.bincount(np.cumsum(starts) - 1, weights=weights[order])
-    return candidates[order[starts]], weight
 
 
 def _weighted_kmeans(Z, weight, n_clusters, rng):

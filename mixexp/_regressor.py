@@ -21,7 +21,7 @@ from ._experts import GaussianExperts
 from ._experts._family import user_scale_penalty
 from ._experts._gaussian import variance_floor
 from ._inference import InferenceMixin
-from ._validation import check_device_array
+from ._validation import check_device_array, dask_support, is_dask_input
 
 
 class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExperts):
@@ -388,7 +388,7 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         Returns
         -------
         mean : ndarray of shape (n_samples,) or (n_samples, n_targets)
-            A CuPy array for CuPy input.
+            A CuPy array for CuPy input, a lazy Dask array for Dask input.
         std : ndarray of the same shape
             Only when ``return_std=True``.
         """
@@ -456,5 +456,7 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         -------
         score : float
         """
+        if is_dask_input(X):  # one pass on the workers
+            return dask_support().r2_score(self.predict(X), y, sample_weight)
         y_pred = to_host(self.predict(X))
         return r2_score(to_host(y), y_pred, sample_weight=to_host(sample_weight))

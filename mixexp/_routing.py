@@ -77,11 +77,10 @@ def training_summary(model, kernels, rows, params, gating, top_k):
     or the classification posterior for hard gating). Both sum to 1.
     """
     n_experts = model.n_experts(params)
-    scratch = rows.scratch("resp", n_experts)
 
     def chunk_summary(chunk):
         X, Y, weights = chunk.X, chunk.Y, chunk.sample_weight
-        resp = scratch[: X.shape[0]]
+        resp = chunk.scratch("resp", n_experts)[: X.shape[0]]
         if gating == "hard":
             log_joint = model.log_prior(kernels, X, params)
             log_joint += model.log_density(kernels, X, Y, params)

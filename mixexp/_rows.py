@@ -10,12 +10,15 @@ the chunking only through the rounding of the final sums (and not at all on
 the thread count). It also owns the per-chunk work arrays row functions
 need (:meth:`InMemoryRows.scratch`), so solvers allocate nothing of size n.
 The object counts its passes over the data, so a solver's
-cost can be reported as passes per iteration. A Dask version will hold
-chunks on workers behind the same two methods.
+cost can be reported as passes per iteration. ``mixexp._dask.DaskRows``
+holds chunks on Dask workers behind the same methods.
 
 Code not yet written as row functions asks for :meth:`InMemoryRows.whole`:
 the standardised copy, made once on demand (a fit that needs it pays its
 memory; the common EM fit does not).
+
+The rows initialisation starts from (:func:`canonical_rows`: distinct,
+hash-sampled, in canonical order) are chosen here too, where the rows live.
 
 Sums over the samples elsewhere (column statistics, objectives, M-step
 reductions) are taken over :func:`row_blocks`, in float64, so that no
@@ -26,6 +29,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+
+from ._backend import array_namespace, to_host
 
 # Rows per block: a few MB of temporaries for the usual widths.
 ROWS_PER_BLOCK = 65_536
@@ -69,6 +74,88 @@ def add_statistics(total, part):
     return total + part
 
 
+def _splitmix64(z):
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def row_hash(*blocks):
+    """A 64-bit hash of each row of [blocks...] (side by side): (n,) uint64.
+
+    Depends on the row's values alone (-0.0 hashes as 0.0), not on its
+    position. Computed in the blocks' array namespace (NumPy or CuPy), a
+    column at a time: no stacked copy of the data (the peak memory of large
+    fits), and the same bits on every backend.
+    """
+    xp = array_namespace(blocks[0])
+    h = xp.zeros(blocks[0].shape[0], dtype=np.uint64)
+    for block in blocks:
+        for j in range(block.shape[1]):
+            bits = xp.ascontiguousarray(block[:, j] + 0.0, dtype=np.float64).view(np.uint64)
+            h = _splitmix64(h ^ bits)
+    return h
+
+
+def hash_threshold(n_candidates, max_rows):
+    """Rows whose :func:`row_hash` is at most this are sampled: about
+    ``max_rows`` of ``n_candidates``."""
+    return np.uint64(int(2**64 * max_rows / n_candidates) - 1)
+
+
+def canonical_rows(X, Y, sample_weight, max_rows):
+    """Distinct positively-weighted rows of [X, Y], sorted, with summed weights.
+
+    Parameters
+    ----------
+    X, Y : arrays of shape (n, d) and (n, t)
+        The user's inputs and encoded targets (before any arithmetic, so that
+        equal rows are bitwise equal in every ordering), NumPy or CuPy.
+    sample_weight : array of shape (n,)
+    max_rows : int
+        Above this many rows, a subsample chosen by row hash is used: whole
+        groups of equal rows are kept or dropped together.
+
+    Returns
+    -------
+    index : ndarray of shape (m,)
+        Index (host) of one representative of each distinct row, in
+        lexicographic order of the rows' values (so a shift of a column keeps
+        the order).
+    weight : ndarray of shape (m,)
+        Total sample weight of each distinct row (host).
+
+    The subsample is chosen where the data live, without stacking X and Y;
+    only its rows are stacked and brought to the host (for CuPy input, the
+    only per-sample data of a fit that leave the device).
+    """
+    xp = array_namespace(X)
+    candidates = xp.flatnonzero(sample_weight > 0)
+    if candidates.size > max_rows:
+        threshold = hash_threshold(candidates.size, max_rows)
+        if candidates.size == X.shape[0]:
+            hashes = row_hash(X, Y)  # no copy of the data
+        else:
+            hashes = row_hash(X[candidates], Y[candidates])
+        candidates = candidates[hashes <= threshold]
+    rows = to_host(xp.concatenate([X[candidates], Y[candidates]], axis=1))
+    return canonical_order(to_host(candidates), rows, to_host(sample_weight[candidates]))
+
+
+def canonical_order(candidates, rows, weights):
+    """The host half of :func:`canonical_rows`: candidate rows (host ``[X, Y]``
+    side by side) sorted and merged; returns ``(index, weight)``."""
+    # lexsort of the columns (first column first), then equal neighbours
+    # merged: twice as fast as np.unique(axis=0), which sorts row bytes
+    order = np.lexsort(rows.T[::-1])
+    rows = rows[order]
+    starts = np.ones(order.size, dtype=bool)
+    starts[1:] = np.any(rows[1:] != rows[:-1], axis=1)
+    weight = np.bincount(np.cumsum(starts) - 1, weights=weights[order])
+    return candidates[order[starts]], weight
+
+
 @dataclass
 class TrainingData:
     """All of some rows at once, standardised: X, 2-D targets, sample weights
@@ -90,12 +177,22 @@ class TrainingData:
 
 @dataclass
 class Chunk:
-    """Consecutive training rows: standardised ``X`` (a scratch view), ``Y`` and weights."""
+    """Consecutive training rows: standardised ``X`` (a scratch view), ``Y`` and weights.
+
+    Row functions take their work arrays from :meth:`scratch`, not from the
+    caller: on a Dask worker the buffers are the worker's own.
+    """
 
     X: np.ndarray
     Y: np.ndarray
     sample_weight: np.ndarray
     rows: slice
+    source: "InMemoryRows | None" = None
+
+    def scratch(self, name, n_columns):
+        """A work array of at least this chunk's rows by ``n_columns`` (see
+        :meth:`InMemoryRows.scratch`)."""
+        return self.source.scratch(name, n_columns)
 
 
 class InMemoryRows:
@@ -113,12 +210,19 @@ class InMemoryRows:
     kernels : kernel bundle
     rows_per_chunk : int, optional
         Default: :func:`default_chunk_rows` for X's width and dtype.
+    buffers : dict, optional
+        Where the scratch arrays are kept: a Dask worker thread passes its
+        own dict, so that its tasks reuse one set of buffers.
     """
 
+    # All rows are here: whole() and take() serve (not so on a cluster).
+    local = True
+
     def __init__(self, X, Y, sample_weight, x_mean, x_scale, kernels, *,
-                 rows_per_chunk=None):
+                 rows_per_chunk=None, buffers=None):
         self.kernels = kernels
         self.X, self.Y, self.sample_weight = X, Y, sample_weight
+        self.x_mean, self.x_scale = x_mean, x_scale
         xp = kernels.xp
         self._mean = xp.asarray(x_mean, dtype=X.dtype)
         self._scale = xp.asarray(x_scale, dtype=X.dtype)
@@ -127,8 +231,7 @@ class InMemoryRows:
                                                 device=kernels.device)
         self.rows_per_chunk = int(rows_per_chunk)
         self.passes = 0
-        self._scratch = None
-        self._buffers = {}
+        self._buffers = {} if buffers is None else buffers
         self._whole = None
         self.total_weight = None if sample_weight is None else float(sample_weight.sum())
 
@@ -140,6 +243,10 @@ class InMemoryRows:
     def dtype(self):
         return self.X.dtype
 
+    @property
+    def n_features(self):
+        return self.X.shape[1]
+
     def _standardized(self, rows, out):
         # (X - mean) / scale in X's dtype, one rounding per operation: the
         # same bits in every chunking
@@ -150,26 +257,28 @@ class InMemoryRows:
     def scratch(self, name, n_columns):
         """A per-chunk work array (rows of the largest chunk, ``n_columns``, X's dtype).
 
-        Made once per ``name`` and shape and reused by every pass: row
+        Made once per ``name``, columns and dtype (a larger one is reused:
+        a worker's blocks differ in length) and reused by every pass: row
         functions slice it to their chunk's rows, so no (n, K) array exists.
         """
-        shape = (min(self.n_samples, self.rows_per_chunk), n_columns)
+        n_rows = min(self.n_samples, self.rows_per_chunk)
         buffer = self._buffers.get(name)
-        if buffer is None or buffer.shape != shape:
-            buffer = self._buffers[name] = self.kernels.xp.empty(shape, dtype=self.X.dtype)
-        return buffer
+        if (buffer is None or buffer.shape[0] < n_rows or buffer.shape[1:] != (n_columns,)
+                or buffer.dtype != self.X.dtype):
+            buffer = self._buffers[name] = self.kernels.xp.empty((n_rows, n_columns),
+                                                                 dtype=self.X.dtype)
+        return buffer[:n_rows]
 
     def chunks(self):
         """Yield the rows as :class:`Chunk` objects; each ``X`` is valid until the next."""
         n, size = self.n_samples, self.rows_per_chunk
-        if self._scratch is None:
-            self._scratch = self.kernels.xp.empty((min(n, size), self.X.shape[1]),
-                                                  dtype=self.X.dtype)
+        standardized = self.scratch("_standardized", self.X.shape[1])
         for start in range(0, n, size):
             rows = slice(start, min(start + size, n))
-            X = self._standardized(rows, self._scratch[: rows.stop - start])
+            X = self._standardized(rows, standardized[: rows.stop - start])
             yield Chunk(X, None if self.Y is None else self.Y[rows],
-                        None if self.sample_weight is None else self.sample_weight[rows], rows)
+                        None if self.sample_weight is None else self.sample_weight[rows], rows,
+                        self)
 
     def map_reduce(self, function):
         """One pass: ``function(chunk)`` on every chunk, its statistics summed in chunk order.
@@ -204,6 +313,21 @@ class InMemoryRows:
                                                             dtype=self.X.dtype))
         weight = self.sample_weight[index] if sample_weight is None else sample_weight
         return TrainingData(X, self.Y[index], weight)
+
+    def canonical_sample(self, max_rows):
+        """The rows initialisation starts from: ``(TrainingData, weight)``.
+
+        The distinct positively weighted rows (a hash-chosen subsample of
+        about ``max_rows`` above it), in canonical order, with summed
+        weights (``weight``, host); see ``mixexp._init.canonical_rows``.
+        """
+        xp = self.kernels.xp
+        index, weight = canonical_rows(self.X, self.Y, self.sample_weight, max_rows)
+        return self.take(xp.asarray(index), sample_weight=xp.asarray(weight)), weight
+
+    def targets(self):
+        """``(Y, sample_weight)``: what the expert family is configured from."""
+        return self.Y, self.sample_weight
 
     def whole(self):
         """All rows standardised, as TrainingData (made once, on first request)."""

@@ -314,6 +314,20 @@ def moments_mean_scale(moments):
     return moments["mean"].copy(), scale
 
 
+def is_dask_input(*arrays):
+    """Whether any of ``arrays`` is a Dask collection (told from its type's module,
+    so nothing imports Dask unless the input is one)."""
+    return any(type(a).__module__.split(".")[0] in ("dask", "dask_expr") for a in arrays)
+
+
+def dask_support():
+    """``mixexp._dask``: imported on the first Dask input (Dask is an optional
+    dependency, ``pip install "mixexp[dask]"``)."""
+    from . import _dask  # an optional dependency, loaded when used
+
+    return _dask
+
+
 def training_rows(X, Y, sample_weight, x_mean, x_scale, kernels):
     """The training rows in the namespace of ``kernels`` (host input for the GPU moves once).
 

@@ -55,6 +55,14 @@ _NAMESPACES = {"numpy": "numpy", "numba": "numpy", "cupy": "cupy"}
 _CACHE = {}
 
 
+class KernelBundle(SimpleNamespace):
+    """A backend's kernel functions; pickled by name (row functions sent to Dask
+    workers carry their bundle, and compiled kernels or modules do not pickle)."""
+
+    def __reduce__(self):
+        return get_kernels, (self.name,)
+
+
 def get_kernels(name):
     """Return the kernel bundle of backend ``name`` as a namespace of functions.
 
@@ -66,7 +74,7 @@ def get_kernels(name):
     if name not in _CACHE:
         module = import_module(_MODULES[name])
         xp = import_module(_NAMESPACES[name])
-        _CACHE[name] = SimpleNamespace(
+        _CACHE[name] = KernelBundle(
             name=name,
             xp=xp,
             device=xp is not np,

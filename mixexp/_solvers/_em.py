@@ -107,7 +107,11 @@ class _Revival:
         """
         candidates = [k for k in np.flatnonzero(current.share < VANISHED_SHARE)
                       if k not in self.tried]
-        if not candidates or len(current.share) == 1 or not self.model.gate.resizable:
+        # the proposal's EM step runs on all rows at once, which rows held on
+        # a cluster do not offer: there a vanished expert stays (and is warned of)
+        # (nor does a gate of fixed shape split experts)
+        if (not candidates or len(current.share) == 1 or not self.rows.local
+                or not self.model.gate.resizable):
             return None
         k = int(candidates[0])
         self.tried.add(k)
@@ -133,10 +137,18 @@ class _Revival:
 class _Pass:
     """One pass at given parameters: the objectives and the M-step's statistics."""
 
-    def __init__(self, model, kernels, rows, params, resp, log_prior, hessian_stride):
-        self.statistics = rows.map_reduce(
-            lambda chunk: model.pass_statistics(kernels, chunk, params, resp, log_prior,
-                                                hessian_stride))
+    def __init__(self, model, kernels, rows, params, hessian_stride):
+        n_experts = model.n_experts(params)
+
+        # (chunk, K) scratch of the rows, reused by every pass: no (n, K)
+        # array. The function is shipped to where the rows are (Dask
+        # workers): it holds only the model, parameters and kernel bundle.
+        def chunk_statistics(chunk):
+            return model.pass_statistics(kernels, chunk, params,
+                                         chunk.scratch("resp", n_experts),
+                                         chunk.scratch("log_prior", n_experts), hessian_stride)
+
+        self.statistics = rows.map_reduce(chunk_statistics)
         total = rows.total_weight
         self.log_likelihood = self.statistics["log_likelihood"] / total
         self.objective = self.log_likelihood - model.penalty(params) / total
@@ -151,8 +163,9 @@ def run_em(model, kernels, rows, params, *, max_iter, tol, verbose=0, options=No
     model : MixtureModel
         The gate and expert family (``mixexp._model``).
     kernels : kernel bundle
-    rows : InMemoryRows
-        The training rows (``mixexp._rows``).
+    rows : InMemoryRows or DaskRows
+        The training rows (``mixexp._rows``, ``mixexp._dask``); only
+        ``map_reduce`` in the one-pass case.
     params : dict
         Starting parameters (internal scale), ``{"gate": ..., "experts": ...}``.
     max_iter : int
@@ -188,13 +201,10 @@ def run_em(model, kernels, rows, params, *, max_iter, tol, verbose=0, options=No
 
 def _one_pass(model, kernels, rows, params, max_iter, monitor, options):
     """EM with one pass per iteration (see the module docstring): (last pass, params)."""
-    # (chunk, K) scratch of the rows, reused by every pass: no (n, K) array
-    n_experts = model.n_experts(params)
-    resp, log_prior = rows.scratch("resp", n_experts), rows.scratch("log_prior", n_experts)
     hessian_stride = max(1, rows.n_samples // HESSIAN_SAMPLE_ROWS)
 
     def evaluate(params):
-        return _Pass(model, kernels, rows, params, resp, log_prior, hessian_stride)
+        return _Pass(model, kernels, rows, params, hessian_stride)
 
     current = evaluate(params)
     revival = _Revival(model, kernels, rows, options)

@@ -136,3 +136,74 @@ class GradientObjective:
                                              params["experts"], penalty_scale=penalty_scale),
         }
         return Evaluation(objective, log_likelihood, self.coordinates.pack_gradient(gradients))
+
+
+class RowsObjective:
+    """:class:`GradientObjective` over a rows object, one ``map_reduce`` pass per evaluation.
+
+    For rows that offer no whole copy (``mixexp._dask.DaskRows``), with soft
+    gating, no balance and no gate noise: then the log-likelihood and its
+    gradient are sums over rows. Each chunk returns its sums at penalty
+    scale 0 (the gradients are linear in the row weights and affine in the
+    penalty scale); the penalties' gradient is added once, from the same
+    functions on a row of weight zero.
+
+    Parameters
+    ----------
+    model : MixtureModel
+    kernels : kernel bundle
+    rows : rows object
+    coordinates : ModelCoordinates
+    """
+
+    def __init__(self, model, kernels, rows, coordinates):
+        self.model = model
+        self.kernels = kernels
+        self.rows = rows
+        self.coordinates = coordinates
+        self.total_weight = rows.total_weight
+
+    def evaluate(self, flat, gradient=True):
+        """Objective (and flat gradient) at ``flat``: :class:`Evaluation`."""
+        model, kernels = self.model, self.kernels
+        params = self.coordinates.unpack(flat)
+
+        def chunk_sums(chunk):
+            X, Y, weight = chunk.X, chunk.Y, chunk.sample_weight
+            log_g = model.log_prior(kernels, X, params)
+            per_row, resp = kernels.normalize_log_joint(
+                log_g + model.log_density(kernels, X, Y, params))
+            sums = {"log_likelihood": float(weight @ per_row)}
+            if gradient:
+                resp *= weight[:, None]
+                logit_gradient = resp - kernels.xp.exp(log_g) * weight[:, None]
+                sums["gate"] = model.gate.gradient(kernels, X, logit_gradient, params["gate"],
+                                                   penalty_scale=0.0, weighted_posterior=resp)
+                sums["experts"] = model.family.gradient(kernels, X, Y, resp, params["experts"],
+                                                        penalty_scale=0.0)
+            return sums
+
+        sums = self.rows.map_reduce(chunk_sums)
+        total = self.total_weight
+        log_likelihood = sums["log_likelihood"] / total
+        objective = log_likelihood - model.penalty(params) / total
+        if not gradient:
+            return Evaluation(objective, log_likelihood, None)
+        penalties = self._penalty_gradient(params, 1.0 / total)
+        gradients = {part: {key: value / total + penalties[part][key]
+                            for key, value in sums[part].items()}
+                     for part in ("gate", "experts")}
+        return Evaluation(objective, log_likelihood, self.coordinates.pack_gradient(gradients))
+
+    def _penalty_gradient(self, params, penalty_scale):
+        """The penalties' part of the gradient: the gradients of one row of weight 0."""
+        xp, dtype = self.kernels.xp, self.rows.dtype
+        n_experts = self.model.n_experts(params)
+        X = xp.zeros((1, self.rows.n_features), dtype=dtype)
+        Y = xp.zeros((1, params["experts"]["intercept"].shape[1]), dtype=dtype)
+        W = xp.zeros((1, n_experts), dtype=dtype)
+        return {"gate": self.model.gate.gradient(self.kernels, X, W, params["gate"],
+                                                 penalty_scale=penalty_scale,
+                                                 weighted_posterior=W),
+                "experts": self.model.family.gradient(self.kernels, X, Y, W, params["experts"],
+                                                      penalty_scale=penalty_scale)}

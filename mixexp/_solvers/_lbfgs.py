@@ -10,7 +10,7 @@ decreases, as EM's.
 import numpy as np
 from scipy import optimize
 
-from ._gradient import GradientObjective
+from ._gradient import GradientObjective, RowsObjective
 from ._monitor import ConvergenceMonitor
 from ._options import SolverOptions
 from ._result import SolverResult
@@ -35,8 +35,9 @@ def run_lbfgs(model, kernels, rows, params, *, max_iter, tol, verbose=0, options
     ----------
     model : MixtureModel
     kernels : kernel bundle
-    rows : InMemoryRows
-        The training rows (their standardised copy is used).
+    rows : InMemoryRows or DaskRows
+        The training rows: their standardised copy, or for rows held on a
+        cluster one ``map_reduce`` pass per evaluation.
     params : dict
         Starting parameters (internal scale).
     max_iter : int
@@ -52,10 +53,14 @@ def run_lbfgs(model, kernels, rows, params, *, max_iter, tol, verbose=0, options
     SolverResult
     """
     options = options or SolverOptions()
-    data = rows.whole()
-    coordinates = model.coordinates(params, model.coordinate_reference(data.Y,
-                                                                       data.sample_weight))
-    objective = GradientObjective(model, kernels, data, options, coordinates)
+    if rows.local:
+        data = rows.whole()
+        coordinates = model.coordinates(params, model.coordinate_reference(data.Y,
+                                                                           data.sample_weight))
+        objective = GradientObjective(model, kernels, data, options, coordinates)
+    else:  # rows on a cluster (soft gating, no balance): one pass per evaluation
+        coordinates = model.coordinates(params, model.coordinate_reference(*rows.targets()))
+        objective = RowsObjective(model, kernels, rows, coordinates)
     start = coordinates.project(coordinates.pack(params))
     last = {}  # the latest evaluation, which is the accepted iterate in the callback
 

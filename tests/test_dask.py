@@ -1,0 +1,361 @@
+"""Dask input: fits on blocks where they are, lazy predictions, refusals, validation.
+
+Small data, one in-process LocalCluster (2 workers x 1 thread) for the
+module, and one fit on worker processes (the row functions must pickle).
+"""
+
+import contextlib
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array", reason="Dask input needs dask (pip install mixexp[dask])")
+dd = pytest.importorskip("dask.dataframe", reason="needs dask[dataframe]")
+distributed = pytest.importorskip("distributed", reason="needs distributed")
+import dask
+import dask.base
+import pandas as pd
+
+from sklearn.exceptions import ConvergenceWarning
+
+from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from mixexp._base import _MAX_INIT_ROWS
+from mixexp.datasets import make_moe_regression
+
+SETTINGS = {"n_experts": 3, "random_state": 0, "tol": 1e-9, "max_iter": 500}
+# per-sample log-likelihood: dask fits match in-memory ones within this
+LOG_LIKELIHOOD_ATOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def client(cluster):
+    with distributed.Client(cluster) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y, _ = make_moe_regression(n_samples=3000, n_features=2, n_experts=3, noise=0.2,
+                                  random_state=0)
+    weight = np.random.default_rng(1).uniform(0.5, 2.0, size=X.shape[0])
+    return X, y, weight
+
+
+@pytest.fixture(scope="module")
+def reference(data):
+    X, y, _ = data
+    return MixtureOfExpertsRegressor(**SETTINGS).fit(X, y)
+
+
+@contextlib.contextmanager
+def _no_convergence_warnings():
+    """L-BFGS may stop at max_iter here; the comparison does not need it to converge."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def _as_dask(a, rows):
+    return da.from_array(a, chunks=(rows,) + a.shape[1:])
+
+
+def _assert_same_fit(fitted, reference):
+    assert fitted.log_likelihood_ == pytest.approx(reference.log_likelihood_,
+                                                   abs=LOG_LIKELIHOOD_ATOL)
+    np.testing.assert_allclose(fitted.expert_coef_, reference.expert_coef_, rtol=1e-4,
+                               atol=1e-6)
+    np.testing.assert_allclose(fitted.gate_coef_, reference.gate_coef_, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [1000, 701])
+@pytest.mark.parametrize("scheduler", ["default", "cluster"])
+def test_fit_matches_in_memory(data, reference, rows, scheduler, request):
+    X, y, _ = data
+    if scheduler == "cluster":
+        request.getfixturevalue("client")
+    est = MixtureOfExpertsRegressor(**SETTINGS).fit(_as_dask(X, rows), _as_dask(y, rows))
+    _assert_same_fit(est, reference)
+    assert est.converged_
+    assert est.n_features_in_ == 2
+
+
+def test_weights_multi_output_and_restarts(data, client):
+    X, y, weight = data
+    Y = np.column_stack([y, 2.0 * y + X[:, 0]])
+    settings = {**SETTINGS, "n_init": 2}
+    expected = MixtureOfExpertsRegressor(**settings).fit(X, Y, sample_weight=weight)
+    fitted = MixtureOfExpertsRegressor(**settings).fit(
+        _as_dask(X, 800), _as_dask(Y, 500), sample_weight=_as_dask(weight, 900))
+    _assert_same_fit(fitted, expected)
+    assert fitted.expert_coef_.shape == (3, 2, 2)
+    # NumPy weights are sent along with X's blocks
+    again = MixtureOfExpertsRegressor(**settings).fit(_as_dask(X, 800), _as_dask(Y, 800),
+                                                      sample_weight=weight)
+    _assert_same_fit(again, expected)
+
+
+def test_unknown_chunk_sizes(data, reference):
+    X, y, _ = data
+    dX, dy = _as_dask(X, 1000), _as_dask(y, 1000)
+    keep = dX[:, 0] > -np.inf  # every row, but the chunk sizes become unknown
+    dX, dy = dX[keep], dy[keep]
+    assert np.isnan(dX.chunks[0][0])
+    _assert_same_fit(MixtureOfExpertsRegressor(**SETTINGS).fit(dX, dy), reference)
+
+
+def test_dataframe_keeps_feature_names(data, reference):
+    X, y, _ = data
+    frame = pd.DataFrame(X, columns=["age", "income"])
+    ddf = dd.from_pandas(frame, npartitions=3)
+    est = MixtureOfExpertsRegressor(**SETTINGS).fit(ddf, dd.from_pandas(pd.Series(y), npartitions=4))
+    _assert_same_fit(est, reference)
+    assert list(est.feature_names_in_) == ["age", "income"]
+    pred = est.predict(ddf)
+    assert isinstance(pred, da.Array)
+    np.testing.assert_allclose(pred.compute(), reference.predict(X), rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match="feature names"):
+        est.predict(dd.from_pandas(frame.rename(columns={"age": "height"}), npartitions=2))
+
+
+def test_warm_start(data, reference):
+    X, y, _ = data
+    dX, dy = _as_dask(X, 1000), _as_dask(y, 1000)
+    est = MixtureOfExpertsRegressor(**SETTINGS, warm_start=True).fit(dX, dy)
+    again = est.fit(dX, dy)
+    # from the converged fit: a couple of iterations, no lower objective
+    assert again.n_iter_ <= 3
+    assert again.log_likelihood_ >= reference.log_likelihood_ - LOG_LIKELIHOOD_ATOL
+    est.set_params(n_experts=4)
+    with pytest.raises(ValueError, match="warm_start with a changed n_experts"):
+        est.fit(dX, dy)
+
+
+class _Gathered:
+    """Records the longest array any compute returns to the client."""
+
+    def __init__(self, monkeypatch):
+        self.calls, self.longest = 0, 0
+        original = dask.base.compute
+
+        def compute(*args, **kwargs):
+            results = original(*args, **kwargs)
+            self.calls += 1
+            for leaf in _leaves(results):
+                if hasattr(leaf, "shape") and getattr(leaf, "ndim", 0) > 0:
+                    self.longest = max(self.longest, leaf.shape[0])
+            return results
+
+        monkeypatch.setattr(dask.base, "compute", compute)
+        monkeypatch.setattr(dask, "compute", compute)
+
+
+def _leaves(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield value
+
+
+def test_nothing_of_size_n_reaches_the_client(client, monkeypatch):
+    n = 4 * _MAX_INIT_ROWS
+    X, y, _ = make_moe_regression(n_samples=n, n_features=2, n_experts=2, noise=0.2,
+                                  random_state=1)
+    dX, dy = _as_dask(X, 5000), _as_dask(y, 5000)
+    gathered = _Gathered(monkeypatch)
+    est = MixtureOfExpertsRegressor(n_experts=2, random_state=0, max_iter=20, tol=1e-4)
+    est.fit(dX, dy)
+    # the initial sample (about _MAX_INIT_ROWS rows) is the largest thing gathered
+    assert 0 < gathered.longest <= 1.1 * _MAX_INIT_ROWS
+    # one compute per pass, plus the first pass and the sample
+    assert gathered.calls <= 2 * est.n_iter_ + 4
+    before = gathered.calls
+    pred, _ = est.predict(dX, return_std=True)
+    est.predict_gate(dX), est.predict_experts(dX), est.predict_responsibilities(dX, dy)
+    assert gathered.calls == before  # lazy: nothing computed
+    assert isinstance(pred, da.Array) and pred.chunks == dX.chunks[:1]
+    est.log_likelihood(dX, dy), est.score(dX, dy), est.bic(dX, dy)
+    assert gathered.longest <= 1.1 * _MAX_INIT_ROWS
+
+
+def test_predictions_of_an_in_memory_fit(data, reference, client):
+    X, y, weight = data
+    dX, dy, dw = _as_dask(X, 1000), _as_dask(y, 1000), _as_dask(weight, 1000)
+    close = {"rtol": 1e-7, "atol": 1e-10}
+    mean, std = reference.predict(dX, return_std=True)
+    expected_mean, expected_std = reference.predict(X, return_std=True)
+    np.testing.assert_allclose(mean.compute(), expected_mean, **close)
+    np.testing.assert_allclose(std.compute(), expected_std, **close)
+    for method in ("predict_gate", "predict_experts"):
+        result = getattr(reference, method)(dX)
+        assert isinstance(result, da.Array)
+        np.testing.assert_allclose(result.compute(), getattr(reference, method)(X), **close)
+    np.testing.assert_allclose(reference.predict_responsibilities(dX, dy).compute(),
+                               reference.predict_responsibilities(X, y), **close)
+    assert reference.log_likelihood(dX, dy, sample_weight=dw) == pytest.approx(
+        reference.log_likelihood(X, y, sample_weight=weight), rel=1e-12)
+    for method in ("score", "bic", "aic"):
+        assert getattr(reference, method)(dX, dy) == pytest.approx(
+            getattr(reference, method)(X, y), rel=1e-10)
+    with pytest.raises(ValueError, match="X has 3 features"):
+        reference.predict(da.zeros((10, 3), chunks=5))
+
+
+def test_classifier_fitted_in_memory_predicts_on_dask(data):
+    X, y, _ = data
+    labels = np.where(y > np.median(y), "high", "low")
+    clf = MixtureOfExpertsClassifier(n_experts=2, random_state=0).fit(X, labels)
+    dX = _as_dask(X, 1000)
+    np.testing.assert_allclose(clf.predict_proba(dX).compute(), clf.predict_proba(X),
+                               rtol=1e-7, atol=1e-12)
+    predicted = clf.predict(dX)
+    assert isinstance(predicted, da.Array)
+    np.testing.assert_array_equal(predicted.compute(), clf.predict(X))
+    assert clf.score(dX, _as_dask(labels, 1000)) == pytest.approx(clf.score(X, labels))
+    with pytest.raises(ValueError, match="cannot be fitted on Dask input"):
+        MixtureOfExpertsClassifier(n_experts=2).fit(dX, _as_dask(labels, 1000))
+
+
+def test_lbfgs_matches_in_memory(data, client):
+    X, y, weight = data
+    settings = {**SETTINGS, "solver": "lbfgs", "alpha": 0.1, "max_iter": 2000}
+    expected = MixtureOfExpertsRegressor(**settings).fit(X, y, sample_weight=weight)
+    fitted = MixtureOfExpertsRegressor(**settings).fit(
+        _as_dask(X, 701), _as_dask(y, 701), sample_weight=_as_dask(weight, 701))
+    assert fitted.converged_
+    # L-BFGS stops where its gains fall below tol: the two runs' last
+    # iterates differ by about that much (measured 4e-7 per sample)
+    assert fitted.log_likelihood_ == pytest.approx(expected.log_likelihood_,
+                                                   abs=LOG_LIKELIHOOD_ATOL)
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"solver": "adam"}, "solver='adam' is not supported on Dask input: use solver='em'"),
+    ({"gating": "hard"}, "gating='hard' is not supported on Dask input"),
+    ({"balance": 0.1}, "balance=0.1 is not supported on Dask input"),
+])
+def test_refusals(data, settings, message):
+    X, y, _ = data
+    est = MixtureOfExpertsRegressor(n_experts=2, **settings)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        est.fit(_as_dask(X, 1000), _as_dask(y, 1000))
+    assert not hasattr(est, "n_features_in_")
+
+
+def test_top_k_prediction_of_a_dask_fit(data):
+    # EM trains the dense gate; top_k routes prediction and the reported fit
+    X, y, _ = data
+    expected = MixtureOfExpertsRegressor(**SETTINGS, top_k=2).fit(X, y)
+    fitted = MixtureOfExpertsRegressor(**SETTINGS, top_k=2).fit(_as_dask(X, 900),
+                                                                _as_dask(y, 900))
+    _assert_same_fit(fitted, expected)
+    np.testing.assert_allclose(fitted.expert_usage_, expected.expert_usage_, rtol=1e-5)
+    np.testing.assert_allclose(fitted.predict(_as_dask(X, 900)).compute(), expected.predict(X),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_device_backends_are_refused():
+    from types import SimpleNamespace
+
+    from mixexp._dask import check_supported
+
+    with pytest.raises(ValueError, match="backend='cupy' cannot serve Dask input"):
+        check_supported(MixtureOfExpertsRegressor(backend="cupy"), SimpleNamespace(device=True))
+
+
+def test_refused_partial_fit_and_mixed_input(data):
+    X, y, _ = data
+    with pytest.raises(TypeError, match="partial_fit does not take Dask input"):
+        MixtureOfExpertsRegressor(solver="adam").partial_fit(_as_dask(X, 1000), y)
+    with pytest.raises(TypeError, match="pass X as a Dask array"):
+        MixtureOfExpertsRegressor().fit(X, _as_dask(y, 1000))
+
+
+def _bad_inputs(X, y, weight):
+    nan_X, inf_X, nan_y = X.copy(), X.copy(), y.copy()
+    nan_X[2500, 1] = np.nan
+    inf_X[10, 0] = np.inf
+    nan_y[1234] = np.nan
+    negative = weight.copy()
+    negative[2999] = -1.0
+    return {
+        "nan X": (nan_X, y, None),
+        "inf X": (inf_X, y, None),
+        "nan y": (X, nan_y, None),
+        "negative weight": (X, y, negative),
+        "zero weights": (X, y, np.zeros_like(weight)),
+        "short y": (X, y[:-7], None),
+        "short weight": (X, y, weight[:-3]),
+        "huge X": (X * 1e160, y, None),
+    }
+
+
+@pytest.mark.parametrize("case", ["nan X", "inf X", "nan y", "negative weight", "zero weights",
+                                  "short y", "short weight", "huge X"])
+def test_validation_errors_match_in_memory(data, reference, case):
+    X, y, weight = _bad_inputs(*data)[case]
+    with pytest.raises(ValueError) as in_memory:
+        MixtureOfExpertsRegressor(**SETTINGS).fit(X, y, sample_weight=weight)
+    # a warm-startable fitted model: a bad input must leave it untouched
+    est = MixtureOfExpertsRegressor(**SETTINGS, warm_start=True).fit(*data[:2])
+    params = est.gate_coef_.copy()
+    with pytest.raises(ValueError, match=re.escape(str(in_memory.value))):
+        est.fit(_as_dask(X, 700), _as_dask(y, 700),
+                sample_weight=None if weight is None else _as_dask(weight, 700))
+    np.testing.assert_array_equal(est.gate_coef_, params)
+
+
+def test_wrong_shapes(data, reference):
+    X, y, _ = data
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
+        MixtureOfExpertsRegressor().fit(_as_dask(X[:, 0], 1000), _as_dask(y, 1000))
+    with pytest.raises(ValueError, match="Found array with dim 3"):
+        MixtureOfExpertsRegressor().fit(_as_dask(X, 1000),
+                                        da.zeros((X.shape[0], 2, 2), chunks=1000))
+    with pytest.raises(ValueError, match="NaN"):
+        bad = X.copy()
+        bad[5, 0] = np.nan
+        reference.predict(_as_dask(bad, 1000)).compute()
+
+
+def test_fit_on_worker_processes(data, reference):
+    # the row functions, model and kernel bundle travel to other processes
+    X, y, _ = data
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster):
+        est = MixtureOfExpertsRegressor(**SETTINGS).fit(_as_dask(X, 1000), _as_dask(y, 1000))
+        pred = est.predict(_as_dask(X, 1000)).compute()
+    _assert_same_fit(est, reference)
+    np.testing.assert_allclose(pred, reference.predict(X), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("solver", ["em", "lbfgs"])
+def test_hierarchical_regressor_on_dask_matches_in_memory(data, client, solver):
+    from mixexp import HierarchicalMixtureOfExpertsRegressor
+
+    X, y, _ = data
+    settings = dict(branching=(2, 2), solver=solver, random_state=0, max_iter=40)
+    with _no_convergence_warnings():
+        reference = HierarchicalMixtureOfExpertsRegressor(**settings).fit(X, y)
+        fitted = HierarchicalMixtureOfExpertsRegressor(**settings).fit(_as_dask(X, 700),
+                                                                      _as_dask(y, 700))
+    assert fitted.n_iter_ == reference.n_iter_
+    assert fitted.log_likelihood_ == pytest.approx(reference.log_likelihood_,
+                                                   abs=LOG_LIKELIHOOD_ATOL)
+    node_gates = fitted.predict_node_gates(_as_dask(X, 700))
+    assert all(isinstance(level, da.Array) for level in node_gates)
+    np.testing.assert_allclose(node_gates[1].compute(), reference.predict_node_gates(X)[1],
+                               rtol=1e-5, atol=1e-7)

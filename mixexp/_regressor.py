@@ -5,7 +5,7 @@ from numbers import Real
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array
 
@@ -17,11 +17,16 @@ from ._backend import (
     to_host,
 )
 from ._base import BaseMixtureOfExperts
-from ._experts import GaussianExperts
+from ._experts import GaussianExperts, PoissonExperts
 from ._experts._family import user_scale_penalty
 from ._experts._gaussian import variance_floor
+from ._experts._poisson import check_counts, target_means
 from ._inference import InferenceMixin
 from ._validation import check_device_array
+
+
+# expert= -> the family's class
+_FAMILIES = {"gaussian": GaussianExperts, "poisson": PoissonExperts}
 
 
 class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExperts):
@@ -51,6 +56,19 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         the fit; otherwise it is kept with a zero gate and a
         ``ConvergenceWarning`` names it (see the user guide, "Vanished
         experts").
+    gate_features : array-like or None, default=None
+        Columns of X the gate sees (flexmix's *concomitant variables*):
+        integer indices, column names (DataFrame input only) or a boolean
+        mask of length n_features. None: every column. Columns keep the
+        order given; ``gate_coef_`` has one column per selected feature. An
+        empty selection gives a gate of constant mixing proportions (a
+        plain mixture of regressions, flexmix's model without a concomitant
+        model).
+    expert_features : array-like or None, default=None
+        Columns of X the experts see, selected as ``gate_features``; None:
+        every column. An empty selection gives constant experts (each predicts its intercept)
+        gated by the gate's columns. The gate and the experts may share
+        columns, and need not cover X between them.
     solver : {"em", "lbfgs", "adam"}, default="em"
         Training method; all three maximise the same penalised objective,
         so their fits can be compared. ``"em"``: expectation-maximisation
@@ -177,8 +195,10 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
 
     Attributes
     ----------
-    gate_coef_ : ndarray of shape (n_experts, n_features)
-        Gate weights v_k, on the user's scale.
+    gate_coef_ : ndarray of shape (n_experts, n_gate_features)
+        Gate weights v_k, on the user's scale, one column per column of
+        ``gate_features`` (n_gate_features = n_features without a
+        selection).
     gate_intercept_ : ndarray of shape (n_experts,)
         Gate intercepts b_k (centred: they sum to zero).
     expert_coef_ : ndarray of shape (n_experts, n_features) or (n_experts, n_targets, n_features)
@@ -251,6 +271,7 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
 
     _parameter_constraints: dict = {
         **BaseMixtureOfExperts._parameter_constraints,
+        "expert": [StrOptions({"gaussian", "poisson"})],
         "variance_floor": [Interval(Real, 0, None, closed="neither")],
     }
     _y_numeric = True
@@ -260,6 +281,9 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         self,
         n_experts=3,
         *,
+        expert="gaussian",
+        gate_features=None,
+        expert_features=None,
         solver="em",
         gating="soft",
         top_k=None,
@@ -282,6 +306,8 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
     ):
         super().__init__(
             n_experts,
+            gate_features=gate_features,
+            expert_features=expert_features,
             solver=solver,
             gating=gating,
             top_k=top_k,
@@ -301,11 +327,14 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
             random_state=random_state,
             verbose=verbose,
         )
+        self.expert = expert
         self.variance_floor = variance_floor
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        # counts: scikit-learn's checks then draw non-negative targets
+        tags.target_tags.positive_only = self.expert == "poisson"
         return tags
 
     # ---- hooks -----------------------------------------------------------
@@ -339,6 +368,8 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
                     f"{self._y_ndim}-dimensional targets."
                 )
         Y = xp.asarray(y, dtype=np.float64).reshape(len(y), -1)
+        if (self.expert if fitting else getattr(self, "_expert_kind", "gaussian")) == "poisson":
+            check_counts(Y)
         if fitting:
             self._n_targets = Y.shape[1]
         elif Y.shape[1] != self._n_targets:
@@ -347,11 +378,14 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
             )
         return Y
 
-    @staticmethod
-    def _family_class():
-        return GaussianExperts
+    def _family_class(self):
+        return _FAMILIES[getattr(self, "_expert_kind", "gaussian")]
 
     def _make_family(self, x_scale, Y, sample_weight, alpha):
+        self._expert_kind = self.expert
+        if self.expert == "poisson":
+            return PoissonExperts(weight_penalty=user_scale_penalty(alpha, x_scale),
+                                  target_mean=target_means(Y, sample_weight))
         return GaussianExperts(
             weight_penalty=user_scale_penalty(alpha, x_scale),
             variance_floor=variance_floor(Y, sample_weight, self.variance_floor),
@@ -367,7 +401,8 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
 
     # ---- prediction --------------------------------------------------------
     def _expert_means(self, Xs, kernels):
-        return GaussianExperts.mean(kernels, Xs, self._params["experts"])
+        model = self._fitted_model
+        return model.family.mean(kernels, model.expert_view(Xs), self._params["experts"])
 
     @single_threaded_blas
     def predict(self, X, return_std=False):
@@ -408,14 +443,14 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         mean = xp.einsum("nk,nkt->nt", gate, means)
         if not return_std:
             return (mean,)
-        # float32 input stays float32
-        variance = xp.asarray(GaussianExperts.variance(self._params["experts"]), dtype=gate.dtype)
+        noise_variance = self._fitted_model.family.noise_variance(xp, gate, means,
+                                                                  self._params["experts"])
         # sum_k g_k ((mu_k - mean)^2 + sigma_k^2), not E[y^2] - mean^2: far from
         # the data the means are huge, and that difference cancels to 0 or
         # overflows to inf - inf = NaN. The terms are scaled by each row's
         # largest before squaring, so no square overflows.
         spread = xp.sqrt(gate)[:, :, None] * xp.abs(means - mean[:, None, :])
-        noise = xp.sqrt(gate @ variance)
+        noise = xp.sqrt(noise_variance)
         scale = xp.maximum(spread.max(axis=1), noise)
         scale = xp.where(scale > 0, scale, 1.0)
         std = scale * xp.sqrt(((spread / scale[:, None, :]) ** 2).sum(axis=1)

@@ -331,6 +331,15 @@ class GaussianExperts(ExpertFamily):
         """Each expert's noise variance: (K, t)."""
         return experts["variance"]
 
+    @staticmethod
+    def noise_variance(xp, gate, means, experts):
+        """The experts' noise variance mixed by ``gate`` (n, K): sum_k g_k sigma2_k, (n, t).
+
+        ``means`` (n, K, t) are the experts' means (unused: the noise does not
+        depend on x). In ``gate``'s dtype (float32 input stays float32).
+        """
+        return gate @ xp.asarray(experts["variance"], dtype=gate.dtype)
+
     # ---- user scale ------------------------------------------------------
     def to_user(self, experts, x_mean, x_scale, squeeze=False):
         coef = experts["coef"] / x_scale

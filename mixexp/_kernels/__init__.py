@@ -38,6 +38,10 @@ KERNEL_NAMES = (
     "logistic_gradient",
 )
 
+# Kernels of the Poisson family: the CuPy backend has none yet (the family
+# raises a ValueError naming the backend there).
+FAMILY_KERNEL_NAMES = ("poisson_log_density", "poisson_e_step", "poisson_newton_moments")
+
 # Fast paths a backend may provide; without one, callers compose the kernels
 # above (the composition is the fast path's oracle).
 OPTIONAL_KERNEL_NAMES = (
@@ -71,6 +75,7 @@ def get_kernels(name):
             device=xp is not np,
             to_host=getattr(xp, "asnumpy", np.asarray),
             **{fn: getattr(module, fn) for fn in KERNEL_NAMES},
-            **{fn: getattr(module, fn) for fn in OPTIONAL_KERNEL_NAMES if hasattr(module, fn)},
+            **{fn: getattr(module, fn)
+               for fn in FAMILY_KERNEL_NAMES + OPTIONAL_KERNEL_NAMES if hasattr(module, fn)},
         )
     return _CACHE[name]

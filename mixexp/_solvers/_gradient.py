@@ -125,10 +125,6 @@ class GradientObjective:
         if gate is not None:
             logit_gradient -= balance_gradient
         penalty_scale = 1.0 / self.total_weight
-        gradients = {
-            "gate": model.gate.gradient(kernels, X, logit_gradient, params["gate"],
-                                        penalty_scale=penalty_scale),
-            "experts": model.family.gradient(kernels, X, Y, resp * row_weight[:, None],
-                                             params["experts"], penalty_scale=penalty_scale),
-        }
+        gradients = model.gradient(kernels, X, Y, logit_gradient, resp * row_weight[:, None],
+                                   params, penalty_scale=penalty_scale)
         return Evaluation(objective, log_likelihood, self.coordinates.pack_gradient(gradients))

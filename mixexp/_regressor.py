@@ -1,4 +1,4 @@
-"""MixtureOfExpertsRegressor: linear-Gaussian experts behind a softmax gate."""
+"""MixtureOfExpertsRegressor: linear-Gaussian (or Poisson) experts behind a softmax gate."""
 
 from numbers import Real
 
@@ -24,13 +24,12 @@ from ._experts._poisson import check_counts, target_means
 from ._inference import InferenceMixin
 from ._validation import check_device_array
 
-
 # expert= -> the family's class
 _FAMILIES = {"gaussian": GaussianExperts, "poisson": PoissonExperts}
 
 
 class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExperts):
-    r"""Mixture of linear-Gaussian experts with a softmax gate, trained by EM or by gradient.
+    r"""Mixture of linear-Gaussian or Poisson experts with a softmax gate, fitted by EM or gradient.
 
     The conditional density of the target is a gated mixture of linear
     regressions (Jacobs et al. 1991; Jordan & Jacobs 1994):
@@ -56,6 +55,20 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         the fit; otherwise it is kept with a zero gate and a
         ``ConvergenceWarning`` names it (see the user guide, "Vanished
         experts").
+    expert : {"gaussian", "poisson"}, default="gaussian"
+        The experts' family. ``"gaussian"``: linear regressions with
+        Gaussian noise of their own variance (the model above).
+        ``"poisson"``: Poisson regressions with a log link for non-negative
+        integer counts, p_k(y | x) = Poisson(y; exp(x w_k + c_k)) (each
+        target an independent count); ``fit`` refuses negative or
+        non-integer targets with a ValueError. Their M-step is penalised
+        Newton (IRLS) steps, each halved until the expert's objective does
+        not fall, so EM stays monotone; ``alpha * ||w_k||^2`` is added to
+        the negative log-likelihood, on the user's scale. Prediction is the
+        mixture's mean rate; ``predict(return_std=True)`` its standard
+        deviation, whose variance is ``sum_k g_k mu_k`` (a count's variance
+        is its rate) plus the experts' disagreement. Not available with
+        ``backend="cupy"`` yet, nor in ``summary`` / ``parameter_covariance``.
     gate_features : array-like or None, default=None
         Columns of X the gate sees (flexmix's *concomitant variables*):
         integer indices, column names (DataFrame input only) or a boolean
@@ -201,12 +214,14 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         selection).
     gate_intercept_ : ndarray of shape (n_experts,)
         Gate intercepts b_k (centred: they sum to zero).
-    expert_coef_ : ndarray of shape (n_experts, n_features) or (n_experts, n_targets, n_features)
-        Expert weights w_k.
+    expert_coef_ : ndarray of shape (n_experts, n_expert_features) or (n_experts, n_targets, n_expert_features)
+        Expert weights w_k (of the log-rate for ``expert="poisson"``), one
+        column per column of ``expert_features`` (n_expert_features =
+        n_features without a selection).
     expert_intercept_ : ndarray of shape (n_experts,) or (n_experts, n_targets)
         Expert intercepts c_k.
     expert_variance_ : ndarray of shape (n_experts,) or (n_experts, n_targets)
-        Expert noise variances sigma_k^2.
+        Expert noise variances sigma_k^2 (``expert="gaussian"`` only).
     expert_usage_ : ndarray of shape (n_experts,)
         Fraction of the training weight each expert takes: the weighted
         mean of the gate that prediction uses (one-hot for hard gating,
@@ -414,7 +429,8 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         return_std : bool, default=False
             Also return the standard deviation of p(y | x): the experts'
             noise plus their disagreement,
-            ``sqrt(sum_k g_k (sigma_k^2 + mu_k^2) - mean^2)``.
+            ``sqrt(sum_k g_k (sigma_k^2 + mu_k^2) - mean^2)``, where a
+            Poisson expert's noise variance sigma_k^2 is its rate mu_k.
 
         The gate g is the one ``gating`` and ``top_k`` define: the argmax
         expert alone for hard gating, the renormalised top-k mixture with
@@ -459,7 +475,8 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
 
     @single_threaded_blas
     def predict_experts(self, X):
-        """Each expert's prediction x w_k + c_k.
+        """Each expert's prediction: x w_k + c_k, or the rate exp(x w_k + c_k) for
+        ``expert="poisson"`` (x: the expert's columns).
 
         Parameters
         ----------

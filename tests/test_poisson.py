@@ -178,3 +178,34 @@ def test_inference_refuses_poisson_experts_clearly():
     with pytest.raises(ValueError, match="not available for expert='poisson'"):
         est.summary(X, y)
     assert np.isfinite(est.icl(X, y))
+
+
+# R flexmix 2.3 on its own patent data (Wang, Cockburn & Puterman 1998):
+# stepFlexmix(Patents ~ lgRD, k = 3, model = FLXMRglm(family = "poisson"),
+# concomitant = FLXPmultinom(~ RDS), nrep = 200, iter.max = 1000,
+# tolerance = 1e-8, minprior = 0) (benchmarks/reference/flexmix_patent_poisson.R;
+# 40 starts gave -197.6750235963). Its best total log-likelihood, its experts
+# (intercept, lgRD) and gate (intercept, RDS: log-odds against its first
+# component).
+FLEXMIX_PATENT = -197.6750224783
+FLEXMIX_PATENT_EXPERTS = np.array([[0.5064708828, 0.8800660484], [1.961978922, 0.6719250042],
+                                   [-2.646349903, 1.588532949]])
+FLEXMIX_PATENT_GATE = np.array([[0.0, 0.0], [-3.107595392, 41.00443779],
+                                [-2.898522662, 40.26259262]])
+
+
+def test_patent_data_reaches_at_least_flexmix_optimum():
+    data = pd.read_csv(DATA / "patent.csv")  # exported by the R script above
+    est = MixtureOfExpertsRegressor(3, expert="poisson", gate_features=["RDS"],
+                                    expert_features=["lgRD"], alpha=0.0, n_init=10,
+                                    tol=1e-10, max_iter=5000, random_state=0)
+    est.fit(data[["lgRD", "RDS"]], data["Patents"])
+    total = est.log_likelihood_ * len(data)
+    assert total >= FLEXMIX_PATENT, (total, FLEXMIX_PATENT)
+    # the same optimum: flexmix's components in mixexp's order (by intercept)
+    order = [int(np.argmin(np.abs(est.expert_intercept_ - c))) for c in
+             FLEXMIX_PATENT_EXPERTS[:, 0]]
+    experts = np.column_stack([est.expert_intercept_, est.expert_coef_[:, 0]])[order]
+    assert_allclose(experts, FLEXMIX_PATENT_EXPERTS, atol=2e-3)
+    gate = np.column_stack([est.gate_intercept_, est.gate_coef_[:, 0]])[order]
+    assert_allclose(gate - gate[0], FLEXMIX_PATENT_GATE, rtol=2e-3, atol=2e-3)

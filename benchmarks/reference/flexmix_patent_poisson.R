@@ -16,7 +16,7 @@ data("patent", package = "flexmix")
 write.csv(patent[, c("Patents", "RDS", "lgRD")], out, row.names = FALSE)
 
 set.seed(1)
-ctrl <- list(iter.max = 2000, tolerance = 1e-10, minprior = 0)
+ctrl <- list(iter.max = 1000, tolerance = 1e-8, minprior = 0)
 fit <- stepFlexmix(Patents ~ lgRD, data = patent, k = 3, nrep = nrep,
                    model = FLXMRglm(family = "poisson"),
                    concomitant = FLXPmultinom(~ RDS), control = ctrl, verbose = FALSE)

@@ -1,7 +1,8 @@
 """What every expert family provides (the protocol the solvers are written against).
 
-A family works on internally standardised inputs ``X`` (n, d) and a 2-D
-target ``Y`` (n, t); its parameters are one dict of host float64 arrays
+A family works on internally standardised inputs ``X`` (n, d), its own
+columns of the data (``expert_features``: the model hands it that view),
+and a 2-D target ``Y`` (n, t); its parameters are one dict of host float64 arrays
 with the expert axis first (the ``"experts"`` part of a model's
 parameters), and nothing outside the family reads its keys. Per-sample
 arrays live in the namespace of the kernel bundle (``kernels.xp``, the GPU

@@ -179,6 +179,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Whether public expert attributes drop their output axis (1-D targets)."""
         return False
 
+    def _same_family(self):
+        """Whether the fitted experts are of the family the parameters now ask for."""
+        return True
+
     # ---- the model -------------------------------------------------------
     def _penalty_alpha(self, weight_exponent):
         """alpha against weights rescaled by 2^-weight_exponent (see rescaled_sample_weight)."""
@@ -528,11 +532,16 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if not hasattr(self, "_params"):
             return False
         # any number of experts: resize_experts adds or removes experts
-        return (self._fitted_shape == (n_features, n_targets)
+        return (self._fitted_shape == (n_features, n_targets) and self._same_family()
                 and _same_columns(getattr(self, "_columns", (None, None)), columns))
 
     def _check_same_columns(self, n_features):
-        """partial_fit continues a model: its gate and experts keep their columns."""
+        """partial_fit continues a model: its experts keep their family, and its gate
+        and experts their columns."""
+        if not self._same_family():
+            raise ValueError(
+                "expert changed since the model was fitted; partial_fit continues the "
+                "fitted model. Call fit to start again with the new family.")
         columns = self._selected_columns(n_features)
         if not _same_columns(getattr(self, "_columns", (None, None)), columns):
             raise ValueError(
@@ -575,8 +584,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _set_user_params(self, model, params):
         public = model.to_user(params, self._x_mean, self._x_scale,
                                squeeze=self._squeeze_outputs())
+        # a previous fit of another family leaves no attribute of its own behind
+        for name in getattr(self, "_public_names", ()):
+            if name not in public and hasattr(self, name):
+                delattr(self, name)
         for name, value in public.items():
             setattr(self, name, value)
+        self._public_names = tuple(public)
 
     def _params_from_user(self, model, x_mean, x_scale):
         """Internal parameters for standardisation (x_mean, x_scale), from the public ones

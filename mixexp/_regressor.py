@@ -396,6 +396,9 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
     def _family_class(self):
         return _FAMILIES[getattr(self, "_expert_kind", "gaussian")]
 
+    def _same_family(self):
+        return getattr(self, "_expert_kind", "gaussian") == self.expert
+
     def _make_family(self, x_scale, Y, sample_weight, alpha):
         self._expert_kind = self.expert
         if self.expert == "poisson":

@@ -209,3 +209,17 @@ def test_patent_data_reaches_at_least_flexmix_optimum():
     assert_allclose(experts, FLEXMIX_PATENT_EXPERTS, atol=2e-3)
     gate = np.column_stack([est.gate_intercept_, est.gate_coef_[:, 0]])[order]
     assert_allclose(gate - gate[0], FLEXMIX_PATENT_GATE, rtol=2e-3, atol=2e-3)
+
+
+def test_another_family_is_not_warm_started_nor_continued():
+    X, y, _ = _counts(n=400)
+    est = MixtureOfExpertsRegressor(2, warm_start=True, random_state=0).fit(X, y)
+    assert hasattr(est, "expert_variance_")
+    est.set_params(expert="poisson").fit(X, y)  # a fresh fit: nothing to start from
+    assert not hasattr(est, "expert_variance_")  # nor is the Gaussian's variance left
+    assert_allclose(est.expert_coef_, MixtureOfExpertsRegressor(
+        2, expert="poisson", random_state=0).fit(X, y).expert_coef_)
+    stream = MixtureOfExpertsRegressor(2, solver="adam", random_state=0).partial_fit(X, y)
+    stream.set_params(expert="poisson")
+    with pytest.raises(ValueError, match="expert changed since the model was fitted"):
+        stream.partial_fit(X, y)

@@ -23,6 +23,7 @@ listed in ``FUSED_E_STEPS``; the composition is their oracle.
 
 import numpy as np
 
+from ._backend import array_namespace
 from ._experts import GaussianExperts, LogisticExperts, PoissonExperts
 from ._gates import SoftmaxGate
 from ._gates._softmax import GATE_NEWTON_STEPS
@@ -99,12 +100,15 @@ class ModelCoordinates:
 
 
 def select_columns(a, columns):
-    """The columns ``columns`` (an int array) of ``a`` along its last axis; ``a`` if None.
+    """The columns ``columns`` (a host int array) of ``a`` along its last axis; ``a`` if None.
 
-    Serves 2-D rows (a copy of the chunk's selected columns) and 1-D
-    per-feature arrays (means, scales) alike.
+    Serves 2-D rows (a copy of the chunk's selected columns, in their own
+    namespace: the index moves to the GPU with them) and 1-D per-feature
+    arrays (means, scales) alike.
     """
-    return a if columns is None else a[..., columns]
+    if columns is None:
+        return a
+    return a[..., array_namespace(a).asarray(columns)]
 
 
 class MixtureModel:

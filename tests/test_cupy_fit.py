@@ -465,3 +465,29 @@ def test_outputs_follow_the_caller(device):
     assert type(as_caller(on_device, np.ones(3))) is np.ndarray
     host = np.ones(3)
     assert as_caller(host, [1.0, 2.0]) is host
+
+
+# ---------------------------------------------------------------------------
+# gate_features / expert_features, Poisson experts
+
+
+def test_selected_columns_on_the_device_equal_the_numpy_fit(device):
+    X, y = regression()
+    kwargs = dict(gate_features=[2], expert_features=[0, 1])
+    reference = _quiet(ESTIMATORS["regressor"][0](backend="numpy", **kwargs).fit, X, y)
+    fitted = _quiet(ESTIMATORS["regressor"][0](backend="cupy", **kwargs).fit,
+                    device.to_device(X), device.to_device(y))
+    assert_same_fit(fitted, reference, np.float64)
+    for a, b in zip(predictions(fitted, device.to_device(X)), predictions(reference, X),
+                    strict=True):
+        assert isinstance(a, device.array_type)
+        assert_allclose(device.to_host(a), b, rtol=1e-7, atol=1e-9)
+
+
+def test_poisson_experts_refuse_the_cupy_backend_clearly(device):
+    X, y = regression(100)
+    counts = np.round(np.abs(y))
+    with pytest.raises(ValueError, match="expert='poisson' is not available with "
+                                         "backend='cupy'"):
+        MixtureOfExpertsRegressor(2, expert="poisson", backend="cupy").fit(
+            device.to_device(X), device.to_device(counts))

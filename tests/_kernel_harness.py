@@ -99,8 +99,9 @@ RUNS = {
 }
 
 
-# The Poisson family's kernels (not in the CuPy bundle yet: its family refuses
-# backend="cupy"); the CPU backends are tested on them with RUNS.
+# The Poisson family's kernels (FAMILY_KERNEL_NAMES: a backend may lack them;
+# the generic ArrayKernels has only the Newton sums, its densities need lgamma
+# on the device), tested beside RUNS by tests/test_kernels.py and test_cupy.py.
 POISSON_REDUCTIONS = {"poisson_newton_moments"}
 POISSON_RUNS = {
     "poisson_log_density": _call(

@@ -484,10 +484,16 @@ def test_selected_columns_on_the_device_equal_the_numpy_fit(device):
         assert_allclose(device.to_host(a), b, rtol=1e-7, atol=1e-9)
 
 
-def test_poisson_experts_refuse_the_cupy_backend_clearly(device):
-    X, y = regression(100)
-    counts = np.round(np.abs(y))
-    with pytest.raises(ValueError, match="expert='poisson' is not available with "
-                                         "backend='cupy'"):
-        MixtureOfExpertsRegressor(2, expert="poisson", backend="cupy").fit(
-            device.to_device(X), device.to_device(counts))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_poisson_experts_on_the_device_equal_the_numpy_fit(device, dtype):
+    X, y = regression(dtype=dtype)
+    counts = np.random.default_rng(0).poisson(np.exp(0.3 * y - 0.3 * y.min())).astype(dtype)
+    kwargs = dict(expert="poisson", gate_features=[2], expert_features=[0, 1])
+    reference = _quiet(ESTIMATORS["regressor"][0](backend="numpy", **kwargs).fit, X, counts)
+    fitted = _quiet(ESTIMATORS["regressor"][0](backend="cupy", **kwargs).fit,
+                    device.to_device(X), device.to_device(counts))
+    assert_same_fit(fitted, reference, dtype)
+    for a, b in zip(predictions(fitted, device.to_device(X)), predictions(reference, X),
+                    strict=True):
+        assert isinstance(a, device.array_type)
+        assert_allclose(device.to_host(a), b, rtol=RTOL[dtype], atol=RTOL[dtype])

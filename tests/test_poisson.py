@@ -165,10 +165,10 @@ def test_targets_that_are_not_counts_are_refused(y, message):
 
 def test_backends_without_poisson_kernels_are_refused_clearly():
     family = PoissonExperts(weight_penalty=np.ones(2), target_mean=np.ones(1))
-    kernels = SimpleNamespace(name="cupy")
+    kernels = SimpleNamespace(name="new")  # a backend added without Poisson kernels
     experts = {"coef": np.zeros((2, 1, 2)), "intercept": np.zeros((2, 1))}
     with pytest.raises(ValueError, match="expert='poisson' is not available with "
-                                         "backend='cupy'"):
+                                         "backend='new': it has no poisson_log_density"):
         family.log_density(kernels, np.zeros((3, 2)), np.zeros((3, 1)), experts)
 
 

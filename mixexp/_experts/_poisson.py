@@ -60,13 +60,13 @@ def check_counts(Y):
 
 
 def _kernel(kernels, name):
-    """The backend's Poisson kernel ``name``, or a ValueError where it has none (CuPy)."""
+    """The backend's Poisson kernel ``name``, or a ValueError where it has none (a backend
+    added without them: every built-in backend has them)."""
     function = getattr(kernels, name, None)
     if function is None:
         raise ValueError(
-            f"expert='poisson' is not available with backend={kernels.name!r} yet: use "
-            "backend='numba' or 'numpy' (with NumPy input; CuPy arrays can be moved with "
-            ".get())."
+            f"expert='poisson' is not available with backend={kernels.name!r}: it has no "
+            f"{name} kernel. Use backend='numba' or 'numpy'."
         )
     return function
 

@@ -38,8 +38,9 @@ KERNEL_NAMES = (
     "logistic_gradient",
 )
 
-# Kernels of the Poisson family: the CuPy backend has none yet (the family
-# raises a ValueError naming the backend there).
+# Kernels of the Poisson family. Every built-in backend has them; a backend
+# without them can still serve the other families (the Poisson family raises
+# a ValueError naming the backend).
 FAMILY_KERNEL_NAMES = ("poisson_log_density", "poisson_e_step", "poisson_newton_moments")
 
 # Fast paths a backend may provide; without one, callers compose the kernels

@@ -223,3 +223,18 @@ def test_another_family_is_not_warm_started_nor_continued():
     stream.set_params(expert="poisson")
     with pytest.raises(ValueError, match="expert changed since the model was fitted"):
         stream.partial_fit(X, y)
+
+
+def test_one_pass_em_reaches_the_multi_pass_optimum(monkeypatch):
+    # one-pass EM takes the Newton step from the E-step's pass and checks it with the
+    # next; the multi-pass form halves it against the expert's own objective
+    X, y, _ = _counts(n=1500)
+    kwargs = dict(n_experts=2, expert="poisson", alpha=0.0, tol=1e-10, max_iter=3000,
+                  random_state=0)
+    one_pass = MixtureOfExpertsRegressor(**kwargs).fit(X, y)
+    from mixexp._model import MixtureModel
+
+    monkeypatch.setattr(MixtureModel, "one_pass", property(lambda self: False))
+    multi_pass = MixtureOfExpertsRegressor(**kwargs).fit(X, y)
+    assert one_pass.log_likelihood_ == pytest.approx(multi_pass.log_likelihood_, abs=1e-8)
+    assert_allclose(one_pass.expert_coef_, multi_pass.expert_coef_, atol=1e-4)

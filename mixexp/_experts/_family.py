@@ -156,6 +156,17 @@ class ExpertFamily(ABC):
         """Parameters with a copy of expert ``j`` appended last, the two moved
         apart by a small symmetric random step (drawn from ``rng``)."""
 
+    # Whether ``solve`` (where the family has the one-pass split ``statistics`` /
+    # ``solve``) is an exact M-step, or at least never lowers the expected
+    # complete-data objective; one-pass EM checks the step of a family where
+    # it is not (see ``mixexp._solvers._em``).
+    exact_solve = True
+
+    @staticmethod
+    def step_towards(experts, target, t):
+        """The parameters a fraction ``t`` of the way from ``experts`` to ``target``."""
+        return {key: value + t * (target[key] - value) for key, value in experts.items()}
+
     @staticmethod
     def take(experts, index):
         """The parameters of experts ``index`` (an int array), in that order."""

@@ -11,7 +11,11 @@ weighted log-likelihood, each step halved until that expert's penalised
 objective does not fall (and dropped if halving does not help), so EM stays
 monotone. Each Newton step is one pass over the rows
 (``kernels.poisson_newton_moments``: value, gradient and Hessian at once),
-plus one per halving.
+plus one per halving. One-pass EM (``mixexp._solvers._em``) instead
+gathers the Newton sums in the pass that computes the E-step
+(:meth:`PoissonExperts.statistics`), takes the full Newton step on the host
+(:meth:`PoissonExperts.solve`, not an exact M-step: ``exact_solve`` is
+False) and has the next pass check it, with the gate's step.
 """
 
 import numpy as np
@@ -148,6 +152,53 @@ class PoissonExperts(ExpertFamily):
         return float(np.sum(self._weight_penalties(experts["coef"])))
 
     # ---- EM ----------------------------------------------------------------
+    # ---- one-pass EM: the Newton sums of a pass, a step checked by the next ----
+    exact_solve = False
+
+    def statistics(self, kernels, X, Y, W, experts):
+        """Additive statistics of rows for :meth:`solve` (float64, host): the Newton sums
+        ``value`` (K, t), ``gradient`` (K, t, d + 1), ``hessian`` (K, t, d + 1, d + 1)
+        at ``experts`` (``poisson_newton_moments``) and ``w_sum`` (K,)."""
+        value, grad, hess = _kernel(kernels, "poisson_newton_moments")(
+            X, Y, W, experts["coef"], experts["intercept"])
+        return {"value": value, "gradient": grad, "hessian": hess,
+                "w_sum": kernels.to_host(W.sum(axis=0)).astype(np.float64)}
+
+    def _newton_directions(self, value, grad, hess, w_sum, coef, dtype):
+        """Penalised Newton directions (K, t, d + 1) and where they promise a gain
+        above the objective's rounding (K, t)."""
+        n_experts, n_targets, d = coef.shape
+        objective = value - self._weight_penalties(coef)
+        penalty = np.zeros(d + 1)
+        penalty[:d] = self.weight_penalty
+        direction = np.zeros((n_experts, n_targets, d + 1))
+        moving = np.zeros((n_experts, n_targets), dtype=bool)
+        for k in np.flatnonzero(active_experts(w_sum)):
+            for s in range(n_targets):
+                g = grad[k, s].copy()
+                g[:d] -= 2.0 * self.weight_penalty * coef[k, s]
+                system = hess[k, s].copy()
+                system[np.arange(d + 1), np.arange(d + 1)] += 2.0 * penalty
+                step = solve_psd(system, g)
+                gain = float(g @ step)
+                # a gain below the objective's rounding cannot be verified
+                if np.isfinite(gain) and gain > rounding_resolution(
+                        objective[k, s], w_sum[k], dtype):
+                    direction[k, s], moving[k, s] = step, True
+        return direction, moving, objective
+
+    def solve(self, statistics, experts):
+        """The full penalised Newton step from :meth:`statistics` (unchecked: see
+        ``exact_solve``)."""
+        coef = experts["coef"]
+        d = coef.shape[2]
+        direction, moving, _ = self._newton_directions(
+            statistics["value"], statistics["gradient"], statistics["hessian"],
+            statistics["w_sum"], coef, np.float64)
+        direction[~moving] = 0.0
+        return {"coef": coef + direction[:, :, :d],
+                "intercept": experts["intercept"] + direction[:, :, d]}
+
     def m_step(self, kernels, X, Y, W, experts):
         """Penalised Newton steps per expert and target, each never lowering its objective.
 
@@ -162,29 +213,13 @@ class PoissonExperts(ExpertFamily):
         intercept = experts["intercept"].copy()
         n_experts, n_targets, d = coef.shape
         w_sum = kernels.to_host(W.sum(axis=0)).astype(np.float64)
-        active = active_experts(w_sum)
         moments = _kernel(kernels, "poisson_newton_moments")
         value, grad, hess = moments(X, Y, W, coef, intercept)
-        penalty = np.zeros(d + 1)
-        penalty[:d] = self.weight_penalty
         for step in range(_NEWTON_STEPS):
             # the last step's trials need only the objective, not the next Hessian
             more = step + 1 < _NEWTON_STEPS
-            objective = value - self._weight_penalties(coef)
-            direction = np.zeros((n_experts, n_targets, d + 1))
-            moving = np.zeros((n_experts, n_targets), dtype=bool)
-            for k in np.flatnonzero(active):
-                for s in range(n_targets):
-                    g = grad[k, s].copy()
-                    g[:d] -= 2.0 * self.weight_penalty * coef[k, s]
-                    system = hess[k, s].copy()
-                    system[np.arange(d + 1), np.arange(d + 1)] += 2.0 * penalty
-                    step = solve_psd(system, g)
-                    gain = float(g @ step)
-                    # a gain below the objective's rounding cannot be verified
-                    if np.isfinite(gain) and gain > rounding_resolution(
-                            objective[k, s], w_sum[k], X.dtype):
-                        direction[k, s], moving[k, s] = step, True
+            direction, moving, objective = self._newton_directions(value, grad, hess, w_sum,
+                                                                   coef, X.dtype)
             if not moving.any():
                 break
             t = np.ones((n_experts, n_targets, 1))

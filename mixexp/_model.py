@@ -47,13 +47,15 @@ FUSED_E_STEPS = {
 def _softmax_fused_pass(model, kernels, chunk, params, hessian_stride):
     """One-pass EM statistics from the backend's fused kernel, or None if it has none."""
     gate = params["gate"]
-    if not hasattr(kernels, "gaussian_pass") or not model.gate.takes_newton_steps(gate):
+    if not model.gate.takes_newton_steps(gate):
         return None  # (the bound gate's statistics are composed)
     coef, intercept = model.gate.linear(gate)
-    (log_likelihood, share, experts, gradient, hessian,
-     hessian_weight) = model.family.fused_pass(
+    fused = model.family.fused_pass(
         kernels, model.expert_view(chunk.X), chunk.Y, chunk.sample_weight, coef, intercept,
         params["experts"], hessian_stride)
+    if fused is None:  # the backend has no such kernel
+        return None
+    log_likelihood, share, experts, gradient, hessian, hessian_weight = fused
     return {"log_likelihood": log_likelihood, "share": share, "experts": experts,
             "gate": model.gate.newton_statistics(
                 gradient, hessian, hessian_weight if hessian_stride > 1 else None)}
@@ -61,7 +63,8 @@ def _softmax_fused_pass(model, kernels, chunk, params, hessian_stride):
 
 # (gate type, family type) -> fused one-pass EM statistics (where the backend
 # has the kernel); ``MixtureModel.pass_statistics`` composes them otherwise.
-FUSED_PASSES = {(SoftmaxGate, GaussianExperts): _softmax_fused_pass}
+FUSED_PASSES = {(SoftmaxGate, GaussianExperts): _softmax_fused_pass,
+                (SoftmaxGate, PoissonExperts): _softmax_fused_pass}
 
 
 class ModelCoordinates:

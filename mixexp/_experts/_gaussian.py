@@ -256,8 +256,11 @@ class GaussianExperts(ExpertFamily):
         Returns ``(log_likelihood, share, statistics, gate_gradient,
         gate_hessian, hessian_weight)``: :meth:`statistics` at W = s h, and
         the gate's Newton sums (the Hessian over every ``hessian_stride``-th
-        row, whose weight is ``hessian_weight``).
+        row, whose weight is ``hessian_weight``); None where the backend has
+        no such kernel.
         """
+        if not hasattr(kernels, "gaussian_pass"):
+            return None
         (log_likelihood, gram, x_sum, w_sum, xr, r_sum, rss, gate_gradient, gate_hessian,
          hessian_weight) = kernels.gaussian_pass(
             X, Y, sample_weight, gate_coef, gate_intercept, experts["coef"],

@@ -164,6 +164,22 @@ class PoissonExperts(ExpertFamily):
         return {"value": value, "gradient": grad, "hessian": hess,
                 "w_sum": kernels.to_host(W.sum(axis=0)).astype(np.float64)}
 
+    def fused_pass(self, kernels, X, Y, sample_weight, gate_coef, gate_intercept, experts,
+                   hessian_stride):
+        """One-pass EM statistics of a chunk from the fused softmax-gate kernel
+        (``kernels.poisson_pass``; see ``mixexp._model``), as the Gaussian
+        family's; None where the backend has no such kernel."""
+        if not hasattr(kernels, "poisson_pass"):
+            return None
+        (log_likelihood, value, grad, hess, w_sum, gate_gradient, gate_hessian,
+         hessian_weight) = kernels.poisson_pass(
+            X, Y, sample_weight, gate_coef, gate_intercept, experts["coef"],
+            experts["intercept"], hessian_stride)
+        statistics = {"value": value, "gradient": grad, "hessian": hess, "w_sum": w_sum}
+        # each expert's share of the weight, sum_i s_i h_ik, is its w_sum
+        return (log_likelihood, w_sum.copy(), statistics, gate_gradient, gate_hessian,
+                hessian_weight)
+
     def _newton_directions(self, value, grad, hess, w_sum, coef, dtype):
         """Penalised Newton directions (K, t, d + 1) and where they promise a gain
         above the objective's rounding (K, t)."""

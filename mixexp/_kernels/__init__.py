@@ -47,6 +47,7 @@ FAMILY_KERNEL_NAMES = ("poisson_log_density", "poisson_e_step", "poisson_newton_
 # above (the composition is the fast path's oracle).
 OPTIONAL_KERNEL_NAMES = (
     "gaussian_pass",  # one-pass EM statistics, softmax gate + Gaussian experts
+    "poisson_pass",  # the same with Poisson experts
 )
 
 _MODULES = {

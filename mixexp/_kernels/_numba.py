@@ -1092,6 +1092,118 @@ def _poisson_moments_rows(X, Y, W, mean_w, mean_b, hessian, bounds, value, grad,
                 _accumulate_products(weight, nb, pairs, curv[chunk])
 
 
+@njit(**_JIT)
+def _poisson_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, table, stride, bounds,
+                       log_lik, value, linear, hess, w_sum, curv, hessian_weight):
+    """One-pass EM statistics of Poisson experts over the chunks of rows in ``bounds``.
+
+    :func:`_gaussian_pass_rows` with Poisson experts: per chunk c, log_lik[c]
+    = sum_i s_i log p(y_i | x_i); with W = s h, z = (x, 1), eta capped and
+    mu = exp(eta): value[c, m] = sum_i W_ik (y_is eta_ims - mu_im) (m = k*t +
+    s), linear[c, k] the gate's gradient sum_i (W_ik - g_ik s'_i) z_i and
+    linear[c, K + m] = sum_i W_ik (y_is - mu_im) z_i, hess[c, m] the upper
+    triangle of sum_i W_ik mu_im z z^T, w_sum[c, k] = sum_i W_ik; curv[c] and
+    hessian_weight[c] the gate's, over rows i % stride == 0.
+    """
+    n_experts, n_targets, d = gate_b.shape[0], Y.shape[1], X.shape[1]
+    n_means = mean_b.shape[0]
+    zt = _new_features(d, 0)
+    yt = np.empty((n_targets, _BLOCK))
+    lf = np.empty((n_targets, _BLOCK))
+    z = np.empty((n_experts, _BLOCK))
+    e = np.empty((n_experts, _BLOCK))
+    g = np.empty((n_experts, _BLOCK))
+    shift, total, norm = _new_lse_scratch()
+    gate_norm, s_row, w_row = np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK)
+    zero = np.zeros(_BLOCK)
+    eta = np.empty((n_means, _BLOCK))
+    mu = np.empty((n_means, _BLOCK))
+    weighted = np.empty((n_experts + n_means, _BLOCK))
+    wmu = np.empty((n_means, _BLOCK))
+    wt = np.empty((n_experts, _BLOCK))
+    f = np.empty((hess.shape[2], _BLOCK))
+    hz = _new_features(d, 0)
+    hg = np.empty((n_experts, _BLOCK))
+    hs = np.empty(_BLOCK)
+    curvature = np.empty((curv.shape[1], _BLOCK))
+    for chunk in range(bounds.shape[0]):
+        n_held = 0
+        for s0 in range(bounds[chunk, 0], bounds[chunk, 1], _BLOCK):
+            nb = min(_BLOCK, bounds[chunk, 1] - s0)
+            _load_transposed(X[s0:s0 + nb], zt)
+            _load_transposed(Y[s0:s0 + nb], yt)
+            for i in range(nb):
+                s_row[i] = S[s0 + i]
+            _linear_block(zt, nb, gate_w, gate_b, z)
+            _lse_block(z, nb, e, shift, total, gate_norm)
+            for i in range(nb):
+                total[i] = 1.0 / total[i]
+            for k in range(n_experts):
+                for i in range(nb):
+                    g[k, i] = e[k, i] * total[i]
+            # the experts' log-densities, keeping the capped eta and the rates
+            _log_factorial_block(yt, nb, table, lf)
+            _linear_block(zt, nb, mean_w, mean_b, eta)
+            for m in range(n_means):
+                k, s = m // n_targets, m % n_targets
+                eta_row, y_row, lf_row, z_row = eta[m], yt[s], lf[s], z[k]
+                for i in range(nb):
+                    v = eta_row[i]
+                    eta_row[i] = _POISSON_MAX_ETA if v > _POISSON_MAX_ETA else v
+                _exp_shifted(eta_row, zero, nb, mu[m])
+                mu_row = mu[m]
+                for i in range(nb):
+                    z_row[i] += y_row[i] * eta_row[i] - mu_row[i] - lf_row[i]
+            _lse_block(z, nb, e, shift, total, norm)
+            ll = 0.0
+            for i in range(nb):
+                ll += s_row[i] * (norm[i] - gate_norm[i])
+                total[i] = 1.0 / total[i] if total[i] > 0.0 else 0.0
+            log_lik[chunk] += ll
+            for k in range(n_experts):
+                acc = 0.0
+                for i in range(nb):
+                    w = (e[k, i] * total[i]) * s_row[i]
+                    w = w if w >= _SMALLEST_NORMAL else 0.0  # (see _gaussian_pass_rows)
+                    wt[k, i] = w
+                    acc += w
+                w_sum[chunk, k] += acc
+            for i in range(nb):
+                w_row[i] = wt[0, i]
+            for k in range(1, n_experts):
+                for i in range(nb):
+                    w_row[i] += wt[k, i]
+            for k in range(n_experts):
+                for i in range(nb):
+                    weighted[k, i] = wt[k, i] - g[k, i] * w_row[i]
+            for m in range(n_means):
+                k, s = m // n_targets, m % n_targets
+                w_k, y_row, eta_row, mu_row = wt[k], yt[s], eta[m], mu[m]
+                out, c_row = weighted[n_experts + m], wmu[m]
+                acc = 0.0
+                for i in range(nb):
+                    acc += w_k[i] * (y_row[i] * eta_row[i] - mu_row[i])
+                    out[i] = w_k[i] * (y_row[i] - mu_row[i])
+                    c_row[i] = w_k[i] * mu_row[i]
+                value[chunk, m] += acc
+            _pair_products(zt, nb, f)
+            _accumulate_products_4x2(wmu, nb, f, hess[chunk])
+            _accumulate_products(weighted, nb, zt, linear[chunk])
+            for i in range((stride - s0 % stride) % stride, nb, stride):
+                for a in range(d):
+                    hz[a, n_held] = zt[a, i]
+                for k in range(n_experts):
+                    hg[k, n_held] = g[k, i]
+                hs[n_held] = w_row[i]
+                hessian_weight[chunk] += w_row[i]
+                n_held += 1
+                if n_held == _BLOCK:
+                    _gate_curvature_block(hz, hg, hs, n_held, f, curvature, curv[chunk])
+                    n_held = 0
+        if n_held > 0:
+            _gate_curvature_block(hz, hg, hs, n_held, f, curvature, curv[chunk])
+
+
 # ---------------------------------------------------------------------------
 # Python-level plumbing: serial/parallel dispatch, layouts, dtypes.
 #
@@ -1725,3 +1837,39 @@ def poisson_newton_moments(X, Y, W, coef, intercept, hessian=True):
         hess = curv[:, _triangle_index(d + 1)].reshape(n_experts, n_targets, d + 1, d + 1)
     return (value.reshape(n_experts, n_targets), grad.reshape(n_experts, n_targets, d + 1),
             hess)
+
+
+def poisson_pass(X, Y, sample_weight, gate_coef, gate_intercept, coef, intercept,
+                 hessian_stride):
+    """One-pass EM statistics of a softmax gate over Poisson experts, from one sweep.
+
+    Returns float64 ``(log_likelihood, value, gradient, hessian, w_sum,
+    gate_gradient, gate_hessian, hessian_weight)``: sum_i s_i log p(y_i |
+    x_i); :func:`poisson_newton_moments` at W = s h ((K, t), (K, t, d + 1),
+    (K, t, d + 1, d + 1)); sum_i W_ik (K,); and the gate's gradient, Hessian
+    and Hessian weight as :func:`gaussian_pass` returns them. What
+    ``MixtureModel.pass_statistics`` composes from :func:`poisson_e_step`,
+    :func:`poisson_newton_moments` and :func:`gate_gradient_hessian`.
+    """
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    S = _rows(sample_weight, np.float64)
+    n_experts, n_targets, d = coef.shape
+    stride = int(hessian_stride)
+    if stride < 1:
+        raise ValueError(f"hessian_stride must be at least 1, got {hessian_stride}.")
+    mean_w, mean_b, table = _poisson_params(coef, intercept)
+    n_means = n_experts * n_targets
+    n_tri = (d + 1) * (d + 2) // 2
+    n_pairs = n_experts * (n_experts + 1) // 2
+    log_lik, value, linear, hess, w_sum, curv, hessian_weight = _reduce(
+        _poisson_pass_rows, n_experts, (X, Y, S),
+        (_f64(gate_coef), _f64(gate_intercept), mean_w, mean_b, table, stride),
+        [(), (n_means,), (n_experts + n_means, d + 1), (n_means, n_tri), (n_experts,),
+         (n_pairs, n_tri), ()])
+    pair = _triangle_index(n_experts)
+    gate_hessian = -curv[pair[:, None, :, None], _triangle_index(d + 1)[None, :, None, :]]
+    return (float(log_lik), value.reshape(n_experts, n_targets),
+            linear[n_experts:].reshape(n_experts, n_targets, d + 1),
+            hess[:, _triangle_index(d + 1)].reshape(n_experts, n_targets, d + 1, d + 1),
+            w_sum, linear[:n_experts].copy(), gate_hessian, float(hessian_weight))

@@ -5,11 +5,11 @@ counts. Parameters ``{"coef": (K, t, d), "intercept": (K, t)}`` on the
 standardised inputs (the log-rate's linear map). The regressor's family
 for ``expert="poisson"``.
 
-The M-step is a generalised one: from the current parameters, penalised
-Newton steps (iteratively reweighted least squares) on each expert's
-weighted log-likelihood, each step halved until that expert's penalised
-objective does not fall (and dropped if halving does not help), so EM stays
-monotone. Each Newton step is one pass over the rows
+The multi-pass M-step is a generalised one: from the current parameters,
+penalised Newton steps (iteratively reweighted least squares) on each
+expert's weighted log-likelihood, each step halved until that expert's
+penalised objective does not fall (and dropped if halving does not help),
+so EM stays monotone. Each Newton step is one pass over the rows
 (``kernels.poisson_newton_moments``: value, gradient and Hessian at once),
 plus one per halving. One-pass EM (``mixexp._solvers._em``) instead
 gathers the Newton sums in the pass that computes the E-step

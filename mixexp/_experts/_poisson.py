@@ -151,7 +151,6 @@ class PoissonExperts(ExpertFamily):
         """alpha ||w_kt||^2 summed over experts and targets (user's scale)."""
         return float(np.sum(self._weight_penalties(experts["coef"])))
 
-    # ---- EM ----------------------------------------------------------------
     # ---- one-pass EM: the Newton sums of a pass, a step checked by the next ----
     exact_solve = False
 
@@ -215,6 +214,7 @@ class PoissonExperts(ExpertFamily):
         return {"coef": coef + direction[:, :, :d],
                 "intercept": experts["intercept"] + direction[:, :, d]}
 
+    # ---- multi-pass EM ------------------------------------------------------
     def m_step(self, kernels, X, Y, W, experts):
         """Penalised Newton steps per expert and target, each never lowering its objective.
 

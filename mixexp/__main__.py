@@ -195,13 +195,20 @@ def fit(args):
     y = _numeric(frame[[args.target]], args.data)[args.target].to_numpy()
     if X.shape[1] == 0:
         raise UserError(f"{args.data} has no feature columns besides the target {args.target!r}")
-    est = MixtureOfExpertsRegressor(args.n_experts, n_init=args.n_init,
+    est = MixtureOfExpertsRegressor(args.n_experts, expert=args.expert,
+                                    gate_features=args.gate_features,
+                                    expert_features=args.expert_features, n_init=args.n_init,
                                     random_state=args.random_state).fit(X, y)
     with open(args.model, "wb") as f:
         pickle.dump(est, f)
     print(f"Fitted {args.n_experts} experts on {len(y)} rows: log-likelihood per sample "
           f"{est.log_likelihood_:.4f}, R^2 {est.score(X, y):.4f}; saved to {args.model}")
     return 0
+
+
+def _column_names(text):
+    """A comma-separated list of column names ('' for none)."""
+    return [name.strip() for name in text.split(",")] if text.strip() else []
 
 
 def _load_model(path):
@@ -285,6 +292,15 @@ def _parser():
     p.add_argument("data", help="CSV file with a header line")
     p.add_argument("--target", required=True, help="name of the target column")
     p.add_argument("--n-experts", type=_positive_int, default=3)
+    p.add_argument("--expert", choices=["gaussian", "poisson"], default="gaussian",
+                   help="the experts: linear-Gaussian (default) or Poisson regressions with "
+                        "a log link, for non-negative integer counts")
+    p.add_argument("--gate-features", type=_column_names, default=None, metavar="NAMES",
+                   help="comma-separated columns the gate sees (default: every feature; "
+                        "'' for a gate of constant mixing proportions)")
+    p.add_argument("--expert-features", type=_column_names, default=None, metavar="NAMES",
+                   help="comma-separated columns the experts see (default: every feature; "
+                        "'' for constant experts)")
     p.add_argument("--n-init", type=_positive_int, default=10)
     p.add_argument("--random-state", type=_seed, default=0)
     p.add_argument("--model", default="mixexp-model.pkl",

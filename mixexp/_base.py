@@ -40,7 +40,7 @@ from ._init import (
     initial_responsibilities,
     start_kind,
 )
-from ._model import MixtureModel
+from ._model import MixtureModel, select_columns
 from ._resize import resize_experts
 from ._routing import routed_e_step, routed_log_gate, routing_k, training_summary
 from ._solvers import (
@@ -61,6 +61,7 @@ from ._validation import (
     moments_mean_scale,
     prediction_rows,
     rescaled_sample_weight,
+    resolve_columns,
     training_rows,
     validate_training_input,
     weighted_mean_and_scale,
@@ -80,11 +81,20 @@ _REFIT_ROWS_PER_PARAMETER = 2
 _WARN_ROWS_PER_EXPERT = 50
 
 
+def _same_columns(a, b):
+    """Whether two ``(gate, expert)`` column selections are the same."""
+    return all((x is None and y is None) or (x is not None and y is not None
+                                             and np.array_equal(x, y))
+               for x, y in zip(a, b, strict=True))
+
+
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     """Base class for mixture-of-experts estimators (not for direct use)."""
 
     _parameter_constraints: dict = {
         "n_experts": [IntInterval(1, None, closed="left")],
+        "gate_features": ["array-like", None],
+        "expert_features": ["array-like", None],
         "solver": [StrOptions(set(SOLVERS))],
         "gating": [StrOptions({"soft", "hard"})],
         "top_k": [IntInterval(1, None, closed="left"), None],
@@ -110,6 +120,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self,
         n_experts,
         *,
+        gate_features,
+        expert_features,
         solver,
         gating,
         top_k,
@@ -130,6 +142,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         verbose,
     ):
         self.n_experts = n_experts
+        self.gate_features = gate_features
+        self.expert_features = expert_features
         self.solver = solver
         self.gating = gating
         self.top_k = top_k
@@ -158,28 +172,42 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _make_family(self, x_scale, Y, sample_weight, alpha):
         """The expert family for this fit (configured from the data), with penalty ``alpha``."""
 
-    @staticmethod
     @abstractmethod
-    def _family_class():
-        """The expert family's class (rebuilt from ``_family_state`` after a fit)."""
+    def _family_class(self):
+        """The fitted expert family's class (rebuilt from ``_family_state``)."""
 
     def _squeeze_outputs(self):
         """Whether public expert attributes drop their output axis (1-D targets)."""
         return False
+
+    def _same_family(self):
+        """Whether the fitted experts are of the family the parameters now ask for."""
+        return True
 
     # ---- the model -------------------------------------------------------
     def _penalty_alpha(self, weight_exponent):
         """alpha against weights rescaled by 2^-weight_exponent (see rescaled_sample_weight)."""
         return math.ldexp(float(self.alpha), -weight_exponent)
 
-    def _make_model(self, family, weight_exponent=0):
-        return MixtureModel(SoftmaxGate(self._penalty_alpha(weight_exponent)), family)
+    def _make_model(self, family, weight_exponent=0, columns=(None, None)):
+        """The model of ``family`` behind a softmax gate; ``columns``: the gate's and the
+        experts' (see :meth:`_selected_columns`)."""
+        return MixtureModel(SoftmaxGate(self._penalty_alpha(weight_exponent)), family,
+                            *columns)
 
     @property
     def _fitted_model(self):
         """The fitted model, rebuilt from stored arrays (see the module docstring)."""
         return self._make_model(self._family_class()(**self._family_state),
-                                getattr(self, "_weight_exponent", 0))
+                                getattr(self, "_weight_exponent", 0),
+                                getattr(self, "_columns", (None, None)))
+
+    def _selected_columns(self, n_features):
+        """``(gate, expert)`` column indices from ``gate_features`` and ``expert_features``
+        (None for all columns), checked against the validated input's columns."""
+        names = getattr(self, "feature_names_in_", None)
+        return (resolve_columns(self.gate_features, "gate_features", n_features, names),
+                resolve_columns(self.expert_features, "expert_features", n_features, names))
 
     def _check_target_kind(self, y):
         """Refuse a target of the wrong kind with a clear message (before conversion)."""
@@ -229,10 +257,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             x_mean, x_scale = weighted_mean_and_scale(X, sample_weight)
             rows = training_rows(X, Y, sample_weight, x_mean, x_scale, kernels)
         x_mean, x_scale = rows.x_mean, rows.x_scale
-        warm = self.warm_start and self._warm_startable(rows.n_features, Y.shape[1])
+        columns = self._selected_columns(rows.n_features)
+        warm = self.warm_start and self._warm_startable(rows.n_features, Y.shape[1], columns)
         model = self._make_model(
-            self._make_family(x_scale, Y, sample_weight, self._penalty_alpha(weight_exponent)),
-            weight_exponent)
+            self._make_family(select_columns(x_scale, columns[1]), Y, sample_weight,
+                              self._penalty_alpha(weight_exponent)),
+            weight_exponent, columns)
         solve = SOLVERS[self.solver]
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
 
@@ -267,7 +297,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self._x_mean, self._x_scale = x_mean, x_scale
         self._weight_exponent = weight_exponent
         self._stream = None  # a later partial_fit starts its stream from this fit
-        self._store_fit(model, best.params, Y.shape[1])
+        self._store_fit(model, best.params, rows.n_features, Y.shape[1])
         self.n_iter_ = best.n_iter
         self.converged_ = best.converged
         self.log_likelihood_ = best.log_likelihood
@@ -298,11 +328,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             ConvergenceWarning,
         )
 
-    def _store_fit(self, model, params, n_outputs):
-        """Keep the fitted model as arrays (see the module docstring); set public attributes."""
+    def _store_fit(self, model, params, n_features, n_outputs):
+        """Keep the fitted model as arrays (see the module docstring); set public attributes.
+
+        ``n_features``: columns of the input (the gate and experts may see fewer).
+        """
         self._params = params
         self._family_state = model.family.state()
-        self._fitted_shape = (model.gate.n_features(params["gate"]), n_outputs)
+        self._columns = (model.gate_columns, model.expert_columns)
+        self._fitted_shape = (n_features, n_outputs)
         self._set_user_params(model, params)
 
     # ---- solver options, partial_fit -------------------------------------
@@ -408,13 +442,16 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             sample_weight, self._weight_exponent = rescaled_sample_weight(sample_weight)
             self._x_mean, self._x_scale = weighted_mean_and_scale(X, sample_weight)
             alpha = self._penalty_alpha(self._weight_exponent)
-            model = self._make_model(self._make_family(self._x_scale, Y, sample_weight, alpha),
-                                     self._weight_exponent)
+            columns = self._selected_columns(X.shape[1])
+            family = self._make_family(select_columns(self._x_scale, columns[1]), Y,
+                                       sample_weight, alpha)
+            model = self._make_model(family, self._weight_exponent, columns)
             self._stream = self._stream_anchor(column_moments(X, sample_weight),
                                                column_moments(Y, sample_weight))
         else:
             sample_weight = rescaled_sample_weight(sample_weight,
                                                    getattr(self, "_weight_exponent", 0))[0]
+            self._check_same_columns(X.shape[1])
             model = self._fitted_model
             params, state = self._follow_stream(model, X, Y, sample_weight)
             rebuilt = params is not None
@@ -444,7 +481,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 ), None
         result = adam_partial_fit(model, kernels, rows, params, state,
                                   self._solver_options((seed, 0)))
-        self._store_fit(model, result.params, Y.shape[1])
+        self._store_fit(model, result.params, X.shape[1], Y.shape[1])
         self.n_iter_ += 1
         self.converged_ = False
         self.log_likelihood_ = result.log_likelihood
@@ -497,9 +534,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         spread = np.sqrt(y_variance)
         # two rows with the stream's target mean and variance: the family's inputs
         moment_rows = np.stack([y_mean - spread, y_mean + spread])
-        family = self._make_family(x_scale, moment_rows, np.full(2, 0.5),
+        columns = getattr(self, "_columns", (None, None))
+        family = self._make_family(select_columns(x_scale, columns[1]), moment_rows,
+                                   np.full(2, 0.5),
                                    self._penalty_alpha(getattr(self, "_weight_exponent", 0)))
-        rebuilt = self._make_model(family, getattr(self, "_weight_exponent", 0))
+        rebuilt = self._make_model(family, getattr(self, "_weight_exponent", 0), columns)
         params = self._params_from_user(rebuilt, x_mean, x_scale)
         params["experts"] = family.adapt(params["experts"], y_variance, stream["y_variance"])
         self._x_mean, self._x_scale = x_mean, x_scale
@@ -507,12 +546,29 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         stream.update(x_mean=x_mean.copy(), x_scale=x_scale.copy(), y_variance=y_variance)
         return params, None
 
-    def _warm_startable(self, n_features, n_targets):
-        """A previous fit can seed this one if its parameters have the right shapes."""
+    def _warm_startable(self, n_features, n_targets, columns):
+        """A previous fit can seed this one if its parameters have the right shapes
+        (the same input and target columns, and the same columns for the gate and
+        the experts)."""
         if not hasattr(self, "_params"):
             return False
         # any number of experts: resize_experts adds or removes experts
-        return self._fitted_shape == (n_features, n_targets)
+        return (self._fitted_shape == (n_features, n_targets) and self._same_family()
+                and _same_columns(getattr(self, "_columns", (None, None)), columns))
+
+    def _check_same_columns(self, n_features):
+        """partial_fit continues a model: its experts keep their family, and its gate
+        and experts their columns."""
+        if not self._same_family():
+            raise ValueError(
+                "expert changed since the model was fitted; partial_fit continues the "
+                "fitted model. Call fit to start again with the new family.")
+        columns = self._selected_columns(n_features)
+        if not _same_columns(getattr(self, "_columns", (None, None)), columns):
+            raise ValueError(
+                "gate_features or expert_features changed since the model was fitted; "
+                "partial_fit continues the fitted model, whose gate and experts keep their "
+                "columns. Call fit to start again with the new selection.")
 
     def _initial_starts(self, Y, sample_weight, rows, model, kernels):
         """Lazily built starts: (kind, callable returning params), nested in n_init.
@@ -552,20 +608,20 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     # ---- scale conversion ---------------------------------------------
     def _set_user_params(self, model, params):
-        self.gate_coef_, self.gate_intercept_ = model.gate.to_user(
-            params["gate"], self._x_mean, self._x_scale
-        )
-        public = model.family.to_user(params["experts"], self._x_mean, self._x_scale,
-                                      squeeze=self._squeeze_outputs())
+        public = model.to_user(params, self._x_mean, self._x_scale,
+                               squeeze=self._squeeze_outputs())
+        # a previous fit of another family leaves no attribute of its own behind
+        for name in getattr(self, "_public_names", ()):
+            if name not in public and hasattr(self, name):
+                delattr(self, name)
         for name, value in public.items():
             setattr(self, name, value)
+        self._public_names = tuple(public)
 
     def _params_from_user(self, model, x_mean, x_scale):
-        """Internal parameters for standardisation (x_mean, x_scale), from the public ones."""
-        gate = model.gate.from_user(self.gate_coef_, self.gate_intercept_, x_mean, x_scale)
-        n_experts = model.gate.n_experts(gate)  # as fitted: n_experts may have changed
-        return {"gate": gate,
-                "experts": model.family.from_user(vars(self), n_experts, x_mean, x_scale)}
+        """Internal parameters for standardisation (x_mean, x_scale), from the public ones
+        (as fitted: ``n_experts`` may have changed since)."""
+        return model.from_user(vars(self), x_mean, x_scale)
 
     # ---- prediction plumbing -------------------------------------------
     @property

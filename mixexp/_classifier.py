@@ -54,6 +54,19 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
         the fit; otherwise it is kept with a zero gate and a
         ``ConvergenceWarning`` names it (see the user guide, "Vanished
         experts").
+    gate_features : array-like or None, default=None
+        Columns of X the gate sees (flexmix's *concomitant variables*):
+        integer indices, column names (DataFrame input only) or a boolean
+        mask of length n_features. None: every column. Columns keep the
+        order given; ``gate_coef_`` has one column per selected feature. An
+        empty selection gives a gate of constant mixing proportions (a
+        plain mixture of classifiers, flexmix's model without a concomitant
+        model).
+    expert_features : array-like or None, default=None
+        Columns of X the experts see, selected as ``gate_features``; None:
+        every column. An empty selection gives constant experts (class priors of their own)
+        gated by the gate's columns. The gate and the experts may share
+        columns, and need not cover X between them.
     solver : {"em", "lbfgs", "adam"}, default="em"
         Training method; all three maximise the same penalised objective,
         so their fits can be compared. ``"em"``: expectation-maximisation
@@ -173,12 +186,16 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
     ----------
     classes_ : ndarray of shape (n_classes,)
         Class labels, sorted.
-    gate_coef_ : ndarray of shape (n_experts, n_features)
-        Gate weights v_k, on the user's scale.
+    gate_coef_ : ndarray of shape (n_experts, n_gate_features)
+        Gate weights v_k, on the user's scale, one column per column of
+        ``gate_features`` (n_gate_features = n_features without a
+        selection).
     gate_intercept_ : ndarray of shape (n_experts,)
         Gate intercepts b_k (centred).
-    expert_coef_ : ndarray of shape (n_experts, n_classes, n_features)
-        Each expert's class weights w_kc (centred over classes).
+    expert_coef_ : ndarray of shape (n_experts, n_classes, n_expert_features)
+        Each expert's class weights w_kc (centred over classes), one column
+        per column of ``expert_features`` (n_expert_features = n_features
+        without a selection).
     expert_intercept_ : ndarray of shape (n_experts, n_classes)
         Each expert's class intercepts b_kc (centred over classes).
     expert_usage_ : ndarray of shape (n_experts,)
@@ -245,6 +262,8 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
         self,
         n_experts=3,
         *,
+        gate_features=None,
+        expert_features=None,
         solver="em",
         gating="soft",
         top_k=None,
@@ -266,6 +285,8 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
     ):
         super().__init__(
             n_experts,
+            gate_features=gate_features,
+            expert_features=expert_features,
             solver=solver,
             gating=gating,
             top_k=top_k,
@@ -381,8 +402,7 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
             codes = xp.searchsorted(xp.asarray(self.classes_), y)
         return (codes.reshape(-1, 1) == xp.arange(self.classes_.size)).astype(np.float64)
 
-    @staticmethod
-    def _family_class():
+    def _family_class(self):
         return LogisticExperts
 
     def _make_family(self, x_scale, Y, sample_weight, alpha):
@@ -391,7 +411,8 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
 
     # ---- prediction --------------------------------------------------------
     def _expert_log_proba(self, Xs, kernels):
-        return LogisticExperts.log_proba(kernels, Xs, self._params["experts"])
+        model = self._fitted_model
+        return model.family.log_proba(kernels, model.expert_view(Xs), self._params["experts"])
 
     @single_threaded_blas
     def predict_log_proba(self, X):

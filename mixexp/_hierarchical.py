@@ -109,9 +109,9 @@ class _HierarchicalMixin:
         check_branching(self.branching)
         super()._check_solver_options()
 
-    def _make_model(self, family, weight_exponent=0):
+    def _make_model(self, family, weight_exponent=0, columns=(None, None)):
         return MixtureModel(TreeGate(self._penalty_alpha(weight_exponent),
-                                     check_branching(self.branching)), family)
+                                     check_branching(self.branching)), family, *columns)
 
     @property
     def _fitted_model(self):
@@ -123,8 +123,8 @@ class _HierarchicalMixin:
     def _arrange_initial_responsibilities(self, resp, Z, weight):
         return arrange_leaves(resp, Z, weight, check_branching(self.branching))
 
-    def _warm_startable(self, n_features, n_targets):
-        if not super()._warm_startable(n_features, n_targets):
+    def _warm_startable(self, n_features, n_targets, columns=(None, None)):
+        if not super()._warm_startable(n_features, n_targets, columns):
             return False
         if self._fitted_branching != check_branching(self.branching):
             raise ValueError(
@@ -133,24 +133,9 @@ class _HierarchicalMixin:
                 "hierarchical mixture cannot be grown or pruned. Set warm_start=False.")
         return True
 
-    def _store_fit(self, model, params, n_outputs):
+    def _store_fit(self, model, params, n_features, n_outputs):
         self._fitted_branching = model.gate.branching
-        super()._store_fit(model, params, n_outputs)
-
-    def _set_user_params(self, model, params):
-        levels = model.gate.to_user(params["gate"], self._x_mean, self._x_scale)
-        self.node_coef_ = [coef for coef, _ in levels]
-        self.node_intercept_ = [intercept for _, intercept in levels]
-        public = model.family.to_user(params["experts"], self._x_mean, self._x_scale,
-                                      squeeze=self._squeeze_outputs())
-        for name, value in public.items():
-            setattr(self, name, value)
-
-    def _params_from_user(self, model, x_mean, x_scale):
-        gate = model.gate.from_user(list(zip(self.node_coef_, self.node_intercept_,
-                                             strict=True)), x_mean, x_scale)
-        return {"gate": gate, "experts": model.family.from_user(
-            vars(self), model.gate.n_experts(gate), x_mean, x_scale)}
+        super()._store_fit(model, params, n_features, n_outputs)
 
     @single_threaded_blas
     def predict_node_gates(self, X):
@@ -169,12 +154,13 @@ class _HierarchicalMixin:
             root (N_0 = 1). A CuPy array per level for CuPy input.
         """
         check_is_fitted(self)
-        gate = self._fitted_model.gate
+        model = self._fitted_model
+        gate = model.gate
 
         def node_gates(Xs, kernels):
-            xp = kernels.xp
+            xp, Xg = kernels.xp, model.gate_view(Xs)
             return tuple(xp.stack([xp.exp(log_g) for log_g in
-                                   gate.node_log_gates(kernels, Xs, self._params["gate"],
+                                   gate.node_log_gates(kernels, Xg, self._params["gate"],
                                                        level)], axis=1)
                          for level in range(gate.depth))
 
@@ -222,6 +208,12 @@ class HierarchicalMixtureOfExpertsRegressor(_HierarchicalMixin, MixtureOfExperts
         Children of each node, level by level from the root: (2, 2) is a
         root with two children, each with two leaf experts. The number of
         experts is the product.
+    expert : {"gaussian", "poisson"}, default="gaussian"
+        The leaf experts' family, as in :class:`MixtureOfExpertsRegressor`.
+    gate_features, expert_features : array-like of int, str or bool, default=None
+        The columns every node gate and the experts see (flexmix's
+        concomitant variables), as in :class:`MixtureOfExpertsRegressor`;
+        None: every column.
     solver : {"em", "lbfgs"}, default="em"
         EM, or full-batch L-BFGS on all parameters (as in the flat
         estimator).
@@ -249,9 +241,10 @@ class HierarchicalMixtureOfExpertsRegressor(_HierarchicalMixin, MixtureOfExperts
     Attributes
     ----------
     node_coef_ : list of ndarray
-        One array per level l, of shape (N_l, branching[l], n_features):
+        One array per level l, of shape (N_l, branching[l], n_gate_features):
         the gate weights of node j of level l for each of its children, on
-        the user's scale (N_l = branching[0] * ... * branching[l - 1]).
+        the user's scale (N_l = branching[0] * ... * branching[l - 1];
+        n_gate_features: the columns of ``gate_features``, all by default).
     node_intercept_ : list of ndarray
         One array per level, of shape (N_l, branching[l]).
     expert_coef_, expert_intercept_, expert_variance_ : ndarray
@@ -290,6 +283,9 @@ class HierarchicalMixtureOfExpertsRegressor(_HierarchicalMixin, MixtureOfExperts
         self,
         branching=(2, 2),
         *,
+        expert="gaussian",
+        gate_features=None,
+        expert_features=None,
         solver="em",
         gating="soft",
         top_k=None,
@@ -305,6 +301,9 @@ class HierarchicalMixtureOfExpertsRegressor(_HierarchicalMixin, MixtureOfExperts
         verbose=0,
     ):
         self.branching = branching
+        self.expert = expert
+        self.gate_features = gate_features
+        self.expert_features = expert_features
         self.solver = solver
         self.gating = gating
         self.top_k = top_k
@@ -333,6 +332,9 @@ class HierarchicalMixtureOfExpertsClassifier(_HierarchicalMixin, MixtureOfExpert
     ----------
     branching : tuple of int, default=(2, 2)
         Children of each node, level by level from the root.
+    gate_features, expert_features : array-like of int, str or bool, default=None
+        The columns every node gate and the experts see, as in
+        :class:`MixtureOfExpertsClassifier`; None: every column.
     solver : {"em", "lbfgs"}, default="em"
     gating : {"soft", "hard"}, default="soft"
     top_k : int or None, default=None
@@ -353,7 +355,7 @@ class HierarchicalMixtureOfExpertsClassifier(_HierarchicalMixin, MixtureOfExpert
     ----------
     classes_ : ndarray of shape (n_classes,)
     node_coef_ : list of ndarray
-        One array per level l, of shape (N_l, branching[l], n_features).
+        One array per level l, of shape (N_l, branching[l], n_gate_features).
     node_intercept_ : list of ndarray
         One array per level, of shape (N_l, branching[l]).
     expert_coef_, expert_intercept_ : ndarray
@@ -384,6 +386,8 @@ class HierarchicalMixtureOfExpertsClassifier(_HierarchicalMixin, MixtureOfExpert
         self,
         branching=(2, 2),
         *,
+        gate_features=None,
+        expert_features=None,
         solver="em",
         gating="soft",
         top_k=None,
@@ -398,6 +402,8 @@ class HierarchicalMixtureOfExpertsClassifier(_HierarchicalMixin, MixtureOfExpert
         verbose=0,
     ):
         self.branching = branching
+        self.gate_features = gate_features
+        self.expert_features = expert_features
         self.solver = solver
         self.gating = gating
         self.top_k = top_k

@@ -420,6 +420,18 @@ def _with_intercept(X):
 def _check_supported(est, what):
     check_is_fitted(est)
     name = type(est).__name__
+    if getattr(est, "_expert_kind", "gaussian") == "poisson":
+        raise ValueError(
+            f"{what} is not available for expert='poisson' yet: the observed information "
+            "and the coefficient tables are implemented for Gaussian and logistic experts "
+            "only (bic, aic and icl are available)."
+        )
+    if any(columns is not None for columns in getattr(est, "_columns", (None, None))):
+        raise ValueError(
+            f"{what} is not available with gate_features or expert_features yet: the "
+            "coefficient tables are implemented for a gate and experts on every column "
+            "(bic, aic and icl are available)."
+        )
     if est.gating == "hard":
         raise ValueError(
             f"{what} is not available with gating='hard': the hard-gated likelihood is "

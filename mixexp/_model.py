@@ -7,6 +7,15 @@ coordinates, and the split / take steps that grow, prune or revive experts.
 Parameters nest as ``{"gate": ..., "experts": ...}``; the number of experts
 is asked of the gate, never read off an array shape.
 
+The gate and the experts may see different columns of the inputs
+(``gate_features`` / ``expert_features``, flexmix's concomitant
+variables): rows hand the model the whole standardised chunk, and the model
+gives the gate and the family each its own column view of it
+(:meth:`MixtureModel.gate_view`, :meth:`MixtureModel.expert_view`), so
+neither object knows about the other's columns. ``None`` means every
+column, and then the view is the chunk itself (no copy: such fits are
+bit-identical to a model without selections).
+
 The E-step is the composition log g + log p -> normalised posterior. Pairs
 with a fused kernel (one pass over the rows for the whole E-step) are
 listed in ``FUSED_E_STEPS``; the composition is their oracle.
@@ -14,34 +23,39 @@ listed in ``FUSED_E_STEPS``; the composition is their oracle.
 
 import numpy as np
 
-from ._experts import GaussianExperts, LogisticExperts
+from ._backend import array_namespace
+from ._experts import GaussianExperts, LogisticExperts, PoissonExperts
 from ._gates import SoftmaxGate
 from ._gates._softmax import GATE_NEWTON_STEPS
 
 
 def _softmax_fused_e_step(model, kernels, X, Y, params, resp, log_gate_out):
     coef, intercept = model.gate.linear(params["gate"])
-    return model.family.fused_e_step(kernels, X, Y, coef, intercept, params["experts"], resp,
-                                     log_gate_out=log_gate_out)
+    # (fused kernels serve models whose gate and experts see the same columns)
+    return model.family.fused_e_step(kernels, model.expert_view(X), Y, coef, intercept,
+                                     params["experts"], resp, log_gate_out=log_gate_out)
 
 
 # (gate type, family type) -> fused E-step; the composition serves the rest.
 FUSED_E_STEPS = {
     (SoftmaxGate, GaussianExperts): _softmax_fused_e_step,
     (SoftmaxGate, LogisticExperts): _softmax_fused_e_step,
+    (SoftmaxGate, PoissonExperts): _softmax_fused_e_step,
 }
 
 
 def _softmax_fused_pass(model, kernels, chunk, params, hessian_stride):
     """One-pass EM statistics from the backend's fused kernel, or None if it has none."""
     gate = params["gate"]
-    if not hasattr(kernels, "gaussian_pass") or not model.gate.takes_newton_steps(gate):
+    if not model.gate.takes_newton_steps(gate):
         return None  # (the bound gate's statistics are composed)
     coef, intercept = model.gate.linear(gate)
-    (log_likelihood, share, experts, gradient, hessian,
-     hessian_weight) = model.family.fused_pass(
-        kernels, chunk.X, chunk.Y, chunk.sample_weight, coef, intercept, params["experts"],
-        hessian_stride)
+    fused = model.family.fused_pass(
+        kernels, model.expert_view(chunk.X), chunk.Y, chunk.sample_weight, coef, intercept,
+        params["experts"], hessian_stride)
+    if fused is None:  # the backend has no such kernel
+        return None
+    log_likelihood, share, experts, gradient, hessian, hessian_weight = fused
     return {"log_likelihood": log_likelihood, "share": share, "experts": experts,
             "gate": model.gate.newton_statistics(
                 gradient, hessian, hessian_weight if hessian_stride > 1 else None)}
@@ -49,7 +63,8 @@ def _softmax_fused_pass(model, kernels, chunk, params, hessian_stride):
 
 # (gate type, family type) -> fused one-pass EM statistics (where the backend
 # has the kernel); ``MixtureModel.pass_statistics`` composes them otherwise.
-FUSED_PASSES = {(SoftmaxGate, GaussianExperts): _softmax_fused_pass}
+FUSED_PASSES = {(SoftmaxGate, GaussianExperts): _softmax_fused_pass,
+                (SoftmaxGate, PoissonExperts): _softmax_fused_pass}
 
 
 class ModelCoordinates:
@@ -87,6 +102,18 @@ class ModelCoordinates:
         return flat
 
 
+def select_columns(a, columns):
+    """The columns ``columns`` (a host int array) of ``a`` along its last axis; ``a`` if None.
+
+    Serves 2-D rows (a copy of the chunk's selected columns, in their own
+    namespace: the index moves to the GPU with them) and 1-D per-feature
+    arrays (means, scales) alike.
+    """
+    if columns is None:
+        return a
+    return a[..., array_namespace(a).asarray(columns)]
+
+
 class MixtureModel:
     """A gate over the experts of one family.
 
@@ -94,35 +121,63 @@ class MixtureModel:
     ----------
     gate : gate object (``mixexp._gates``)
     family : expert family (``mixexp._experts``)
+    gate_columns, expert_columns : ndarray of int or None, default=None
+        Columns of the inputs the gate and the experts see (None: all).
     """
 
-    def __init__(self, gate, family):
+    def __init__(self, gate, family, gate_columns=None, expert_columns=None):
         self.gate = gate
         self.family = family
-        self._fused = FUSED_E_STEPS.get((type(gate), type(family)))
-        self._fused_pass = FUSED_PASSES.get((type(gate), type(family)))
+        self.gate_columns = gate_columns
+        self.expert_columns = expert_columns
+        # a fused kernel reads one X for the gate and the experts
+        same = (gate_columns is None and expert_columns is None) or (
+            gate_columns is not None and expert_columns is not None
+            and np.array_equal(gate_columns, expert_columns))
+        self._fused = FUSED_E_STEPS.get((type(gate), type(family))) if same else None
+        self._fused_pass = FUSED_PASSES.get((type(gate), type(family))) if same else None
+
+    # ---- columns -----------------------------------------------------------
+    def gate_view(self, X):
+        """The gate's columns of ``X`` (n, d) or of a per-feature array (d,)."""
+        return select_columns(X, self.gate_columns)
+
+    def expert_view(self, X):
+        """The experts' columns of ``X`` (n, d) or of a per-feature array (d,)."""
+        return select_columns(X, self.expert_columns)
+
+    def widths(self, n_features):
+        """Columns the gate and the experts see, of ``n_features``: ``(d_gate, d_experts)``."""
+        return tuple(n_features if columns is None else len(columns)
+                     for columns in (self.gate_columns, self.expert_columns))
 
     # ---- shape -----------------------------------------------------------
     def n_experts(self, params):
         return self.gate.n_experts(params["gate"])
 
     def neutral(self, Y, sample_weight, n_experts, n_features):
-        """Uniform gate, every expert alike: what an initial M-step starts from."""
-        return {"gate": self.gate.neutral(n_experts, n_features),
-                "experts": self.family.neutral(Y, sample_weight, n_experts, n_features)}
+        """Uniform gate, every expert alike: what an initial M-step starts from.
+
+        ``n_features``: columns of the inputs (the gate and family get theirs).
+        """
+        d_gate, d_experts = self.widths(n_features)
+        return {"gate": self.gate.neutral(n_experts, d_gate),
+                "experts": self.family.neutral(Y, sample_weight, n_experts, d_experts)}
 
     def n_parameters(self, n_experts, n_features, n_outputs):
-        return (self.gate.n_parameters(n_experts, n_features)
-                + self.family.n_parameters(n_experts, n_features, n_outputs))
+        """Free parameters of a model on ``n_features`` input columns."""
+        d_gate, d_experts = self.widths(n_features)
+        return (self.gate.n_parameters(n_experts, d_gate)
+                + self.family.n_parameters(n_experts, d_experts, n_outputs))
 
     # ---- densities and objective -----------------------------------------
     def log_prior(self, kernels, X, params, out=None):
         """log g_k(x_i): (n, K)."""
-        return self.gate.log_prior(kernels, X, params["gate"], out=out)
+        return self.gate.log_prior(kernels, self.gate_view(X), params["gate"], out=out)
 
     def log_density(self, kernels, X, Y, params):
         """log p_k(y_i | x_i): (n, K)."""
-        return self.family.log_density(kernels, X, Y, params["experts"])
+        return self.family.log_density(kernels, self.expert_view(X), Y, params["experts"])
 
     def e_step(self, kernels, X, Y, params, resp, log_gate_out=None, fused=True):
         """Fill ``resp`` (n, K) with the posterior; return log p(y_i | x_i) (n,), float64.
@@ -156,8 +211,10 @@ class MixtureModel:
         ``log_prior_ready`` it holds the log prior at ``params`` already
         (from the E-step). ``gate_steps`` bounds the gate's Newton steps.
         """
-        experts = self.family.m_step(kernels, data.X, data.Y, W, params["experts"])
-        gate = self.gate.m_step(kernels, data.X, W, params["gate"], log_prior=log_prior,
+        experts = self.family.m_step(kernels, self.expert_view(data.X), data.Y, W,
+                                     params["experts"])
+        gate = self.gate.m_step(kernels, self.gate_view(data.X), W, params["gate"],
+                                log_prior=log_prior,
                                 log_prior_ready=log_prior_ready, max_iter=gate_steps,
                                 balance=balance, sample_weight=data.sample_weight)
         return {"gate": gate, "experts": experts}
@@ -191,13 +248,27 @@ class MixtureModel:
         statistics = {"log_likelihood": float(sample_weight @ log_norm),
                       "share": kernels.to_host(sample_weight @ resp).astype(np.float64)}
         resp *= sample_weight[:, None]
-        statistics["experts"] = self.family.statistics(kernels, chunk.X, chunk.Y, resp,
-                                                       params["experts"])
-        statistics["gate"] = self.gate.statistics(kernels, chunk.X, resp, params["gate"],
-                                                  log_prior, hessian_stride=hessian_stride)
+        statistics["experts"] = self.family.statistics(kernels, self.expert_view(chunk.X),
+                                                       chunk.Y, resp, params["experts"])
+        statistics["gate"] = self.gate.statistics(kernels, self.gate_view(chunk.X), resp,
+                                                  params["gate"], log_prior,
+                                                  hessian_stride=hessian_stride)
         return statistics
 
     # ---- gradient solvers --------------------------------------------------
+    def gradient(self, kernels, X, Y, logit_gradient, W, params, penalty_scale=1.0):
+        """Gradient of the objective in the gate (from its gradient in the logits,
+        (n, K)) and in the experts (from the weights ``W`` (n, K)), keyed like ``params``."""
+        return {
+            # (a tree of gates takes W, the derivative of the data term in the
+            # experts' log priors; the flat softmax its logit gradient)
+            "gate": self.gate.gradient(kernels, self.gate_view(X), logit_gradient,
+                                       params["gate"], penalty_scale=penalty_scale,
+                                       weighted_posterior=W),
+            "experts": self.family.gradient(kernels, self.expert_view(X), Y, W,
+                                            params["experts"], penalty_scale=penalty_scale),
+        }
+
     def coordinate_reference(self, Y, sample_weight):
         """What the coordinates depend on besides the parameters (small host arrays)."""
         return {"experts": self.family.coordinate_reference(Y, sample_weight)}
@@ -207,6 +278,23 @@ class MixtureModel:
         return ModelCoordinates(self.gate.coordinates(params["gate"]),
                                 self.family.coordinates(params["experts"],
                                                         reference["experts"]))
+
+    # ---- user scale ------------------------------------------------------
+    def to_user(self, params, x_mean, x_scale, squeeze=False):
+        """Public attributes (name -> array) from the standardisation of all columns."""
+        return {**self.gate.public(params["gate"], self.gate_view(x_mean),
+                                   self.gate_view(x_scale)),
+                **self.family.to_user(params["experts"], self.expert_view(x_mean),
+                                      self.expert_view(x_scale), squeeze=squeeze)}
+
+    def from_user(self, attributes, x_mean, x_scale):
+        """Internal parameters for the standardisation (x_mean, x_scale) of all columns."""
+        gate = self.gate.from_public(attributes, self.gate_view(x_mean), self.gate_view(x_scale))
+        n_experts = self.gate.n_experts(gate)
+        return {"gate": gate,
+                "experts": self.family.from_user(attributes, n_experts,
+                                                 self.expert_view(x_mean),
+                                                 self.expert_view(x_scale))}
 
     # ---- growing and pruning -------------------------------------------
     def split(self, params, j, rng):

@@ -1,11 +1,11 @@
-"""MixtureOfExpertsRegressor: linear-Gaussian experts behind a softmax gate."""
+"""MixtureOfExpertsRegressor: linear-Gaussian (or Poisson) experts behind a softmax gate."""
 
 from numbers import Real
 
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array
 
@@ -17,15 +17,19 @@ from ._backend import (
     to_host,
 )
 from ._base import BaseMixtureOfExperts
-from ._experts import GaussianExperts
+from ._experts import GaussianExperts, PoissonExperts
 from ._experts._family import user_scale_penalty
 from ._experts._gaussian import variance_floor
+from ._experts._poisson import check_counts, target_means
 from ._inference import InferenceMixin
 from ._validation import check_device_array, dask_support, is_dask_input
 
+# expert= -> the family's class
+_FAMILIES = {"gaussian": GaussianExperts, "poisson": PoissonExperts}
+
 
 class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExperts):
-    r"""Mixture of linear-Gaussian experts with a softmax gate, trained by EM or by gradient.
+    r"""Mixture of linear-Gaussian or Poisson experts with a softmax gate, fitted by EM or gradient.
 
     The conditional density of the target is a gated mixture of linear
     regressions (Jacobs et al. 1991; Jordan & Jacobs 1994):
@@ -51,6 +55,33 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         the fit; otherwise it is kept with a zero gate and a
         ``ConvergenceWarning`` names it (see the user guide, "Vanished
         experts").
+    expert : {"gaussian", "poisson"}, default="gaussian"
+        The experts' family. ``"gaussian"``: linear regressions with
+        Gaussian noise of their own variance (the model above).
+        ``"poisson"``: Poisson regressions with a log link for non-negative
+        integer counts, p_k(y | x) = Poisson(y; exp(x w_k + c_k)) (each
+        target an independent count); ``fit`` refuses negative or
+        non-integer targets with a ValueError. Their M-step is penalised
+        Newton (IRLS) steps, each halved until the expert's objective does
+        not fall, so EM stays monotone; ``alpha * ||w_k||^2`` is added to
+        the negative log-likelihood, on the user's scale. Prediction is the
+        mixture's mean rate; ``predict(return_std=True)`` its standard
+        deviation, whose variance is ``sum_k g_k mu_k`` (a count's variance
+        is its rate) plus the experts' disagreement. Not available in
+        ``summary`` / ``parameter_covariance`` yet.
+    gate_features : array-like or None, default=None
+        Columns of X the gate sees (flexmix's *concomitant variables*):
+        integer indices, column names (DataFrame input only) or a boolean
+        mask of length n_features. None: every column. Columns keep the
+        order given; ``gate_coef_`` has one column per selected feature. An
+        empty selection gives a gate of constant mixing proportions (a
+        plain mixture of regressions, flexmix's model without a concomitant
+        model).
+    expert_features : array-like or None, default=None
+        Columns of X the experts see, selected as ``gate_features``; None:
+        every column. An empty selection gives constant experts (each predicts its intercept)
+        gated by the gate's columns. The gate and the experts may share
+        columns, and need not cover X between them.
     solver : {"em", "lbfgs", "adam"}, default="em"
         Training method; all three maximise the same penalised objective,
         so their fits can be compared. ``"em"``: expectation-maximisation
@@ -177,16 +208,20 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
 
     Attributes
     ----------
-    gate_coef_ : ndarray of shape (n_experts, n_features)
-        Gate weights v_k, on the user's scale.
+    gate_coef_ : ndarray of shape (n_experts, n_gate_features)
+        Gate weights v_k, on the user's scale, one column per column of
+        ``gate_features`` (n_gate_features = n_features without a
+        selection).
     gate_intercept_ : ndarray of shape (n_experts,)
         Gate intercepts b_k (centred: they sum to zero).
-    expert_coef_ : ndarray of shape (n_experts, n_features) or (n_experts, n_targets, n_features)
-        Expert weights w_k.
+    expert_coef_ : ndarray of shape (n_experts, n_expert_features) or (n_experts, n_targets, n_expert_features)
+        Expert weights w_k (of the log-rate for ``expert="poisson"``), one
+        column per column of ``expert_features`` (n_expert_features =
+        n_features without a selection).
     expert_intercept_ : ndarray of shape (n_experts,) or (n_experts, n_targets)
         Expert intercepts c_k.
     expert_variance_ : ndarray of shape (n_experts,) or (n_experts, n_targets)
-        Expert noise variances sigma_k^2.
+        Expert noise variances sigma_k^2 (``expert="gaussian"`` only).
     expert_usage_ : ndarray of shape (n_experts,)
         Fraction of the training weight each expert takes: the weighted
         mean of the gate that prediction uses (one-hot for hard gating,
@@ -251,6 +286,7 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
 
     _parameter_constraints: dict = {
         **BaseMixtureOfExperts._parameter_constraints,
+        "expert": [StrOptions({"gaussian", "poisson"})],
         "variance_floor": [Interval(Real, 0, None, closed="neither")],
     }
     _y_numeric = True
@@ -260,6 +296,9 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         self,
         n_experts=3,
         *,
+        expert="gaussian",
+        gate_features=None,
+        expert_features=None,
         solver="em",
         gating="soft",
         top_k=None,
@@ -282,6 +321,8 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
     ):
         super().__init__(
             n_experts,
+            gate_features=gate_features,
+            expert_features=expert_features,
             solver=solver,
             gating=gating,
             top_k=top_k,
@@ -301,11 +342,14 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
             random_state=random_state,
             verbose=verbose,
         )
+        self.expert = expert
         self.variance_floor = variance_floor
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        # counts: scikit-learn's checks then draw non-negative targets
+        tags.target_tags.positive_only = self.expert == "poisson"
         return tags
 
     # ---- hooks -----------------------------------------------------------
@@ -339,6 +383,8 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
                     f"{self._y_ndim}-dimensional targets."
                 )
         Y = xp.asarray(y, dtype=np.float64).reshape(len(y), -1)
+        if (self.expert if fitting else getattr(self, "_expert_kind", "gaussian")) == "poisson":
+            check_counts(Y)
         if fitting:
             self._n_targets = Y.shape[1]
         elif Y.shape[1] != self._n_targets:
@@ -347,11 +393,17 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
             )
         return Y
 
-    @staticmethod
-    def _family_class():
-        return GaussianExperts
+    def _family_class(self):
+        return _FAMILIES[getattr(self, "_expert_kind", "gaussian")]
+
+    def _same_family(self):
+        return getattr(self, "_expert_kind", "gaussian") == self.expert
 
     def _make_family(self, x_scale, Y, sample_weight, alpha):
+        self._expert_kind = self.expert
+        if self.expert == "poisson":
+            return PoissonExperts(weight_penalty=user_scale_penalty(alpha, x_scale),
+                                  target_mean=target_means(Y, sample_weight))
         return GaussianExperts(
             weight_penalty=user_scale_penalty(alpha, x_scale),
             variance_floor=variance_floor(Y, sample_weight, self.variance_floor),
@@ -367,7 +419,8 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
 
     # ---- prediction --------------------------------------------------------
     def _expert_means(self, Xs, kernels):
-        return GaussianExperts.mean(kernels, Xs, self._params["experts"])
+        model = self._fitted_model
+        return model.family.mean(kernels, model.expert_view(Xs), self._params["experts"])
 
     @single_threaded_blas
     def predict(self, X, return_std=False):
@@ -379,7 +432,8 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         return_std : bool, default=False
             Also return the standard deviation of p(y | x): the experts'
             noise plus their disagreement,
-            ``sqrt(sum_k g_k (sigma_k^2 + mu_k^2) - mean^2)``.
+            ``sqrt(sum_k g_k (sigma_k^2 + mu_k^2) - mean^2)``, where a
+            Poisson expert's noise variance sigma_k^2 is its rate mu_k.
 
         The gate g is the one ``gating`` and ``top_k`` define: the argmax
         expert alone for hard gating, the renormalised top-k mixture with
@@ -408,14 +462,14 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         mean = xp.einsum("nk,nkt->nt", gate, means)
         if not return_std:
             return (mean,)
-        # float32 input stays float32
-        variance = xp.asarray(GaussianExperts.variance(self._params["experts"]), dtype=gate.dtype)
+        noise_variance = self._fitted_model.family.noise_variance(xp, gate, means,
+                                                                  self._params["experts"])
         # sum_k g_k ((mu_k - mean)^2 + sigma_k^2), not E[y^2] - mean^2: far from
         # the data the means are huge, and that difference cancels to 0 or
         # overflows to inf - inf = NaN. The terms are scaled by each row's
         # largest before squaring, so no square overflows.
         spread = xp.sqrt(gate)[:, :, None] * xp.abs(means - mean[:, None, :])
-        noise = xp.sqrt(gate @ variance)
+        noise = xp.sqrt(noise_variance)
         scale = xp.maximum(spread.max(axis=1), noise)
         scale = xp.where(scale > 0, scale, 1.0)
         std = scale * xp.sqrt(((spread / scale[:, None, :]) ** 2).sum(axis=1)
@@ -424,7 +478,8 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
 
     @single_threaded_blas
     def predict_experts(self, X):
-        """Each expert's prediction x w_k + c_k.
+        """Each expert's prediction: x w_k + c_k, or the rate exp(x w_k + c_k) for
+        ``expert="poisson"`` (x: the expert's columns).
 
         Parameters
         ----------

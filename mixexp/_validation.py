@@ -370,3 +370,56 @@ def checked_sample_weight(sample_weight, per_row):
     if is_device_array(per_row):
         return check_device_sample_weight(sample_weight, per_row, ensure_non_negative=False)
     return _check_sample_weight(sample_weight, per_row[:, None])
+
+
+def resolve_columns(selector, name, n_features, feature_names=None):
+    """The columns a ``gate_features`` / ``expert_features`` selector names: int array or None.
+
+    ``selector`` is None (every column), integer indices, column names
+    (``feature_names``: the names of a DataFrame's columns, else None) or a
+    boolean mask of length ``n_features``; ``name`` is the parameter's name
+    for the messages. Indices keep the order given. A selection of every
+    column in order is returned as None, so that such a fit is the fit
+    without a selection, bit for bit.
+    """
+    if selector is None:
+        return None
+    values = np.asarray(selector, dtype=object if isinstance(selector, (list, tuple))
+                        else None)
+    if values.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D list of column indices, column names or a "
+                         f"boolean mask; got an array of shape {values.shape}.")
+    items = values.tolist()
+    if items and all(isinstance(v, (bool, np.bool_)) for v in items):
+        if len(items) != n_features:
+            raise ValueError(f"{name} is a boolean mask of length {len(items)}, but X has "
+                             f"{n_features} columns.")
+        columns = np.flatnonzero(np.asarray(items, dtype=bool))
+    elif all(isinstance(v, str) for v in items) and items:
+        if feature_names is None:
+            raise ValueError(
+                f"{name} names columns ({', '.join(map(repr, items[:3]))}"
+                f"{', ...' if len(items) > 3 else ''}), but X has no column names: pass a "
+                "pandas DataFrame, or select columns by integer index.")
+        position = {str(feature): j for j, feature in enumerate(feature_names)}
+        unknown = [v for v in items if v not in position]
+        if unknown:
+            raise ValueError(f"{name} names columns that X does not have: {unknown}. X's "
+                             f"columns are {list(feature_names)}.")
+        columns = np.array([position[v] for v in items], dtype=np.intp)
+    elif all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+             for v in items):
+        columns = np.asarray(items, dtype=np.intp)
+        outside = [int(v) for v in columns if not 0 <= v < n_features]
+        if outside:
+            raise ValueError(f"{name} has column indices out of range for X with {n_features} "
+                             f"columns: {outside} (indices run from 0 to {n_features - 1}).")
+    else:
+        raise ValueError(f"{name} must hold only integer indices, only column names or only "
+                         f"booleans (a mask); got {items!r}.")
+    if np.unique(columns).size != columns.size:
+        raise ValueError(f"{name} selects some columns more than once: {items!r}. Name each "
+                         "column once.")
+    if columns.size == n_features and np.array_equal(columns, np.arange(n_features)):
+        return None
+    return columns

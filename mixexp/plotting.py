@@ -344,7 +344,8 @@ def plot_experts(estimator, X, y=None, *, ax=None, n_points=400, margin=0.0, thr
                  n_std=2.0, colors=None):
     """Draw each expert's fit over a 1-D input, with the mixture mean and its band.
 
-    Each expert's line x w_k + c_k is drawn (dashed) where its gate
+    Each expert's line x w_k + c_k (a Poisson expert's rate exp(x w_k + c_k))
+    is drawn (dashed) where its gate
     probability exceeds ``threshold``, that is where it has a say; the
     mixture mean of :meth:`~mixexp.MixtureOfExpertsRegressor.predict` is the
     solid black line, and the shaded band is the mean +/- ``n_std``
@@ -393,7 +394,7 @@ def plot_experts(estimator, X, y=None, *, ax=None, n_points=400, margin=0.0, thr
     >>> plt.close("all")
     """
     model = _mixture(estimator)
-    if not hasattr(model, "expert_variance_"):
+    if hasattr(model, "classes_") or not hasattr(model, "predict_experts"):
         raise TypeError(
             "plot_experts draws regression experts; for a classifier, plot the gate "
             "(plot_gate) or the decision regions."

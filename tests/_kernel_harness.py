@@ -22,7 +22,7 @@ DTYPES = [np.float64, np.float32]
 REDUCTIONS = {"weighted_moments", "gaussian_weighted_rss", "gate_gradient_hessian",
               "gaussian_residual_moments", "logistic_gradient"}
 E_STEPS = {"gaussian_e_step", "logistic_e_step"}
-PER_SAMPLE_FIELDS = ("X", "Y", "labels", "W", "log_g", "log_joint")
+PER_SAMPLE_FIELDS = ("X", "Y", "labels", "counts", "W", "log_g", "log_joint")
 
 
 def make_problem(n, n_experts, dtype=np.float64, *, d=3, n_targets=2, n_classes=3, seed=0):
@@ -44,6 +44,12 @@ def make_problem(n, n_experts, dtype=np.float64, *, d=3, n_targets=2, n_classes=
     p.log_g = REFERENCE.log_gate(p.X, p.gate_coef, p.gate_intercept).astype(dtype)
     p.log_joint = (p.log_g + REFERENCE.gaussian_log_density(
         p.X, p.Y, p.coef, p.intercept, p.variance)).astype(dtype)
+    # Poisson experts: counts from 0 up to beyond the log-factorial table, with
+    # rates from well below 1 to a few hundred
+    p.counts = rng.poisson(rng.choice([0.3, 3.0, 300.0], size=(n, n_targets))).astype(dtype)
+    p.counts[::97] = 5000.0
+    p.count_coef = 0.5 * rng.normal(size=(n_experts, n_targets, d))
+    p.count_intercept = rng.normal(1.0, 1.0, size=(n_experts, n_targets))
     return p
 
 
@@ -93,6 +99,23 @@ RUNS = {
 }
 
 
+# The Poisson family's kernels (FAMILY_KERNEL_NAMES: a backend may lack them;
+# the generic ArrayKernels has only the Newton sums, its densities need lgamma
+# on the device), tested beside RUNS by tests/test_kernels.py and test_cupy.py.
+POISSON_REDUCTIONS = {"poisson_newton_moments"}
+POISSON_RUNS = {
+    "poisson_log_density": _call(
+        "poisson_log_density", lambda p: (p.X, p.counts, p.count_coef, p.count_intercept)),
+    "poisson_e_step": _e_step(
+        "poisson_e_step",
+        lambda p: (p.X, p.counts, p.gate_coef, p.gate_intercept, p.count_coef,
+                   p.count_intercept)),
+    "poisson_newton_moments": _call(
+        "poisson_newton_moments",
+        lambda p: (p.X, p.counts, p.W, p.count_coef, p.count_intercept)),
+}
+
+
 def assert_matches(actual, desired, dtype, n_samples):
     """Within the dtype's rtol, with -inf exactly where the reference has it."""
     actual = np.asarray(actual, dtype=np.float64)
@@ -116,4 +139,4 @@ def assert_matches(actual, desired, dtype, n_samples):
 def run_reference(name, p):
     # the reference warns on the edge cases (overflow to inf, -inf - -inf)
     with np.errstate(all="ignore"):
-        return RUNS[name](REFERENCE, p, np.empty)
+        return {**RUNS, **POISSON_RUNS}[name](REFERENCE, p, np.empty)

@@ -5,6 +5,7 @@ import pickle
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -240,3 +241,24 @@ def test_the_installed_command_exits_2_without_a_traceback(tmp_path):
     assert result.stderr.splitlines() == [
         f"python -m mixexp fit: error: no such file: {tmp_path / 'missing.csv'}"
     ]
+
+
+def test_fit_poisson_experts_with_a_concomitant_gate(tmp_path, capsys):
+    # the patent data (tests/data): counts of patents, experts on lgRD, the gate on RDS
+    data = Path(__file__).parent / "data" / "patent.csv"
+    path = tmp_path / "poisson.pkl"
+    status, out, _ = run(capsys, "fit", data, "--target", "Patents", "--n-experts", "2",
+                         "--expert", "poisson", "--gate-features", "RDS",
+                         "--expert-features", "lgRD", "--model", path)
+    assert status == 0, out
+    with open(path, "rb") as f:
+        est = pickle.load(f)
+    assert est.expert == "poisson" and est.gate_coef_.shape == (2, 1)
+    assert est.expert_coef_.shape == (2, 1)
+    status, out, _ = run(capsys, "predict", path, data)
+    mean = np.loadtxt(out.splitlines()[1:], delimiter=",")[:, 0]
+    assert status == 0 and np.all(mean > 0)
+    # a column that is not a feature is reported as a user error
+    assert_user_error(capsys, ["fit", data, "--target", "Patents", "--gate-features",
+                               "Patents", "--model", path],
+                      r"fit: error: gate_features names columns that X does not have")

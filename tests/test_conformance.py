@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from mixexp._experts import GaussianExperts, LogisticExperts
+from mixexp._experts import GaussianExperts, LogisticExperts, PoissonExperts
 from mixexp._gates import SoftmaxGate, TreeGate
 from mixexp._kernels import get_kernels
 from mixexp._model import MixtureModel
@@ -40,7 +40,18 @@ def _logistic(rng, n_outputs=3):
     return family, experts, Y
 
 
-FAMILIES = {"gaussian": _gaussian, "logistic": _logistic}
+def _poisson(rng, n_outputs=2):
+    family = PoissonExperts(weight_penalty=rng.uniform(0.1, 1.0, D),
+                            target_mean=np.full(n_outputs, 3.0))
+    experts = {"coef": 0.5 * rng.normal(size=(K, n_outputs, D)),
+               "intercept": rng.normal(1.0, 0.5, size=(K, n_outputs))}
+    Y = rng.poisson(3.0, size=(N, n_outputs)).astype(float)
+    return family, experts, Y
+
+
+FAMILIES = {"gaussian": _gaussian, "logistic": _logistic, "poisson": _poisson}
+
+
 def _tree(rng, branching=(2, 2)):
     gate = TreeGate(alpha=0.3, branching=branching)
     params = gate.neutral(int(np.prod(branching)), D)
@@ -292,3 +303,51 @@ def test_model_m_step_and_split_keep_the_mixture(family_name):
     split_ll = float(model.e_step(NUMPY, X, Y, grown, resp).sum())
     resp = np.empty((N, K))
     assert abs(split_ll - float(model.e_step(NUMPY, X, Y, updated, resp).sum())) < 2e-3
+
+
+@pytest.mark.parametrize("family_name", FAMILIES)
+def test_model_gives_gate_and_experts_their_own_columns(family_name):
+    # gate_features / expert_features: the model hands each object its column view
+    rng = np.random.default_rng(8)
+    gate, _ = GATES["softmax"](rng)
+    family, experts, X, Y, W = _problem(family_name)
+    gate_columns, expert_columns = np.array([2, 0]), np.array([1])
+    gate_params = {"coef": rng.normal(size=(K, 2)), "intercept": rng.normal(size=K)}
+    experts = {key: value[..., [0]] if key == "coef" else value
+               for key, value in experts.items()}
+    # the family's penalty is per column of its own (one here)
+    family = type(family)(**{**family.state(), "weight_penalty": family.weight_penalty[[1]]})
+    model = MixtureModel(gate, family, gate_columns, expert_columns)
+    params = {"gate": gate_params, "experts": experts}
+    assert model.widths(D) == (2, 1)
+    assert model.n_parameters(K, D, Y.shape[1]) == (gate.n_parameters(K, 2)
+                                                    + family.n_parameters(K, 1, Y.shape[1]))
+    resp = np.empty((N, K))
+    log_norm = model.e_step(NUMPY, X, Y, params, resp)
+    joint = (gate.log_prior(NUMPY, X[:, [2, 0]], gate_params)
+             + family.log_density(NUMPY, X[:, [1]], Y, experts))
+    assert_allclose(log_norm, np.log(np.exp(joint).sum(axis=1)), rtol=1e-12)
+    # the gradient is the objects' own on their columns
+    logit_gradient = W - np.exp(gate.log_prior(NUMPY, X[:, [2, 0]], gate_params))
+    gradient = model.gradient(NUMPY, X, Y, logit_gradient, W, params)
+    assert_allclose(gradient["experts"]["coef"],
+                    family.gradient(NUMPY, X[:, [1]], Y, W, experts)["coef"])
+    assert_allclose(gradient["gate"]["coef"],
+                    gate.gradient(NUMPY, X[:, [2, 0]], logit_gradient, gate_params)["coef"])
+    # public attributes on each object's columns, and back
+    x_mean, x_scale = rng.normal(size=D), rng.uniform(0.1, 10.0, size=D)
+    public = model.to_user(params, x_mean, x_scale)
+    assert public["gate_coef_"].shape == (K, 2) and public["expert_coef_"].shape[-1] == 1
+    back = model.from_user(public, x_mean, x_scale)
+    for part in ("gate", "experts"):
+        for key, value in back[part].items():
+            assert_allclose(value, params[part][key], rtol=1e-10, atol=1e-10)
+    # an EM step on the views never lowers the objective
+    data = TrainingData(X, Y, np.ones(N))
+
+    def objective(p):
+        return float(model.e_step(NUMPY, X, Y, p, resp).sum()) - model.penalty(p)
+
+    before = objective(params)
+    model.e_step(NUMPY, X, Y, params, resp)
+    assert objective(model.m_step(NUMPY, data, params, resp.copy())) >= before

@@ -156,6 +156,27 @@ def test_kernel_matches_reference(harness, name, dtype, shape):
         assert out.dtype == (np.float64 if float64 else dtype), (name, i, out.dtype)
 
 
+@pytest.mark.parametrize("name", sorted(HARNESS.POISSON_RUNS))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("shape", SHAPES, ids=["n1", "K1", "n300", "K9"])
+def test_poisson_kernel_matches_reference(harness, name, dtype, shape):
+    # the Poisson family's kernels (FAMILY_KERNEL_NAMES): CUDA for the
+    # densities (lgamma), the generic code for the Newton sums
+    if not hasattr(harness.kernels, name):
+        pytest.skip(f"the generic bundle has no {name} (it needs lgamma on the device)")
+    p = make_problem(*shape, dtype=dtype)
+    outputs = HARNESS.POISSON_RUNS[name](harness.kernels, on_device(harness, p),
+                                         harness.empty)
+    reduction = name in HARNESS.POISSON_REDUCTIONS
+    outputs = [out for out in outputs if out is not None]
+    for i, out in enumerate(outputs):
+        assert (type(out) is np.ndarray) if reduction else isinstance(out, harness.device_type)
+        float64 = reduction or (name == "poisson_e_step" and i == 0)
+        assert out.dtype == (np.float64 if float64 else dtype), (name, i, out.dtype)
+    for a, b in zip(outputs, run_reference(name, p), strict=True):
+        assert_matches(harness.to_host(a), b, dtype, p.X.shape[0])
+
+
 @pytest.mark.parametrize("name", sorted(RUNS))
 @pytest.mark.parametrize("layout", ["fortran", "strided"])
 def test_kernel_accepts_any_memory_layout(harness, name, layout):

@@ -493,3 +493,34 @@ def test_hierarchical_fit_on_the_device_equals_the_numpy_fit(device, kind):
     assert all(isinstance(g, device.array_type) for g in gates)
     assert_allclose(device.to_host(fitted.predict_gate(device.to_device(X))),
                     reference.predict_gate(X), rtol=1e-6, atol=1e-8)
+
+# ---------------------------------------------------------------------------
+# gate_features / expert_features, Poisson experts
+
+
+def test_selected_columns_on_the_device_equal_the_numpy_fit(device):
+    X, y = regression()
+    kwargs = dict(gate_features=[2], expert_features=[0, 1])
+    reference = _quiet(ESTIMATORS["regressor"][0](backend="numpy", **kwargs).fit, X, y)
+    fitted = _quiet(ESTIMATORS["regressor"][0](backend="cupy", **kwargs).fit,
+                    device.to_device(X), device.to_device(y))
+    assert_same_fit(fitted, reference, np.float64)
+    for a, b in zip(predictions(fitted, device.to_device(X)), predictions(reference, X),
+                    strict=True):
+        assert isinstance(a, device.array_type)
+        assert_allclose(device.to_host(a), b, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_poisson_experts_on_the_device_equal_the_numpy_fit(device, dtype):
+    X, y = regression(dtype=dtype)
+    counts = np.random.default_rng(0).poisson(np.exp(0.3 * y - 0.3 * y.min())).astype(dtype)
+    kwargs = dict(expert="poisson", gate_features=[2], expert_features=[0, 1])
+    reference = _quiet(ESTIMATORS["regressor"][0](backend="numpy", **kwargs).fit, X, counts)
+    fitted = _quiet(ESTIMATORS["regressor"][0](backend="cupy", **kwargs).fit,
+                    device.to_device(X), device.to_device(counts))
+    assert_same_fit(fitted, reference, dtype)
+    for a, b in zip(predictions(fitted, device.to_device(X)), predictions(reference, X),
+                    strict=True):
+        assert isinstance(a, device.array_type)
+        assert_allclose(device.to_host(a), b, rtol=RTOL[dtype], atol=RTOL[dtype])

@@ -105,3 +105,35 @@ def test_numba_fit_with_the_fused_pass_matches_numpy(n, d, n_experts, seed, monk
     assert fits["numba"].n_iter_ == fits["numpy"].n_iter_
     assert fits["numba"].log_likelihood_ == pytest.approx(fits["numpy"].log_likelihood_,
                                                           rel=1e-9, abs=1e-9)
+
+
+def _poisson_problem(n, d, n_experts, n_targets, dtype, seed):
+    from mixexp._experts import PoissonExperts
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    params = {
+        "gate": {"coef": rng.normal(size=(n_experts, d)), "intercept": rng.normal(size=n_experts)},
+        "experts": {"coef": 0.4 * rng.normal(size=(n_experts, n_targets, d)),
+                    "intercept": rng.normal(1.0, 1.0, size=(n_experts, n_targets))},
+    }
+    eta = np.einsum("nd,ktd->nkt", X, params["experts"]["coef"]) + params["experts"]["intercept"]
+    Y = rng.poisson(np.exp(eta[np.arange(n), rng.integers(n_experts, size=n)]))
+    sample_weight = rng.uniform(0.5, 2.0, size=n)
+    sample_weight[rng.random(n) < 0.1] = 0.0
+    model = MixtureModel(SoftmaxGate(0.0), PoissonExperts(np.zeros(d), np.ones(n_targets)))
+    return model, params, X.astype(dtype), Y.astype(dtype), sample_weight
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+@pytest.mark.parametrize("n, d, n_experts, n_targets, stride", [
+    (1, 2, 2, 1, 1), (300, 3, 4, 2, 3), (5000, 10, 8, 1, 1), (3001, 5, 3, 2, 7),
+    (700, 1, 1, 1, 2),
+])
+def test_poisson_fused_pass_equals_the_composition(dtype, rtol, n, d, n_experts, n_targets,
+                                                   stride):
+    model, params, X, Y, sample_weight = _poisson_problem(n, d, n_experts, n_targets, dtype,
+                                                          seed=n + d)
+    fused = _statistics(model, params, X, Y, sample_weight, stride, fused=True)
+    composed = _statistics(model, params, X, Y, sample_weight, stride, fused=False)
+    _assert_same(fused, composed, rtol)

@@ -309,3 +309,25 @@ def test_numba_tree_log_gate_matches_the_composition(branching, dtype, rtol):
     out = np.empty((70_001, n_leaves), dtype=dtype)
     assert gate.log_prior(kernels, X, params, out=out) is out
     assert_allclose(out, composed.astype(dtype), rtol=max(rtol, 1e-6), atol=1e-5)
+
+
+def test_tree_gates_on_their_own_columns_and_poisson_leaves():
+    rng = np.random.default_rng(0)
+    n = 1500
+    z = rng.uniform(-3, 3, size=(n, 1))  # the gate's column
+    x = rng.normal(size=(n, 1))  # the experts'
+    region = (z[:, 0] > 0).astype(int) * 2 + (z[:, 0] > 1.5 * np.sign(z[:, 0])).astype(int)
+    slopes, intercepts = np.array([1.0, -1.0, 0.5, -0.5]), np.array([0.5, 1.5, 1.0, 2.0])
+    rate = np.exp(intercepts[region] + slopes[region] * x[:, 0])
+    counts = rng.poisson(rate)
+    X = np.c_[x, z]
+    est = _quiet(HierarchicalMixtureOfExpertsRegressor(
+        (2, 2), expert="poisson", gate_features=[1], expert_features=[0], n_init=4,
+        random_state=0).fit, X, counts)
+    # the gates see z alone, the experts x alone
+    assert [c.shape for c in est.node_coef_] == [(1, 2, 1), (2, 2, 1)]
+    assert est.expert_coef_.shape == (4, 1)
+    # the four regimes' slopes are recovered (in some order)
+    assert_allclose(np.sort(est.expert_coef_.ravel()), np.sort(slopes), atol=0.15)
+    with pytest.raises(ValueError, match="expert_features"):
+        HierarchicalMixtureOfExpertsRegressor(expert_features=[5]).fit(X, counts)

@@ -20,7 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from mixexp._backend import resolve_backend
-from mixexp._kernels import _CACHE, _MODULES, KERNEL_NAMES, get_kernels
+from mixexp._kernels import _CACHE, _MODULES, FAMILY_KERNEL_NAMES, KERNEL_NAMES, get_kernels
 from mixexp.datasets import make_moe_classification, make_moe_regression
 
 
@@ -39,7 +39,10 @@ BACKENDS = [name for name in sorted(_MODULES)
 REFERENCE = get_kernels("numpy")
 
 
-RTOL, DTYPES, REDUCTIONS, RUNS = HARNESS.RTOL, HARNESS.DTYPES, HARNESS.REDUCTIONS, HARNESS.RUNS
+RTOL, DTYPES = HARNESS.RTOL, HARNESS.DTYPES
+# the CPU backends have the Poisson family's kernels too
+RUNS = {**HARNESS.RUNS, **HARNESS.POISSON_RUNS}
+REDUCTIONS = HARNESS.REDUCTIONS | HARNESS.POISSON_REDUCTIONS
 make_problem, assert_matches = HARNESS.make_problem, HARNESS.assert_matches
 run_reference = HARNESS.run_reference
 
@@ -65,7 +68,7 @@ def assert_same_outputs(kernels, name, p, dtype):
 
 
 def test_every_kernel_of_the_seam_is_tested():
-    assert set(RUNS) == set(KERNEL_NAMES)
+    assert set(RUNS) == set(KERNEL_NAMES) | set(FAMILY_KERNEL_NAMES)
 
 
 # (n, K): one row; one expert; both sides of the serial/parallel threshold
@@ -96,7 +99,7 @@ def test_kernel_matches_reference(kernels, name, dtype, shape):
 def test_kernel_accepts_any_memory_layout(kernels, name, layout):
     p = make_problem(300, 3)
     desired = run_reference(name, p)
-    for field in ("X", "Y", "labels", "W", "log_g", "log_joint"):
+    for field in HARNESS.PER_SAMPLE_FIELDS:
         a = getattr(p, field)
         if layout == "fortran":
             a = np.asfortranarray(a)
@@ -111,7 +114,8 @@ def test_kernel_accepts_any_memory_layout(kernels, name, layout):
 
 @pytest.mark.parametrize("name", ["log_gate", "normalize_log_joint", "gaussian_e_step",
                                   "gaussian_predict", "logistic_e_step", "top_k_log_gate",
-                                  "classify_log_joint"])
+                                  "classify_log_joint", "poisson_e_step",
+                                  "poisson_log_density"])
 def test_parallel_path_gives_each_row_the_serial_result(kernels, name, monkeypatch):
     if kernels.name != "numba":
         pytest.skip("the serial/parallel switch is Numba's")
@@ -201,13 +205,14 @@ def test_wide_gram_reductions_do_not_depend_on_the_thread_count(kernels, name, m
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
-@pytest.mark.parametrize("family", ["gaussian", "logistic"])
+@pytest.mark.parametrize("family", ["gaussian", "logistic", "poisson"])
 @pytest.mark.parametrize("n", [200, 6000], ids=["serial", "parallel"])
 def test_e_step_also_writes_the_log_gate(kernels, family, dtype, n):
     # EM's gate M-step starts from the E-step's log gate instead of a pass of its own
     p = make_problem(n, 4, dtype)
-    expert = ((p.Y, p.coef, p.intercept, p.variance) if family == "gaussian"
-              else (p.labels, p.class_coef, p.class_intercept))
+    expert = {"gaussian": (p.Y, p.coef, p.intercept, p.variance),
+              "logistic": (p.labels, p.class_coef, p.class_intercept),
+              "poisson": (p.counts, p.count_coef, p.count_intercept)}[family]
     args = (p.X, expert[0], p.gate_coef, p.gate_intercept, *expert[1:])
     e_step = getattr(kernels, f"{family}_e_step")
     resp, resp_with_gate = (np.empty(p.W.shape, dtype=dtype) for _ in range(2))

@@ -219,3 +219,15 @@ def test_missing_matplotlib_names_the_extra(monkeypatch, motorcycle):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r'pip install "mixexp\[plot\]"'):
         plot_gate(est, X)
+
+
+def test_experts_of_poisson_counts_are_their_rates():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 2, size=(300, 1))
+    y = rng.poisson(np.where(X[:, 0] < 0, np.exp(1 - X[:, 0]), np.exp(0.5 * X[:, 0])))
+    est = MixtureOfExpertsRegressor(n_experts=2, expert="poisson", random_state=0).fit(X, y)
+    ax = plot_experts(est, X, y, n_points=50, threshold=0.0)
+    xs = np.linspace(X.min(), X.max(), 50)[:, None]
+    for k, line in enumerate(ax.get_lines()[:2]):
+        np.testing.assert_allclose(line.get_ydata(), est.predict_experts(xs)[:, k])
+    np.testing.assert_allclose(ax.get_lines()[2].get_ydata(), est.predict(xs))

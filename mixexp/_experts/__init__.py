@@ -9,5 +9,6 @@ reads its parameters' keys.
 from ._family import ExpertFamily
 from ._gaussian import GaussianExperts
 from ._logistic import LogisticExperts
+from ._poisson import PoissonExperts
 
-__all__ = ["ExpertFamily", "GaussianExperts", "LogisticExperts"]
+__all__ = ["ExpertFamily", "GaussianExperts", "LogisticExperts", "PoissonExperts"]

@@ -1,7 +1,8 @@
 """What every expert family provides (the protocol the solvers are written against).
 
-A family works on internally standardised inputs ``X`` (n, d) and a 2-D
-target ``Y`` (n, t); its parameters are one dict of host float64 arrays
+A family works on internally standardised inputs ``X`` (n, d), its own
+columns of the data (``expert_features``: the model hands it that view),
+and a 2-D target ``Y`` (n, t); its parameters are one dict of host float64 arrays
 with the expert axis first (the ``"experts"`` part of a model's
 parameters), and nothing outside the family reads its keys. Per-sample
 arrays live in the namespace of the kernel bundle (``kernels.xp``, the GPU
@@ -154,6 +155,17 @@ class ExpertFamily(ABC):
     def split(self, experts, j, rng):
         """Parameters with a copy of expert ``j`` appended last, the two moved
         apart by a small symmetric random step (drawn from ``rng``)."""
+
+    # Whether ``solve`` (where the family has the one-pass split ``statistics`` /
+    # ``solve``) is an exact M-step, or at least never lowers the expected
+    # complete-data objective; one-pass EM checks the step of a family where
+    # it is not (see ``mixexp._solvers._em``).
+    exact_solve = True
+
+    @staticmethod
+    def step_towards(experts, target, t):
+        """The parameters a fraction ``t`` of the way from ``experts`` to ``target``."""
+        return {key: value + t * (target[key] - value) for key, value in experts.items()}
 
     @staticmethod
     def take(experts, index):

@@ -256,8 +256,11 @@ class GaussianExperts(ExpertFamily):
         Returns ``(log_likelihood, share, statistics, gate_gradient,
         gate_hessian, hessian_weight)``: :meth:`statistics` at W = s h, and
         the gate's Newton sums (the Hessian over every ``hessian_stride``-th
-        row, whose weight is ``hessian_weight``).
+        row, whose weight is ``hessian_weight``); None where the backend has
+        no such kernel.
         """
+        if not hasattr(kernels, "gaussian_pass"):
+            return None
         (log_likelihood, gram, x_sum, w_sum, xr, r_sum, rss, gate_gradient, gate_hessian,
          hessian_weight) = kernels.gaussian_pass(
             X, Y, sample_weight, gate_coef, gate_intercept, experts["coef"],
@@ -330,6 +333,15 @@ class GaussianExperts(ExpertFamily):
     def variance(experts):
         """Each expert's noise variance: (K, t)."""
         return experts["variance"]
+
+    @staticmethod
+    def noise_variance(xp, gate, means, experts):
+        """The experts' noise variance mixed by ``gate`` (n, K): sum_k g_k sigma2_k, (n, t).
+
+        ``means`` (n, K, t) are the experts' means (unused: the noise does not
+        depend on x). In ``gate``'s dtype (float32 input stays float32).
+        """
+        return gate @ xp.asarray(experts["variance"], dtype=gate.dtype)
 
     # ---- user scale ------------------------------------------------------
     def to_user(self, experts, x_mean, x_scale, squeeze=False):

@@ -270,3 +270,13 @@ class SoftmaxGate:
     def from_user(coef, intercept, x_mean, x_scale):
         """Inverse of :meth:`to_user`."""
         return {"coef": coef * x_scale, "intercept": intercept + coef @ x_mean}
+
+    def public(self, gate, x_mean, x_scale):
+        """The estimator's public attributes of the gate (name -> array, user's scale)."""
+        coef, intercept = self.to_user(gate, x_mean, x_scale)
+        return {"gate_coef_": coef, "gate_intercept_": intercept}
+
+    def from_public(self, attributes, x_mean, x_scale):
+        """The gate from the public attributes (a mapping, as :meth:`public` names them)."""
+        return self.from_user(attributes["gate_coef_"], attributes["gate_intercept_"], x_mean,
+                              x_scale)

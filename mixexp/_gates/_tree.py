@@ -286,3 +286,15 @@ class TreeGate:
             gate[f"coef_{level}"] = coef * x_scale
             gate[f"intercept_{level}"] = intercept + coef @ x_mean
         return gate
+
+    def public(self, gate, x_mean, x_scale):
+        """The estimator's public attributes: ``node_coef_`` and ``node_intercept_``,
+        lists of one array per level, on the user's scale."""
+        levels = self.to_user(gate, x_mean, x_scale)
+        return {"node_coef_": [coef for coef, _ in levels],
+                "node_intercept_": [intercept for _, intercept in levels]}
+
+    def from_public(self, attributes, x_mean, x_scale):
+        """The gate from the public attributes (as :meth:`public` names them)."""
+        return self.from_user(list(zip(attributes["node_coef_"], attributes["node_intercept_"],
+                                       strict=True)), x_mean, x_scale)

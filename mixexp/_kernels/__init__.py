@@ -38,10 +38,16 @@ KERNEL_NAMES = (
     "logistic_gradient",
 )
 
+# Kernels of the Poisson family. Every built-in backend has them; a backend
+# without them can still serve the other families (the Poisson family raises
+# a ValueError naming the backend).
+FAMILY_KERNEL_NAMES = ("poisson_log_density", "poisson_e_step", "poisson_newton_moments")
+
 # Fast paths a backend may provide; without one, callers compose the kernels
 # above (the composition is the fast path's oracle).
 OPTIONAL_KERNEL_NAMES = (
     "gaussian_pass",  # one-pass EM statistics, softmax gate + Gaussian experts
+    "poisson_pass",  # the same with Poisson experts
     "tree_log_gate",  # the leaves' log priors of a tree of softmax gates, in one pass
 )
 
@@ -80,6 +86,7 @@ def get_kernels(name):
             device=xp is not np,
             to_host=getattr(xp, "asnumpy", np.asarray),
             **{fn: getattr(module, fn) for fn in KERNEL_NAMES},
-            **{fn: getattr(module, fn) for fn in OPTIONAL_KERNEL_NAMES if hasattr(module, fn)},
+            **{fn: getattr(module, fn)
+               for fn in FAMILY_KERNEL_NAMES + OPTIONAL_KERNEL_NAMES if hasattr(module, fn)},
         )
     return _CACHE[name]

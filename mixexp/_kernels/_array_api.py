@@ -453,6 +453,40 @@ class ArrayKernels:
             self.to_host(rss).reshape(shape),
         )
 
+    def poisson_newton_moments(self, X, Y, W, coef, intercept, hessian=True):
+        """Value, gradient and Hessian of each Poisson expert's weighted data term, host float64.
+
+        ``(value (K, t), gradient (K, t, d + 1), hessian (K, t, d + 1, d + 1)
+        or None)``: sum_i W_ik (y eta - mu), sum_i W_ik (y - mu) z_i and
+        sum_i W_ik mu z_i z_i^T with z = (x, 1), eta capped at 700, mu =
+        exp(eta) (see the reference). One matrix product per block for the
+        gradients of all experts, one per expert and target for the Hessians.
+        """
+        xp = self.xp
+        dtype = self._data_dtype(X)
+        X, Y, W = self._rows(X, dtype), self._rows(Y, dtype), self._rows(W, dtype)
+        n_experts, n_targets, d = coef.shape
+        n_out = n_experts * n_targets
+        weights, bias = self._stacked(coef, intercept, np.float64)
+        value = xp.zeros(n_out, dtype=np.float64)
+        grad = xp.zeros((n_out, d + 1), dtype=np.float64)
+        hess = xp.zeros((n_out, d + 1, d + 1), dtype=np.float64) if hessian else None
+        for rows in self._blocks(X.shape[0], 2 * (d + 1) + n_targets + n_experts + 4 * n_out):
+            Z = self._with_ones(self._f64(X[rows]))
+            eta = xp.minimum(Z[:, :d] @ weights.T + bias, 700.0)  # (nb, K*t)
+            mu = xp.exp(eta)
+            y = xp.tile(self._f64(Y[rows]), (1, n_experts))  # y_s in column k*t + s
+            w = xp.repeat(self._f64(W[rows]), n_targets, axis=1)
+            value += xp.sum(w * (y * eta - mu), axis=0)
+            grad += (w * (y - mu)).T @ Z
+            if hessian:
+                curvature = w * mu
+                for m in range(n_out):
+                    hess[m] += (Z * curvature[:, m:m + 1]).T @ Z
+        shape = (n_experts, n_targets)
+        return (self.to_host(value).reshape(shape), self.to_host(grad).reshape(*shape, d + 1),
+                None if hess is None else self.to_host(hess).reshape(*shape, d + 1, d + 1))
+
     def logistic_gradient(self, X, Y, W, coef, intercept):
         """Gradient of sum_ik W_ik sum_c Y_ic log softmax_c(x_i w_kc + b_kc), host float64.
 

@@ -168,6 +168,27 @@ __device__ double logistic_term(const S* x, const T* y, int k, const double* cla
     return acc;
 }
 
+/* sum_s y_s eta_ks - exp(eta_ks) of Poisson expert k, eta capped at 700 (as
+   the reference); the row's log(y!) is subtracted by the caller, once. */
+__device__ double poisson_term(const T* x, const T* y, int k, const double* mean_w,
+                               const double* mean_b, int d, int t) {
+    double acc = 0.0;
+    for (int s = 0; s < t; ++s) {
+        int m = k * t + s;
+        double eta = linear(x, mean_w + m * d, mean_b[m], d);
+        eta = eta > 700.0 ? 700.0 : eta;
+        acc += (double)y[s] * eta - exp(eta);
+    }
+    return acc;
+}
+
+/* sum_s log(y_s!) of a row. */
+__device__ double log_factorial(const T* y, int t) {
+    double acc = 0.0;
+    for (int s = 0; s < t; ++s) acc += lgamma((double)y[s] + 1.0);
+    return acc;
+}
+
 extern "C" __global__ void log_gate(const T* __restrict__ X, const double* __restrict__ gate_w,
                                     const double* __restrict__ gate_b, T* __restrict__ out,
                                     long long n, int d, int K) {
@@ -203,6 +224,18 @@ extern "C" __global__ void logistic_log_density(
     }
 }
 
+extern "C" __global__ void poisson_log_density(
+        const T* __restrict__ X, const T* __restrict__ Y, const double* __restrict__ mean_w,
+        const double* __restrict__ mean_b, T* __restrict__ out, long long n, int d, int t,
+        int K) {
+    FOR_EACH_ROW(i, n) {
+        double lf = log_factorial(Y + i * t, t);
+        for (int k = 0; k < K; ++k)
+            out[i * K + k] = (T)(poisson_term(X + i * d, Y + i * t, k, mean_w, mean_b, d, t)
+                                 - lf);
+    }
+}
+
 /* log_joint and resp may be the same array: a row is copied before it is written. */
 extern "C" __global__ void normalize_log_joint(const T* log_joint, T* resp, T* log_norm,
                                                long long n, int K) {
@@ -234,6 +267,22 @@ extern "C" __global__ void gaussian_e_step(
         for (int k = 0; k < K; ++k)
             z[k] += gaussian_term(x, Y + i * t, k, mean_w, mean_b, half_precision, log_const,
                                   d, t);
+        log_norm[i] = write_posterior(z, K, resp + i * K) - gate_norm;
+    }
+}
+
+extern "C" __global__ void poisson_e_step(
+        const T* __restrict__ X, const T* __restrict__ Y, const double* __restrict__ gate_w,
+        const double* __restrict__ gate_b, const double* __restrict__ mean_w,
+        const double* __restrict__ mean_b, T* __restrict__ resp,
+        double* __restrict__ log_norm, long long n, int d, int t, int K) {
+    double z[MAX_K];
+    FOR_EACH_ROW(i, n) {
+        const T* x = X + i * d;
+        double gate_norm = gate_logits(x, gate_w, gate_b, d, K, z);
+        double lf = log_factorial(Y + i * t, t);
+        for (int k = 0; k < K; ++k)
+            z[k] += poisson_term(x, Y + i * t, k, mean_w, mean_b, d, t) - lf;
         log_norm[i] = write_posterior(z, K, resp + i * K) - gate_norm;
     }
 }
@@ -492,6 +541,44 @@ class CupyKernels(ArrayKernels):
             self._deliver(log_gate, log_gate_out)
         return log_norm
 
+    def poisson_log_density(self, X, Y, coef, intercept, out=None):
+        """log Poisson(y_i; exp(x_i w_k + c_k)), summed over targets: (n, K)."""
+        dtype = self._data_dtype(X)
+        X, Y = self._device_rows(X, dtype), self._device_rows(Y, dtype)
+        n_experts, n_targets, d = coef.shape
+        mean_w, mean_b = self._device_params(np.reshape(cupy.asnumpy(coef), (-1, d)),
+                                             np.ravel(cupy.asnumpy(intercept)))
+        n = X.shape[0]
+        result = self._output(out, (n, n_experts), dtype)
+        self._launch("poisson_log_density", dtype, n_experts, n, (
+            X, Y, mean_w, mean_b, result, np.int64(n), np.int32(d), np.int32(n_targets),
+            np.int32(n_experts)))
+        return self._deliver(result, out)
+
+    def poisson_e_step(self, X, Y, gate_coef, gate_intercept, coef, intercept, resp,
+                       log_gate_out=None):
+        """Whole fused E-step for Poisson experts: fills ``resp`` (n, K), returns log p(y_i | x_i).
+
+        The log-likelihood (n,) is float64 whatever X's dtype; ``log_gate_out``
+        as in :meth:`gaussian_e_step`.
+        """
+        dtype = self._data_dtype(X)
+        X, Y = self._device_rows(X, dtype), self._device_rows(Y, dtype)
+        n_experts, n_targets, d = coef.shape
+        params = self._device_params(gate_coef, gate_intercept,
+                                     np.reshape(cupy.asnumpy(coef), (-1, d)),
+                                     np.ravel(cupy.asnumpy(intercept)))
+        n = X.shape[0]
+        out = self._output(resp, (n, n_experts), dtype)
+        log_norm = cupy.empty(n, dtype=np.float64)
+        self._launch("poisson_e_step", dtype, n_experts, n, (
+            X, Y, *params, out, log_norm, np.int64(n), np.int32(d), np.int32(n_targets),
+            np.int32(n_experts)))
+        self._deliver(out, resp)
+        if log_gate_out is not None:
+            self.log_gate(X, gate_coef, gate_intercept, out=log_gate_out)
+        return log_norm
+
     def top_k_log_gate(self, log_g, k, out=None):
         """Log gate restricted to each row's ``k`` largest entries, renormalised: (n, K).
 
@@ -541,3 +628,6 @@ top_k_log_gate = _KERNELS.top_k_log_gate
 classify_log_joint = _KERNELS.classify_log_joint
 gaussian_residual_moments = _KERNELS.gaussian_residual_moments
 logistic_gradient = _KERNELS.logistic_gradient
+poisson_log_density = _KERNELS.poisson_log_density
+poisson_e_step = _KERNELS.poisson_e_step
+poisson_newton_moments = _KERNELS.poisson_newton_moments

@@ -994,6 +994,250 @@ def _gaussian_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision,
 
 
 # ---------------------------------------------------------------------------
+# Poisson experts (log link): the E-step fused as the Gaussian one, and the
+# Newton moments of the M-step. Rates are exp(min(eta, _POISSON_MAX_ETA)), as
+# in the reference; log(y!) comes from a table for the usual small counts.
+
+_POISSON_MAX_ETA = 700.0
+# log(y!) for y < this, looked up; larger counts call lgamma.
+_LOG_FACTORIAL = np.array([math.lgamma(y + 1.0) for y in range(4096)])
+
+
+@njit(**_JIT)
+def _log_factorial_block(yt, nb, table, out):
+    """out[s, i] = log(yt[s, i]!) = lgamma(y + 1), from ``table`` for small integers."""
+    size = table.shape[0]
+    for s in range(yt.shape[0]):
+        y_row, row = yt[s], out[s]
+        for i in range(nb):
+            y = y_row[i]
+            j = int(y) if 0.0 <= y < size else -1
+            row[i] = table[j] if j >= 0 and j == y else math.lgamma(y + 1.0)
+
+
+@njit(**_JIT)
+def _poisson_joint_block(yt, nb, eta, log_factorial, zero, rate, z):
+    """z[k, i] += sum_s y_is eta_iks - exp(eta_iks) - log(y_is!) for a block; caps eta."""
+    n_targets = yt.shape[0]
+    for m in range(eta.shape[0]):
+        k, s = m // n_targets, m % n_targets
+        eta_row, y_row, lf, z_row = eta[m], yt[s], log_factorial[s], z[k]
+        for i in range(nb):
+            e = eta_row[i]
+            eta_row[i] = _POISSON_MAX_ETA if e > _POISSON_MAX_ETA else e
+        _exp_shifted(eta_row, zero, nb, rate)
+        for i in range(nb):
+            z_row[i] += y_row[i] * eta_row[i] - rate[i] - lf[i]
+
+
+@njit(**_JIT)
+def _poisson_log_density_rows(X, Y, mean_w, mean_b, table, out, start, stop):
+    n_targets = Y.shape[1]
+    xt = np.empty((X.shape[1], _BLOCK))
+    yt = np.empty((n_targets, _BLOCK))
+    lf = np.empty((n_targets, _BLOCK))
+    eta = np.empty((mean_b.shape[0], _BLOCK))
+    z = np.empty((out.shape[1], _BLOCK))
+    zero = np.zeros(_BLOCK)
+    rate = np.empty(_BLOCK)
+    for s0 in range(start, stop, _BLOCK):
+        nb = min(_BLOCK, stop - s0)
+        _load_transposed(X[s0:s0 + nb], xt)
+        _load_transposed(Y[s0:s0 + nb], yt)
+        _log_factorial_block(yt, nb, table, lf)
+        _linear_block(xt, nb, mean_w, mean_b, eta)
+        z[:] = 0.0
+        _poisson_joint_block(yt, nb, eta, lf, zero, rate, z)
+        _write_transposed(z, nb, out[s0:s0 + nb])
+
+
+@njit(**_JIT)
+def _poisson_e_step_rows(X, Y, gate_w, gate_b, mean_w, mean_b, table, resp, log_norm, log_g,
+                         start, stop):
+    n_experts, n_targets = gate_b.shape[0], Y.shape[1]
+    xt = np.empty((X.shape[1], _BLOCK))
+    yt = np.empty((n_targets, _BLOCK))
+    lf = np.empty((n_targets, _BLOCK))
+    eta = np.empty((mean_b.shape[0], _BLOCK))
+    z = np.empty((n_experts, _BLOCK))
+    e = np.empty((n_experts, _BLOCK))
+    shift, total, norm = _new_lse_scratch()
+    gate_norm = np.empty(_BLOCK)
+    zero = np.zeros(_BLOCK)
+    rate = np.empty(_BLOCK)
+    for s0 in range(start, stop, _BLOCK):
+        nb = min(_BLOCK, stop - s0)
+        _load_transposed(X[s0:s0 + nb], xt)
+        _load_transposed(Y[s0:s0 + nb], yt)
+        # as the Gaussian E-step: the joint's log-sum-exp on the raw logits
+        _linear_block(xt, nb, gate_w, gate_b, z)
+        _lse_block(z, nb, e, shift, total, gate_norm)
+        if log_g.shape[0] > 0:
+            _write_log_softmax(z, gate_norm, nb, log_g[s0:s0 + nb])
+        _log_factorial_block(yt, nb, table, lf)
+        _linear_block(xt, nb, mean_w, mean_b, eta)
+        _poisson_joint_block(yt, nb, eta, lf, zero, rate, z)
+        _lse_block(z, nb, e, shift, total, norm)
+        _write_posterior(e, total, norm, gate_norm, nb, resp[s0:s0 + nb],
+                         log_norm[s0:s0 + nb])
+
+
+@njit(**_JIT)
+def _poisson_moments_rows(X, Y, W, mean_w, mean_b, hessian, bounds, value, grad, curv):
+    """Per chunk, for every expert-target m = k*t + s: value[m] += sum_i W_ik (y eta - mu),
+    grad[m] += sum_i W_ik (y - mu) z_i and (with ``hessian``) curv[m, q(a, b)] +=
+    sum_i W_ik mu z_ia z_ib, z = (x, 1), mu = exp(eta) (eta capped)."""
+    n_experts, n_targets, d = W.shape[1], Y.shape[1], X.shape[1]
+    n_means = mean_b.shape[0]
+    zt = _new_features(d, 0)
+    yt = np.empty((n_targets, _BLOCK))
+    wt = np.empty((n_experts, _BLOCK))
+    eta = np.empty((n_means, _BLOCK))
+    residual = np.empty((n_means, _BLOCK))
+    weight = np.empty((n_means, _BLOCK))
+    pairs = np.empty((curv.shape[2] if hessian else 1, _BLOCK))
+    zero = np.zeros(_BLOCK)
+    rate = np.empty(_BLOCK)
+    for chunk in range(bounds.shape[0]):
+        for s0 in range(bounds[chunk, 0], bounds[chunk, 1], _BLOCK):
+            nb = min(_BLOCK, bounds[chunk, 1] - s0)
+            _load_transposed(X[s0:s0 + nb], zt)
+            _load_transposed(Y[s0:s0 + nb], yt)
+            _load_transposed(W[s0:s0 + nb], wt)
+            _linear_block(zt[:d], nb, mean_w, mean_b, eta)
+            for m in range(n_means):
+                k, s = m // n_targets, m % n_targets
+                eta_row, y_row, w_row = eta[m], yt[s], wt[k]
+                for i in range(nb):
+                    e = eta_row[i]
+                    eta_row[i] = _POISSON_MAX_ETA if e > _POISSON_MAX_ETA else e
+                _exp_shifted(eta_row, zero, nb, rate)
+                total = 0.0
+                r_row, c_row = residual[m], weight[m]
+                for i in range(nb):
+                    total += w_row[i] * (y_row[i] * eta_row[i] - rate[i])
+                    r_row[i] = w_row[i] * (y_row[i] - rate[i])
+                    c_row[i] = w_row[i] * rate[i]
+                value[chunk, m] += total
+            _accumulate_products(residual, nb, zt, grad[chunk])
+            if hessian:
+                _pair_products(zt, nb, pairs)
+                _accumulate_products(weight, nb, pairs, curv[chunk])
+
+
+@njit(**_JIT)
+def _poisson_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, table, stride, bounds,
+                       log_lik, value, linear, hess, w_sum, curv, hessian_weight):
+    """One-pass EM statistics of Poisson experts over the chunks of rows in ``bounds``.
+
+    :func:`_gaussian_pass_rows` with Poisson experts: per chunk c, log_lik[c]
+    = sum_i s_i log p(y_i | x_i); with W = s h, z = (x, 1), eta capped and
+    mu = exp(eta): value[c, m] = sum_i W_ik (y_is eta_ims - mu_im) (m = k*t +
+    s), linear[c, k] the gate's gradient sum_i (W_ik - g_ik s'_i) z_i and
+    linear[c, K + m] = sum_i W_ik (y_is - mu_im) z_i, hess[c, m] the upper
+    triangle of sum_i W_ik mu_im z z^T, w_sum[c, k] = sum_i W_ik; curv[c] and
+    hessian_weight[c] the gate's, over rows i % stride == 0.
+    """
+    n_experts, n_targets, d = gate_b.shape[0], Y.shape[1], X.shape[1]
+    n_means = mean_b.shape[0]
+    zt = _new_features(d, 0)
+    yt = np.empty((n_targets, _BLOCK))
+    lf = np.empty((n_targets, _BLOCK))
+    z = np.empty((n_experts, _BLOCK))
+    e = np.empty((n_experts, _BLOCK))
+    g = np.empty((n_experts, _BLOCK))
+    shift, total, norm = _new_lse_scratch()
+    gate_norm, s_row, w_row = np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK)
+    zero = np.zeros(_BLOCK)
+    eta = np.empty((n_means, _BLOCK))
+    mu = np.empty((n_means, _BLOCK))
+    weighted = np.empty((n_experts + n_means, _BLOCK))
+    wmu = np.empty((n_means, _BLOCK))
+    wt = np.empty((n_experts, _BLOCK))
+    f = np.empty((hess.shape[2], _BLOCK))
+    hz = _new_features(d, 0)
+    hg = np.empty((n_experts, _BLOCK))
+    hs = np.empty(_BLOCK)
+    curvature = np.empty((curv.shape[1], _BLOCK))
+    for chunk in range(bounds.shape[0]):
+        n_held = 0
+        for s0 in range(bounds[chunk, 0], bounds[chunk, 1], _BLOCK):
+            nb = min(_BLOCK, bounds[chunk, 1] - s0)
+            _load_transposed(X[s0:s0 + nb], zt)
+            _load_transposed(Y[s0:s0 + nb], yt)
+            for i in range(nb):
+                s_row[i] = S[s0 + i]
+            _linear_block(zt, nb, gate_w, gate_b, z)
+            _lse_block(z, nb, e, shift, total, gate_norm)
+            for i in range(nb):
+                total[i] = 1.0 / total[i]
+            for k in range(n_experts):
+                for i in range(nb):
+                    g[k, i] = e[k, i] * total[i]
+            # the experts' log-densities, keeping the capped eta and the rates
+            _log_factorial_block(yt, nb, table, lf)
+            _linear_block(zt, nb, mean_w, mean_b, eta)
+            for m in range(n_means):
+                k, s = m // n_targets, m % n_targets
+                eta_row, y_row, lf_row, z_row = eta[m], yt[s], lf[s], z[k]
+                for i in range(nb):
+                    v = eta_row[i]
+                    eta_row[i] = _POISSON_MAX_ETA if v > _POISSON_MAX_ETA else v
+                _exp_shifted(eta_row, zero, nb, mu[m])
+                mu_row = mu[m]
+                for i in range(nb):
+                    z_row[i] += y_row[i] * eta_row[i] - mu_row[i] - lf_row[i]
+            _lse_block(z, nb, e, shift, total, norm)
+            ll = 0.0
+            for i in range(nb):
+                ll += s_row[i] * (norm[i] - gate_norm[i])
+                total[i] = 1.0 / total[i] if total[i] > 0.0 else 0.0
+            log_lik[chunk] += ll
+            for k in range(n_experts):
+                acc = 0.0
+                for i in range(nb):
+                    w = (e[k, i] * total[i]) * s_row[i]
+                    w = w if w >= _SMALLEST_NORMAL else 0.0  # (see _gaussian_pass_rows)
+                    wt[k, i] = w
+                    acc += w
+                w_sum[chunk, k] += acc
+            for i in range(nb):
+                w_row[i] = wt[0, i]
+            for k in range(1, n_experts):
+                for i in range(nb):
+                    w_row[i] += wt[k, i]
+            for k in range(n_experts):
+                for i in range(nb):
+                    weighted[k, i] = wt[k, i] - g[k, i] * w_row[i]
+            for m in range(n_means):
+                k, s = m // n_targets, m % n_targets
+                w_k, y_row, eta_row, mu_row = wt[k], yt[s], eta[m], mu[m]
+                out, c_row = weighted[n_experts + m], wmu[m]
+                acc = 0.0
+                for i in range(nb):
+                    acc += w_k[i] * (y_row[i] * eta_row[i] - mu_row[i])
+                    out[i] = w_k[i] * (y_row[i] - mu_row[i])
+                    c_row[i] = w_k[i] * mu_row[i]
+                value[chunk, m] += acc
+            _pair_products(zt, nb, f)
+            _accumulate_products_4x2(wmu, nb, f, hess[chunk])
+            _accumulate_products(weighted, nb, zt, linear[chunk])
+            for i in range((stride - s0 % stride) % stride, nb, stride):
+                for a in range(d):
+                    hz[a, n_held] = zt[a, i]
+                for k in range(n_experts):
+                    hg[k, n_held] = g[k, i]
+                hs[n_held] = w_row[i]
+                hessian_weight[chunk] += w_row[i]
+                n_held += 1
+                if n_held == _BLOCK:
+                    _gate_curvature_block(hz, hg, hs, n_held, f, curvature, curv[chunk])
+                    n_held = 0
+        if n_held > 0:
+            _gate_curvature_block(hz, hg, hs, n_held, f, curvature, curv[chunk])
+
+
+# ---------------------------------------------------------------------------
 # Python-level plumbing: serial/parallel dispatch, layouts, dtypes.
 #
 # The parallel twin runs the same compiled row kernel (nogil) on contiguous
@@ -1599,3 +1843,87 @@ def gaussian_pass(X, Y, sample_weight, gate_coef, gate_intercept, coef, intercep
     return (float(log_lik), tri[:, :d, :d].copy(), tri[:, d, :d].copy(), tri[:, d, d].copy(),
             moving[:, :, :d].copy(), moving[:, :, d].copy(), rss.reshape(n_experts, n_targets),
             linear[:n_experts].copy(), hessian, float(hessian_weight))
+
+
+def _poisson_params(coef, intercept):
+    mean_w, mean_b = _stacked_linear_params(coef, intercept)
+    return mean_w, mean_b, _LOG_FACTORIAL
+
+
+def poisson_log_density(X, Y, coef, intercept, out=None):
+    """log Poisson(y_i; exp(x_i w_k + c_k)), summed over targets: (n, K)."""
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    result = _output(out, (X.shape[0], coef.shape[0]), X.dtype)
+    _row_wise(_poisson_log_density_rows, coef.shape[0], X, Y, *_poisson_params(coef, intercept),
+              result)
+    return _deliver(result, out)
+
+
+def poisson_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, resp, log_gate_out=None):
+    """Whole fused E-step for Poisson experts: fills ``resp`` (n, K), returns log p(y_i | x_i).
+
+    The log-likelihood (n,) is float64 whatever X's dtype; ``log_gate_out``
+    as in :func:`gaussian_e_step`.
+    """
+    return _fused_e_step(_poisson_e_step_rows, X, Y, gate_coef, gate_intercept,
+                         _poisson_params(coef, intercept), resp, log_gate_out)
+
+
+def poisson_newton_moments(X, Y, W, coef, intercept, hessian=True):
+    """Value, gradient and Hessian of each Poisson expert's weighted data term.
+
+    ``(value (K, t), gradient (K, t, d + 1), hessian (K, t, d + 1, d + 1) or
+    None)``, float64, from one pass over the rows; see the reference.
+    """
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    W = _rows(W, X.dtype)
+    n_experts, n_targets, d = coef.shape
+    n_means = n_experts * n_targets
+    n_tri = (d + 1) * (d + 2) // 2
+    mean_w, mean_b = _stacked_linear_params(coef, intercept)
+    value, grad, curv = _reduce(_poisson_moments_rows, n_experts, (X, Y, W),
+                                (mean_w, mean_b, bool(hessian)),
+                                [(n_means,), (n_means, d + 1), (n_means, n_tri if hessian else 1)])
+    hess = None
+    if hessian:
+        hess = curv[:, _triangle_index(d + 1)].reshape(n_experts, n_targets, d + 1, d + 1)
+    return (value.reshape(n_experts, n_targets), grad.reshape(n_experts, n_targets, d + 1),
+            hess)
+
+
+def poisson_pass(X, Y, sample_weight, gate_coef, gate_intercept, coef, intercept,
+                 hessian_stride):
+    """One-pass EM statistics of a softmax gate over Poisson experts, from one sweep.
+
+    Returns float64 ``(log_likelihood, value, gradient, hessian, w_sum,
+    gate_gradient, gate_hessian, hessian_weight)``: sum_i s_i log p(y_i |
+    x_i); :func:`poisson_newton_moments` at W = s h ((K, t), (K, t, d + 1),
+    (K, t, d + 1, d + 1)); sum_i W_ik (K,); and the gate's gradient, Hessian
+    and Hessian weight as :func:`gaussian_pass` returns them. What
+    ``MixtureModel.pass_statistics`` composes from :func:`poisson_e_step`,
+    :func:`poisson_newton_moments` and :func:`gate_gradient_hessian`.
+    """
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    S = _rows(sample_weight, np.float64)
+    n_experts, n_targets, d = coef.shape
+    stride = int(hessian_stride)
+    if stride < 1:
+        raise ValueError(f"hessian_stride must be at least 1, got {hessian_stride}.")
+    mean_w, mean_b, table = _poisson_params(coef, intercept)
+    n_means = n_experts * n_targets
+    n_tri = (d + 1) * (d + 2) // 2
+    n_pairs = n_experts * (n_experts + 1) // 2
+    log_lik, value, linear, hess, w_sum, curv, hessian_weight = _reduce(
+        _poisson_pass_rows, n_experts, (X, Y, S),
+        (_f64(gate_coef), _f64(gate_intercept), mean_w, mean_b, table, stride),
+        [(), (n_means,), (n_experts + n_means, d + 1), (n_means, n_tri), (n_experts,),
+         (n_pairs, n_tri), ()])
+    pair = _triangle_index(n_experts)
+    gate_hessian = -curv[pair[:, None, :, None], _triangle_index(d + 1)[None, :, None, :]]
+    return (float(log_lik), value.reshape(n_experts, n_targets),
+            linear[n_experts:].reshape(n_experts, n_targets, d + 1),
+            hess[:, _triangle_index(d + 1)].reshape(n_experts, n_targets, d + 1, d + 1),
+            w_sum, linear[:n_experts].copy(), gate_hessian, float(hessian_weight))

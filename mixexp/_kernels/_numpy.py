@@ -19,6 +19,7 @@ of rows.
 """
 
 import numpy as np
+from scipy.special import gammaln
 
 from .._rows import row_blocks
 
@@ -340,3 +341,82 @@ def logistic_gradient(X, Y, W, coef, intercept):
         return grad_coef, grad_intercept
 
     return _sum_over_blocks(block_gradient, X, Y, W)
+
+
+# ---------------------------------------------------------------------------
+# Poisson experts with a log link: p_k(y | x) = Poisson(y; exp(x w_k + c_k)),
+# independently per target. Parameters ``coef`` (K, t, d), ``intercept``
+# (K, t); ``Y`` (n, t) non-negative counts.
+
+# Linear predictors are capped here before exp(): exp(700) ~ 1e304 is finite,
+# so a far extrapolation gives a huge rate (and a log-density of about
+# -1e304), never an overflow.
+POISSON_MAX_ETA = 700.0
+
+
+def poisson_rate(eta):
+    """exp(min(eta, POISSON_MAX_ETA)): the rate of a linear predictor (any shape)."""
+    return np.exp(np.minimum(eta, POISSON_MAX_ETA))
+
+
+def poisson_log_density(X, Y, coef, intercept, out=None):
+    """log Poisson(y_i; exp(x_i w_k + c_k)), summed over targets: (n, K).
+
+    y eta - exp(eta) - lgamma(y + 1), eta capped at ``POISSON_MAX_ETA``.
+    """
+    n_experts = coef.shape[0]
+    if out is None:
+        out = np.empty((X.shape[0], n_experts), dtype=X.dtype)
+    log_factorial = gammaln(Y.astype(np.float64) + 1.0).sum(axis=1)
+    for k in range(n_experts):
+        eta = np.minimum(X @ coef[k].T + intercept[k], POISSON_MAX_ETA)
+        out[:, k] = (Y * eta - np.exp(eta)).sum(axis=1) - log_factorial
+    return out
+
+
+def poisson_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, resp, log_gate_out=None):
+    """Whole E-step for Poisson experts: fills ``resp`` (n, K), returns log p(y_i | x_i).
+
+    The log-likelihood (n,) is float64; ``log_gate_out`` as in
+    :func:`gaussian_e_step`.
+    """
+    # float64 (n, K) work arrays: float32 data gets float64 arithmetic
+    log_joint = log_gate(X, gate_coef, gate_intercept, out=np.empty(resp.shape))
+    if log_gate_out is not None:
+        log_gate_out[...] = log_joint
+    log_joint += poisson_log_density(X, Y, coef, intercept, out=np.empty(resp.shape))
+    log_norm, posterior = normalize_log_joint(log_joint, resp_out=log_joint)
+    resp[...] = posterior
+    return log_norm
+
+
+def poisson_newton_moments(X, Y, W, coef, intercept, hessian=True):
+    """Value, gradient and Hessian of each Poisson expert's weighted data term.
+
+    With eta_iks = x_i w_ks + c_ks (capped) and mu = exp(eta), returns
+    float64 ``(value, gradient, hessian)`` of shapes (K, t), (K, t, d + 1)
+    and (K, t, d + 1, d + 1) (None without ``hessian``): sum_i W_ik
+    (y_is eta_iks - mu_iks) (the log-likelihood without its constant
+    -lgamma(y + 1)), sum_i W_ik (y_is - mu_iks) (x_i, 1) and
+    sum_i W_ik mu_iks (x_i, 1)(x_i, 1)^T (minus the Hessian: positive
+    semi-definite).
+    """
+    n_experts, n_targets, d = coef.shape
+
+    def block_moments(X, Y, W):
+        value = np.empty((n_experts, n_targets))
+        grad = np.empty((n_experts, n_targets, d + 1))
+        hess = np.empty((n_experts, n_targets, d + 1, d + 1)) if hessian else np.zeros(())
+        Z = np.column_stack([X, np.ones(X.shape[0])])
+        for k in range(n_experts):
+            eta = np.minimum(X @ coef[k].T + intercept[k], POISSON_MAX_ETA)
+            mu = np.exp(eta)
+            value[k] = W[:, k] @ (Y * eta - mu)
+            grad[k] = ((Y - mu) * W[:, k : k + 1]).T @ Z
+            if hessian:
+                for s in range(n_targets):
+                    hess[k, s] = (Z * (W[:, k] * mu[:, s])[:, None]).T @ Z
+        return value, grad, hess
+
+    value, grad, hess = _sum_over_blocks(block_moments, X, Y, W)
+    return value, grad, (hess if hessian else None)

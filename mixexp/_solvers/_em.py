@@ -35,6 +35,13 @@ generalised M-step (it raises the expected complete-data objective Q, so
 the penalised log-likelihood does not fall: Dempster et al. 1977). So the
 penalised objective never decreases, as in the multi-pass form, which
 serves the other cases and evaluates the gate's line search on Q itself.
+
+A family whose host solve is not an exact M-step (``exact_solve = False``:
+the Poisson family's Newton step, which may overshoot) has its step checked
+with the gate's: both are halved together until the next pass's objective
+does not fall. The objective and Q are tangent at theta_t, so a small
+enough joint step along ascent directions raises the objective; if
+``_MAX_STEP_HALVINGS`` do not, the iterate stays (and EM has converged).
 """
 
 import numpy as np
@@ -51,6 +58,9 @@ VANISHED_SHARE = 1e-8
 # Halvings of a gate step whose objective fell before the step is dropped
 # (each costs a pass; near convergence the full Newton step is kept).
 _MAX_GATE_HALVINGS = 3
+# Halvings of a joint gate and expert step of a family without an exact
+# solve, before the iterate stays where it is.
+_MAX_STEP_HALVINGS = 20
 # Above this many rows, the gate's Newton step takes its Hessian from a
 # systematic subsample of about this many rows (every m-th row of each
 # chunk); the gradient still sums every row, and the step is checked by
@@ -214,6 +224,8 @@ def _one_pass(model, kernels, rows, params, max_iter, monitor, options):
             # never declared converged right after a revival
             params, change = revived[0], np.inf
             current = evaluate(params)
+        elif not getattr(model.family, "exact_solve", True):
+            params, current, change = _checked_step(model, rows, params, current, evaluate)
         else:
             experts = model.family.solve(current.statistics["experts"], params["experts"])
             direction = model.gate.direction(
@@ -236,6 +248,27 @@ def _one_pass(model, kernels, rows, params, max_iter, monitor, options):
         if monitor.record(current.objective, current.log_likelihood, change, note=note):
             break
     return current, params
+
+
+def _checked_step(model, rows, params, current, evaluate):
+    """One iteration of one-pass EM for a family without an exact solve (see the module
+    docstring): ``(params, evaluation, change)``; the gate and experts' steps are halved
+    together until the objective does not fall, or the iterate stays."""
+    experts = model.family.solve(current.statistics["experts"], params["experts"])
+    direction = model.gate.direction(
+        current.statistics["gate"], params["gate"], rows.total_weight,
+        current.objective * rows.total_weight, rows.dtype)
+    t = 1.0
+    for _ in range(_MAX_STEP_HALVINGS):
+        gate = (params["gate"] if direction is None
+                else model.gate.step(params["gate"], direction, t))
+        trial = {"gate": gate, "experts": model.family.step_towards(params["experts"],
+                                                                   experts, t)}
+        evaluation = evaluate(trial)
+        if evaluation.objective >= current.objective:
+            return trial, evaluation, evaluation.objective - current.objective
+        t *= 0.5
+    return params, current, 0.0
 
 
 def _multi_pass(model, kernels, rows, params, max_iter, monitor, options):

@@ -125,16 +125,8 @@ class GradientObjective:
         if gate is not None:
             logit_gradient -= balance_gradient
         penalty_scale = 1.0 / self.total_weight
-        weighted_posterior = resp * row_weight[:, None]
-        gradients = {
-            # (a tree of gates takes the posterior's derivative in the leaves'
-            # log priors; the flat softmax the logit gradient)
-            "gate": model.gate.gradient(kernels, X, logit_gradient, params["gate"],
-                                        penalty_scale=penalty_scale,
-                                        weighted_posterior=weighted_posterior),
-            "experts": model.family.gradient(kernels, X, Y, weighted_posterior,
-                                             params["experts"], penalty_scale=penalty_scale),
-        }
+        gradients = model.gradient(kernels, X, Y, logit_gradient, resp * row_weight[:, None],
+                                   params, penalty_scale=penalty_scale)
         return Evaluation(objective, log_likelihood, self.coordinates.pack_gradient(gradients))
 
 
@@ -177,10 +169,8 @@ class RowsObjective:
             if gradient:
                 resp *= weight[:, None]
                 logit_gradient = resp - kernels.xp.exp(log_g) * weight[:, None]
-                sums["gate"] = model.gate.gradient(kernels, X, logit_gradient, params["gate"],
-                                                   penalty_scale=0.0, weighted_posterior=resp)
-                sums["experts"] = model.family.gradient(kernels, X, Y, resp, params["experts"],
-                                                        penalty_scale=0.0)
+                sums.update(model.gradient(kernels, X, Y, logit_gradient, resp, params,
+                                           penalty_scale=0.0))
             return sums
 
         sums = self.rows.map_reduce(chunk_sums)
@@ -202,8 +192,5 @@ class RowsObjective:
         X = xp.zeros((1, self.rows.n_features), dtype=dtype)
         Y = xp.zeros((1, params["experts"]["intercept"].shape[1]), dtype=dtype)
         W = xp.zeros((1, n_experts), dtype=dtype)
-        return {"gate": self.model.gate.gradient(self.kernels, X, W, params["gate"],
-                                                 penalty_scale=penalty_scale,
-                                                 weighted_posterior=W),
-                "experts": self.model.family.gradient(self.kernels, X, Y, W, params["experts"],
-                                                      penalty_scale=penalty_scale)}
+        return self.model.gradient(self.kernels, X, Y, W, W, params,
+                                   penalty_scale=penalty_scale)

@@ -359,3 +359,20 @@ def test_hierarchical_regressor_on_dask_matches_in_memory(data, client, solver):
     assert all(isinstance(level, da.Array) for level in node_gates)
     np.testing.assert_allclose(node_gates[1].compute(), reference.predict_node_gates(X)[1],
                                rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("solver", ["em", "lbfgs"])
+def test_gate_and_expert_columns_on_dask_match_in_memory(solver):
+    X, y, _ = make_moe_regression(n_samples=2000, n_features=3, n_experts=3, noise=0.2,
+                                  random_state=0)
+    settings = dict(n_experts=3, gate_features=[2], expert_features=[0, 1], solver=solver,
+                    random_state=0, max_iter=60)
+    with _no_convergence_warnings():
+        reference = MixtureOfExpertsRegressor(**settings).fit(X, y)
+        fitted = MixtureOfExpertsRegressor(**settings).fit(_as_dask(X, 600), _as_dask(y, 600))
+    assert fitted.n_iter_ == reference.n_iter_
+    assert fitted.log_likelihood_ == pytest.approx(reference.log_likelihood_,
+                                                   abs=LOG_LIKELIHOOD_ATOL)
+    assert fitted.gate_coef_.shape == (3, 1) and fitted.expert_coef_.shape == (3, 2)
+    np.testing.assert_allclose(fitted.expert_coef_, reference.expert_coef_, rtol=1e-5,
+                               atol=1e-7)

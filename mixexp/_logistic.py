@@ -52,8 +52,9 @@ def penalised_newton_step(grad, hess, penalty):
     penalty_curvature = np.zeros((n_classes, width))
     penalty_curvature[:, : width - 1] = 2.0 * penalty
     neg_hess = -hess.reshape(n_classes * width, n_classes * width)
+    data_diagonal = np.diagonal(neg_hess).copy()
     neg_hess[np.diag_indices_from(neg_hess)] += penalty_curvature.ravel()
-    step = _newton_direction(neg_hess, grad.ravel())
+    step = _newton_direction(neg_hess, grad.ravel(), data_diagonal)
     return step.reshape(n_classes, width), float(grad.ravel() @ step)
 
 
@@ -96,16 +97,24 @@ def rounding_resolution(objective, total_weight, dtype):
     return max(1e-12 * max(total_weight, 1.0), float(np.finfo(dtype).eps) * abs(objective))
 
 
-def _newton_direction(neg_hess, grad):
-    """Solve neg_hess @ step = grad, ridged for the softmax null space."""
+def _newton_direction(neg_hess, grad, data_diagonal):
+    """Solve neg_hess @ step = grad, ridged for the softmax null space.
+
+    ``data_diagonal`` is the diagonal of the data part of ``neg_hess``
+    (without the penalty's curvature).
+    """
     n_params = neg_hess.shape[0]
     # The common shift is a null direction of the softmax; the gradient has
     # no component along it, so a tiny ridge only makes the solve safe. It is
     # relative to each diagonal entry: one relative to their mean swamped
     # every data direction when a tiny-scale feature's penalty (alpha /
-    # scale^2) dominated the trace.
+    # scale^2) dominated the trace. The floor for entries without curvature
+    # comes from the data's curvature alone: one from the penalised diagonal
+    # swamped the unpenalised intercepts when the penalty was 1e30 times the
+    # data (weights near 1e-300, rescaled with alpha), and Newton stalled.
     diagonal = np.diagonal(neg_hess).copy()
-    floor = 1e-300 if not np.any(diagonal > 0) else 1e-30 * diagonal.max()
+    scale = data_diagonal.max() if np.any(data_diagonal > 0) else diagonal.max()
+    floor = 1e-30 * scale if scale > 0 else 1e-300
     neg_hess[np.diag_indices(n_params)] += 1e-10 * np.maximum(diagonal, floor)
     return solve_psd(neg_hess, grad)
 

@@ -175,8 +175,9 @@ def _lbfgs_ascent(kernels, X, targets, coef, intercept, penalty, max_iter, log_p
     diagonal = np.empty((n_classes, d + 1))
     diagonal[:, :d] = kernels.to_host(curvature.T @ (X * X)) + 2.0 * penalty
     diagonal[:, d] = kernels.to_host(curvature.sum(axis=0))
-    diagonal = np.maximum(diagonal / total_weight, 1e-12 * max(diagonal.max() / total_weight,
-                                                                1e-300))
+    diagonal /= total_weight
+    largest = diagonal.max()
+    diagonal = np.maximum(diagonal, 1e-12 * largest) if largest > 0 else np.ones_like(diagonal)
     unit = 1.0 / np.sqrt(diagonal)
 
     def negative_objective(u):  # per unit weight: tolerances independent of n

@@ -21,7 +21,23 @@ from ._experts import GaussianExperts
 from ._experts._family import user_scale_penalty
 from ._experts._gaussian import variance_floor
 from ._inference import InferenceMixin
+from ._routing import expert_design_gram
 from ._validation import check_device_array
+
+
+def restandardised_gram(gram, scaling, x_mean, x_scale):
+    """Design moments (K, d + 1, d + 1) of rows standardised by ``scaling`` = (mean,
+    scale), re-expressed for rows standardised by ``x_mean`` and ``x_scale``.
+
+    [z_new, 1] = T [z_old, 1] with z_new = (z_old s_old + m_old - m_new) / s_new,
+    so G_new = T G_old T^T exactly.
+    """
+    old_mean, old_scale = scaling
+    d = old_mean.shape[0]
+    transform = np.eye(d + 1)
+    transform[np.arange(d), np.arange(d)] = old_scale / x_scale
+    transform[:d, d] = (old_mean - x_mean) / x_scale
+    return transform @ gram @ transform.T
 
 
 class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExperts):
@@ -378,8 +394,16 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         X : array-like of shape (n_samples, n_features)
         return_std : bool, default=False
             Also return the standard deviation of p(y | x): the experts'
-            noise plus their disagreement,
-            ``sqrt(sum_k g_k (sigma_k^2 + mu_k^2) - mean^2)``.
+            predictive variance plus their disagreement,
+            ``sqrt(sum_k g_k (s_k^2 + (mu_k - mean)^2))``, where
+            ``s_k^2 = sigma_k^2 (1 + x~' A_k^-1 x~)`` is expert k's classical
+            prediction interval (as in BayesianRidge), ``x~ = (x, 1)`` and
+            ``A_k = sum_i s_i h_ik x~_i x~_i' + 2 sigma_k^2 alpha diag(1, .., 1, 0)``
+            over the training rows with their responsibilities h and weights
+            s. The second term is about (d + 1) / n_k inside an expert's
+            region and grows with the squared distance from the rows it was
+            fitted on, so the std widens where the gate extrapolates far
+            outside the training data (see the user guide, "The mixture").
 
         The gate g is the one ``gating`` and ``top_k`` define: the argmax
         expert alone for hard gating, the renormalised top-k mixture with
@@ -393,14 +417,16 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
             Only when ``return_std=True``.
         """
         def mean_and_std(Xs, kernels):
-            return self._mean_and_std(Xs, kernels, return_std)
+            return self._mean_and_std(Xs, kernels, return_std, inverse_roots)
+
+        inverse_roots = self._precision_inverse_roots() if return_std else None
 
         outputs = self._map_rows(X, mean_and_std)
         if not return_std:
             return as_caller(self._squeeze_targets(outputs[0], 1), X)
         return tuple(as_caller(self._squeeze_targets(a, 1), X) for a in outputs)
 
-    def _mean_and_std(self, Xs, kernels, return_std):
+    def _mean_and_std(self, Xs, kernels, return_std, inverse_roots=None):
         """Predictive mean (and std) of standardised rows: a tuple of (n, t) arrays."""
         xp = kernels.xp
         gate = xp.exp(self._log_gate(Xs, kernels))
@@ -409,18 +435,75 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         if not return_std:
             return (mean,)
         # float32 input stays float32
-        variance = xp.asarray(GaussianExperts.variance(self._params["experts"]), dtype=gate.dtype)
-        # sum_k g_k ((mu_k - mean)^2 + sigma_k^2), not E[y^2] - mean^2: far from
+        sigma = xp.sqrt(xp.asarray(GaussianExperts.variance(self._params["experts"]),
+                                   dtype=gate.dtype))
+        # each expert's predictive std, sigma_k sqrt(1 + x' A_k^-1 x): its noise and
+        # the uncertainty of its fitted line, which grows with the distance from
+        # the rows it was fitted on (the classical prediction interval)
+        expert_std = sigma * xp.hypot(1.0, self._root_leverage(Xs, kernels, inverse_roots))
+        # sum_k g_k ((mu_k - mean)^2 + s_k^2), not E[y^2] - mean^2: far from
         # the data the means are huge, and that difference cancels to 0 or
         # overflows to inf - inf = NaN. The terms are scaled by each row's
         # largest before squaring, so no square overflows.
-        spread = xp.sqrt(gate)[:, :, None] * xp.abs(means - mean[:, None, :])
-        noise = xp.sqrt(gate @ variance)
-        scale = xp.maximum(spread.max(axis=1), noise)
+        root_gate = xp.sqrt(gate)[:, :, None]
+        terms = xp.concatenate([root_gate * xp.abs(means - mean[:, None, :]),
+                                root_gate * expert_std], axis=1)  # (n, 2K, t)
+        scale = terms.max(axis=1)
         scale = xp.where(scale > 0, scale, 1.0)
-        std = scale * xp.sqrt(((spread / scale[:, None, :]) ** 2).sum(axis=1)
-                              + (noise / scale) ** 2)
+        std = scale * xp.sqrt(((terms / scale[:, None, :]) ** 2).sum(axis=1))
         return mean, std
+
+    def _precision_inverse_roots(self):
+        """R_kt with R R^T = A_kt^-1 for every expert and target: (K, t, d + 1, d + 1).
+
+        ``A_kt = G_k + 2 sigma_kt^2 P`` is the precision of expert k's weighted
+        ridge fit over sigma_kt^2 (``G_k`` its design moments, P the penalty
+        per standardised weight; intercepts unpenalised), so that
+        ``sigma^2 x' A^-1 x`` is the variance of its fitted mean at x.
+        Eigenvalues below 1e-12 of the largest are raised to it: a direction
+        the fit saw no data along is very uncertain, not infinitely.
+        """
+        gram = self._expert_gram
+        variance = np.asarray(GaussianExperts.variance(self._params["experts"]), dtype=float)
+        penalty = self._fitted_model.family.weight_penalty
+        n_experts, n_targets = variance.shape
+        d = gram.shape[1] - 1
+        roots = np.zeros((n_experts, n_targets, d + 1, d + 1))
+        for k in range(n_experts):
+            if not gram[k, d, d] > 0:  # an expert with no data: no line to be unsure of
+                continue
+            for t in range(n_targets):
+                precision = gram[k].copy()
+                precision[np.arange(d), np.arange(d)] += 2.0 * variance[k, t] * penalty
+                values, vectors = np.linalg.eigh(precision)
+                values = np.maximum(values, 1e-12 * max(values.max(), 1e-300))
+                roots[k, t] = vectors / np.sqrt(values)
+        return roots
+
+    @staticmethod
+    def _root_leverage(Xs, kernels, inverse_roots):
+        """sqrt(x' A_kt^-1 x) per row, expert and target: (n, K, t), without overflow."""
+        xp = kernels.xp
+        design = xp.concatenate([Xs, xp.ones((Xs.shape[0], 1), dtype=Xs.dtype)], axis=1)
+        # |x R| as its largest entry times the norm of the rescaled vector
+        projected = xp.einsum("nj,ktjl->nktl", design.astype(np.float64, copy=False),
+                              xp.asarray(inverse_roots))
+        largest = xp.abs(projected).max(axis=3)
+        unit = xp.where(largest > 0, largest, 1.0)
+        root = largest * xp.sqrt(((projected / unit[..., None]) ** 2).sum(axis=3))
+        return root.astype(Xs.dtype, copy=False)
+
+    def _finish_fit(self, model, kernels, rows, result, warn=True):
+        super()._finish_fit(model, kernels, rows, result, warn=warn)
+        gram = expert_design_gram(model, kernels, rows, result.params, self.gating)
+        previous = getattr(self, "_expert_gram", None)
+        if getattr(self, "_stream", None) is not None and previous is not None \
+                and previous.shape == gram.shape:
+            # partial_fit: the stream's rows so far, re-expressed in the current scaling
+            gram += restandardised_gram(previous, self._expert_gram_scaling,
+                                        self._x_mean, self._x_scale)
+        self._expert_gram = gram
+        self._expert_gram_scaling = np.stack([self._x_mean, self._x_scale]).astype(float)
 
     @single_threaded_blas
     def predict_experts(self, X):

@@ -485,9 +485,12 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         """sqrt(x' A_kt^-1 x) per row, expert and target: (n, K, t), without overflow."""
         xp = kernels.xp
         design = xp.concatenate([Xs, xp.ones((Xs.shape[0], 1), dtype=Xs.dtype)], axis=1)
+        # x R for every expert and target by one BLAS product (n K t (d + 1)^2 flops);
         # |x R| as its largest entry times the norm of the rescaled vector
-        projected = xp.einsum("nj,ktjl->nktl", design.astype(np.float64, copy=False),
-                              xp.asarray(inverse_roots))
+        n_experts, n_targets, width = inverse_roots.shape[:3]
+        stacked = np.ascontiguousarray(inverse_roots.transpose(2, 0, 1, 3)).reshape(width, -1)
+        projected = (design.astype(np.float64, copy=False) @ xp.asarray(stacked)).reshape(
+            design.shape[0], n_experts, n_targets, width)
         largest = xp.abs(projected).max(axis=3)
         unit = xp.where(largest > 0, largest, 1.0)
         root = largest * xp.sqrt(((projected / unit[..., None]) ** 2).sum(axis=3))

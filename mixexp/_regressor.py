@@ -398,9 +398,9 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
             ``sqrt(sum_k g_k (s_k^2 + (mu_k - mean)^2))``, where
             ``s_k^2 = sigma_k^2 (1 + x~' A_k^-1 x~)`` is expert k's classical
             prediction interval (as in BayesianRidge), ``x~ = (x, 1)`` and
-            ``A_k = sum_i s_i h_ik x~_i x~_i' + 2 sigma_k^2 alpha diag(1, .., 1, 0)``
-            over the training rows with their responsibilities h and weights
-            s. The second term is about (d + 1) / n_k inside an expert's
+            ``A_k = sum_i s_i h_ik x~_i x~_i' + alpha diag(1, .., 1, 0)``, its
+            ridge system, over the training rows with their responsibilities
+            h and weights s. The second term is about (d + 1) / n_k inside an expert's
             region and grows with the squared distance from the rows it was
             fitted on, so the std widens where the gate extrapolates far
             outside the training data (see the user guide, "The mixture").
@@ -440,7 +440,8 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         # each expert's predictive std, sigma_k sqrt(1 + x' A_k^-1 x): its noise and
         # the uncertainty of its fitted line, which grows with the distance from
         # the rows it was fitted on (the classical prediction interval)
-        expert_std = sigma * xp.hypot(1.0, self._root_leverage(Xs, kernels, inverse_roots))
+        root_leverage = self._root_leverage(Xs, kernels, inverse_roots)[:, :, None]
+        expert_std = sigma * xp.hypot(1.0, root_leverage)  # (n, K, t)
         # sum_k g_k ((mu_k - mean)^2 + s_k^2), not E[y^2] - mean^2: far from
         # the data the means are huge, and that difference cancels to 0 or
         # overflows to inf - inf = NaN. The terms are scaled by each row's
@@ -454,46 +455,49 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         return mean, std
 
     def _precision_inverse_roots(self):
-        """R_kt with R R^T = A_kt^-1 for every expert and target: (K, t, d + 1, d + 1).
+        """R_k with R R^T = A_k^-1 for every expert: (K, d + 1, d + 1).
 
-        ``A_kt = G_k + 2 sigma_kt^2 P`` is the precision of expert k's weighted
-        ridge fit over sigma_kt^2 (``G_k`` its design moments, P the penalty
-        per standardised weight; intercepts unpenalised), so that
-        ``sigma^2 x' A^-1 x`` is the variance of its fitted mean at x.
-        Eigenvalues below 1e-12 of the largest are raised to it: a direction
-        the fit saw no data along is very uncertain, not infinitely.
+        ``A_k = G_k + P`` is the system of expert k's weighted ridge fit
+        (``G_k`` its design moments, P the penalty per standardised weight,
+        intercepts unpenalised): the penalty alpha ||w||^2 / (2 sigma_k^2)
+        is in units of the noise (see ``GaussianExperts.solve``), so the
+        precision of the fitted line is ``A_k / sigma_k^2`` and
+        ``sigma_k^2 x' A_k^-1 x`` the variance of its mean at x. Eigenvalues
+        below 1e-12 of the largest moment of the data are raised to it: a
+        direction the fit saw no data along is very uncertain, not infinitely.
         """
         gram = self._expert_gram
-        variance = np.asarray(GaussianExperts.variance(self._params["experts"]), dtype=float)
         penalty = self._fitted_model.family.weight_penalty
-        n_experts, n_targets = variance.shape
-        d = gram.shape[1] - 1
-        roots = np.zeros((n_experts, n_targets, d + 1, d + 1))
+        n_experts, width = gram.shape[:2]
+        d = width - 1
+        roots = np.zeros((n_experts, width, width))
         for k in range(n_experts):
             if not gram[k, d, d] > 0:  # an expert with no data: no line to be unsure of
                 continue
-            for t in range(n_targets):
-                precision = gram[k].copy()
-                precision[np.arange(d), np.arange(d)] += 2.0 * variance[k, t] * penalty
-                values, vectors = np.linalg.eigh(precision)
-                values = np.maximum(values, 1e-12 * max(values.max(), 1e-300))
-                roots[k, t] = vectors / np.sqrt(values)
+            precision = gram[k].copy()
+            precision[np.arange(d), np.arange(d)] += penalty
+            values, vectors = np.linalg.eigh(precision)
+            # relative to the data's moments, not the penalised system's: a penalty
+            # capped at 1e200 (a feature of scale 1e-100) would floor every data
+            # direction to certainty
+            values = np.maximum(values, 1e-12 * gram[k].diagonal().max())
+            roots[k] = vectors / np.sqrt(values)
         return roots
 
     @staticmethod
     def _root_leverage(Xs, kernels, inverse_roots):
-        """sqrt(x' A_kt^-1 x) per row, expert and target: (n, K, t), without overflow."""
+        """sqrt(x' A_k^-1 x) per row and expert: (n, K), without overflow."""
         xp = kernels.xp
         design = xp.concatenate([Xs, xp.ones((Xs.shape[0], 1), dtype=Xs.dtype)], axis=1)
-        # x R for every expert and target by one BLAS product (n K t (d + 1)^2 flops);
+        # x R for every expert by one BLAS product (n K (d + 1)^2 flops);
         # |x R| as its largest entry times the norm of the rescaled vector
-        n_experts, n_targets, width = inverse_roots.shape[:3]
-        stacked = np.ascontiguousarray(inverse_roots.transpose(2, 0, 1, 3)).reshape(width, -1)
+        n_experts, width = inverse_roots.shape[:2]
+        stacked = np.ascontiguousarray(inverse_roots.transpose(1, 0, 2)).reshape(width, -1)
         projected = (design.astype(np.float64, copy=False) @ xp.asarray(stacked)).reshape(
-            design.shape[0], n_experts, n_targets, width)
-        largest = xp.abs(projected).max(axis=3)
+            design.shape[0], n_experts, width)
+        largest = xp.abs(projected).max(axis=2)
         unit = xp.where(largest > 0, largest, 1.0)
-        root = largest * xp.sqrt(((projected / unit[..., None]) ** 2).sum(axis=3))
+        root = largest * xp.sqrt(((projected / unit[..., None]) ** 2).sum(axis=2))
         return root.astype(Xs.dtype, copy=False)
 
     def _finish_fit(self, model, kernels, rows, result, warn=True):

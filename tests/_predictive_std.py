@@ -25,14 +25,13 @@ def expert_leverage(est, X_train, y_train, X, sample_weight=None):
         resp = resp * np.asarray(sample_weight)[:, None]
     design = np.column_stack([X_train, np.ones(len(X_train))])
     rows = np.column_stack([X, np.ones(len(X))])
-    variance = np.asarray(est.expert_variance_).reshape(resp.shape[1], 1)
     d = X_train.shape[1]
-    leverage = np.empty((len(X), resp.shape[1], variance.shape[1]))
+    leverage = np.empty((len(X), resp.shape[1], 1))
     for k in range(resp.shape[1]):
-        for t in range(variance.shape[1]):
-            precision = (design * resp[:, [k]]).T @ design
-            precision[np.arange(d), np.arange(d)] += 2.0 * variance[k, t] * est.alpha
-            leverage[:, k, t] = np.einsum("nj,nj->n", rows, np.linalg.solve(precision, rows.T).T)
+        precision = (design * resp[:, [k]]).T @ design
+        # the ridge system: the penalty is in units of the expert's noise
+        precision[np.arange(d), np.arange(d)] += est.alpha
+        leverage[:, k, 0] = np.einsum("nj,nj->n", rows, np.linalg.solve(precision, rows.T).T)
     return leverage
 
 

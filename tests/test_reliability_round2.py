@@ -69,7 +69,7 @@ def test_std_far_outside_the_training_range_grows_with_the_distance(
     resp = est.predict_responsibilities(X_train, y_train)[:, owner[0]]
     design = np.column_stack([X_train, np.ones(len(X_train))])
     precision = (design * resp[:, None]).T @ design
-    precision[0, 0] += 2.0 * est.expert_variance_[owner[0]] * est.alpha
+    precision[0, 0] += est.alpha
     per_unit = np.sqrt(unit @ np.linalg.solve(precision, unit.T))[0, 0]
     np.testing.assert_allclose(std, abs(value) * np.sqrt(est.expert_variance_[owner]) * per_unit,
                                rtol=1e-6)
@@ -380,3 +380,33 @@ def test_stream_accumulates_the_experts_design_across_batches():
     quad = np.einsum("nj,kjl,nl->nk", z, np.linalg.inv(est._expert_gram), z)
     quad_new = np.einsum("nj,kjl,nl->nk", z_new, np.linalg.inv(there), z_new)
     np.testing.assert_allclose(quad_new, quad, rtol=1e-9)
+
+
+def test_one_expert_std_is_ridges_classical_prediction_interval():
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.RandomState(3)
+    X = rng.normal(size=(60, 3)) * [1.0, 10.0, 0.1]
+    y = X @ [1.0, 0.2, -5.0] + rng.normal(size=60)
+    est = MixtureOfExpertsRegressor(1, alpha=2.0, tol=1e-12, max_iter=500).fit(X, y)
+    ridge = Ridge(alpha=2.0).fit(X, y)
+    # sigma^2 = (RSS + alpha |w|^2) / n, and the interval of the ridge fit on [x, 1]
+    sigma2 = (np.sum((y - ridge.predict(X)) ** 2) + 2.0 * ridge.coef_ @ ridge.coef_) / 60
+    design = np.column_stack([X, np.ones(60)])
+    system = design.T @ design + np.diag([2.0, 2.0, 2.0, 0.0])
+    X_new = np.array([[0.0, 0.0, 0.0], [3.0, -40.0, 0.5], [100.0, 100.0, 100.0]])
+    rows = np.column_stack([X_new, np.ones(3)])
+    expected = np.sqrt(sigma2 * (1 + np.einsum("nj,nj->n", rows, np.linalg.solve(system, rows.T).T)))
+    np.testing.assert_allclose(est.predict(X_new, return_std=True)[1], expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_std_of_huge_targets_with_tiny_scale_features_does_not_overflow(backend):
+    # fuzzer seed 1, case 78: a penalty capped at 1e200 (a feature of scale 1e-100)
+    # times a noise variance of 1e200 overflowed in the interval's precision
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 2)) * [1.0, 1e-100]
+    y = rng.normal(size=300) * 1e100
+    est = MixtureOfExpertsRegressor(1, backend=backend, random_state=0).fit(X, y)
+    mean, std = est.predict(np.vstack([X[:5], [[1e3, 1e-97]]]), return_std=True)
+    assert np.all(np.isfinite(std)) and std[-1] > std[:5].max()

@@ -14,7 +14,7 @@ but ConvergenceWarning) and, with one expert, matches the reference
 standardised units). Each case runs on the NumPy or the Numba backend at
 random. Prints how many cases were tried and how many were mishandled.
 
-    python benchmarks/fuzz_fit.py [--cases 2000] [--seed 0]
+    python benchmarks/fuzz_fit.py [--cases 2000] [--seed 0] [--only CASE ...]
 """
 
 import argparse
@@ -94,12 +94,17 @@ def main():
     parser.add_argument("--cases", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--refusals", action="store_true", help="list the refusal messages")
+    parser.add_argument("--only", type=int, nargs="+", metavar="CASE",
+                        help="run only these case numbers of the seed's sequence "
+                             "(to replay a mishandled case)")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     outcomes, failures, refusals = Counter(), [], Counter()
     start = time.perf_counter()
     for case in range(args.cases):
         estimator, X, y, sample_weight, batches, description = random_case(rng)
+        if args.only is not None and case not in args.only:
+            continue  # drawn all the same: later cases keep their numbers
         X_before, y_before = X.copy(), np.copy(y)
         try:
             if batches is None:
@@ -119,7 +124,8 @@ def main():
         if outcome == "refused":  # grouped by message, numbers left out
             refusals[re.sub(r"[-+]?\d[\w.+-]*", "#", detail)[:100]] += 1
     seconds = time.perf_counter() - start
-    print(f"cases tried: {args.cases} (seed {args.seed}, {seconds:.0f} s)")
+    tried = args.cases if args.only is None else len(set(args.only) & set(range(args.cases)))
+    print(f"cases tried: {tried} (seed {args.seed}, {seconds:.0f} s)")
     print(f"  fitted:     {outcomes['fitted']}")
     print(f"  refused with a ValueError: {outcomes['refused']}")
     print(f"  mishandled: {outcomes['mishandled']}")

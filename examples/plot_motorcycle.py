@@ -53,7 +53,8 @@ for k in range(est.n_experts):
 # Top: each expert's line where its gate is above 5%, the mixture mean and
 # the band of +/- 2 predictive standard deviations. The band is narrow
 # before the impact and wide after it: the predictive standard deviation
-# combines the noise of the experts in charge with their disagreement.
+# combines the noise of the experts in charge (widened a little by the
+# uncertainty of their fitted lines) with their disagreement.
 # Bottom: the gate, a smooth partition of the time axis.
 fig, (top, bottom) = plt.subplots(
     2, 1, sharex=True, figsize=(8, 7), height_ratios=[3, 1], layout="constrained"

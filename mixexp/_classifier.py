@@ -43,7 +43,8 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
     :math:`h_{ik} \propto g_k(x_i)\,p_k(y_i \mid x_i)` of the observed class,
     in log space) and an M-step where every expert and the gate are weighted
     multinomial logistic regressions, solved by warm-started Newton steps
-    with a line search. The penalised log-likelihood never decreases. A
+    with a line search (an expert with more than 160 parameters by L-BFGS,
+    the gate by bound steps). The penalised log-likelihood never decreases. A
     binary problem is the two-class case of the same model.
 
     Parameters

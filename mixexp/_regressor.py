@@ -22,10 +22,26 @@ from ._experts._family import user_scale_penalty
 from ._experts._gaussian import variance_floor
 from ._experts._poisson import check_counts, target_means
 from ._inference import InferenceMixin
+from ._routing import expert_design_gram
 from ._validation import check_device_array, dask_support, is_dask_input
 
 # expert= -> the family's class
 _FAMILIES = {"gaussian": GaussianExperts, "poisson": PoissonExperts}
+
+
+def restandardised_gram(gram, scaling, x_mean, x_scale):
+    """Design moments (K, d + 1, d + 1) of rows standardised by ``scaling`` = (mean,
+    scale), re-expressed for rows standardised by ``x_mean`` and ``x_scale``.
+
+    [z_new, 1] = T [z_old, 1] with z_new = (z_old s_old + m_old - m_new) / s_new,
+    so G_new = T G_old T^T exactly.
+    """
+    old_mean, old_scale = scaling
+    d = old_mean.shape[0]
+    transform = np.eye(d + 1)
+    transform[np.arange(d), np.arange(d)] = old_scale / x_scale
+    transform[:d, d] = (old_mean - x_mean) / x_scale
+    return transform @ gram @ transform.T
 
 
 class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExperts):
@@ -431,9 +447,18 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         X : array-like of shape (n_samples, n_features)
         return_std : bool, default=False
             Also return the standard deviation of p(y | x): the experts'
-            noise plus their disagreement,
-            ``sqrt(sum_k g_k (sigma_k^2 + mu_k^2) - mean^2)``, where a
-            Poisson expert's noise variance sigma_k^2 is its rate mu_k.
+            predictive variance plus their disagreement,
+            ``sqrt(sum_k g_k (s_k^2 + (mu_k - mean)^2))``. For Gaussian
+            experts ``s_k^2 = sigma_k^2 (1 + x~' A_k^-1 x~)`` is expert k's
+            classical prediction interval (as in BayesianRidge), ``x~ = (x, 1)``
+            on the experts' columns and
+            ``A_k = sum_i s_i h_ik x~_i x~_i' + alpha diag(1, .., 1, 0)``, its
+            ridge system, over the training rows with their responsibilities
+            h and weights s. The second term is about (d + 1) / n_k inside an expert's
+            region and grows with the squared distance from the rows it was
+            fitted on, so the std widens where the gate extrapolates far
+            outside the training data (see the user guide, "The mixture").
+            For Poisson experts ``s_k^2`` is the rate ``mu_k``.
 
         The gate g is the one ``gating`` and ``top_k`` define: the argmax
         expert alone for hard gating, the renormalised top-k mixture with
@@ -447,14 +472,20 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
             Only when ``return_std=True``.
         """
         def mean_and_std(Xs, kernels):
-            return self._mean_and_std(Xs, kernels, return_std)
+            return self._mean_and_std(Xs, kernels, return_std, inverse_roots)
+
+        # Gaussian experts' line uncertainty (a model saved before mixexp kept
+        # their design moments predicts with their noise alone)
+        inverse_roots = (self._precision_inverse_roots()
+                         if return_std and getattr(self, "_expert_gram", None) is not None
+                         else None)
 
         outputs = self._map_rows(X, mean_and_std)
         if not return_std:
             return as_caller(self._squeeze_targets(outputs[0], 1), X)
         return tuple(as_caller(self._squeeze_targets(a, 1), X) for a in outputs)
 
-    def _mean_and_std(self, Xs, kernels, return_std):
+    def _mean_and_std(self, Xs, kernels, return_std, inverse_roots=None):
         """Predictive mean (and std) of standardised rows: a tuple of (n, t) arrays."""
         xp = kernels.xp
         gate = xp.exp(self._log_gate(Xs, kernels))
@@ -462,19 +493,94 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         mean = xp.einsum("nk,nkt->nt", gate, means)
         if not return_std:
             return (mean,)
-        noise_variance = self._fitted_model.family.noise_variance(xp, gate, means,
-                                                                  self._params["experts"])
-        # sum_k g_k ((mu_k - mean)^2 + sigma_k^2), not E[y^2] - mean^2: far from
+        root_gate = xp.sqrt(gate)[:, :, None]
+        spread = root_gate * xp.abs(means - mean[:, None, :])  # (n, K, t)
+        if inverse_roots is not None:
+            # float32 input stays float32
+            sigma = xp.sqrt(xp.asarray(GaussianExperts.variance(self._params["experts"]),
+                                       dtype=gate.dtype))
+            # each expert's predictive std, sigma_k sqrt(1 + x' A_k^-1 x): its noise and
+            # the uncertainty of its fitted line, which grows with the distance from
+            # the rows it was fitted on (the classical prediction interval)
+            experts_x = self._fitted_model.expert_view(Xs)
+            root_leverage = self._root_leverage(experts_x, kernels, inverse_roots)[:, :, None]
+            noise = root_gate * (sigma * xp.hypot(1.0, root_leverage))  # (n, K, t)
+        else:
+            # the family's noise, sum_k g_k sigma_k^2 (a Poisson expert's is its rate),
+            # as one term
+            noise = xp.sqrt(self._fitted_model.family.noise_variance(
+                xp, gate, means, self._params["experts"]))[:, None, :]
+        # sum_k g_k ((mu_k - mean)^2 + s_k^2), not E[y^2] - mean^2: far from
         # the data the means are huge, and that difference cancels to 0 or
         # overflows to inf - inf = NaN. The terms are scaled by each row's
         # largest before squaring, so no square overflows.
-        spread = xp.sqrt(gate)[:, :, None] * xp.abs(means - mean[:, None, :])
-        noise = xp.sqrt(noise_variance)
-        scale = xp.maximum(spread.max(axis=1), noise)
+        terms = xp.concatenate([spread, noise], axis=1)
+        scale = terms.max(axis=1)
         scale = xp.where(scale > 0, scale, 1.0)
-        std = scale * xp.sqrt(((spread / scale[:, None, :]) ** 2).sum(axis=1)
-                              + (noise / scale) ** 2)
+        std = scale * xp.sqrt(((terms / scale[:, None, :]) ** 2).sum(axis=1))
         return mean, std
+
+    def _precision_inverse_roots(self):
+        """R_k with R R^T = A_k^-1 for every expert: (K, d + 1, d + 1).
+
+        ``A_k = G_k + P`` is the system of expert k's weighted ridge fit
+        (``G_k`` its design moments, P the penalty per standardised weight,
+        intercepts unpenalised): the penalty alpha ||w||^2 / (2 sigma_k^2)
+        is in units of the noise (see ``GaussianExperts.solve``), so the
+        precision of the fitted line is ``A_k / sigma_k^2`` and
+        ``sigma_k^2 x' A_k^-1 x`` the variance of its mean at x. Eigenvalues
+        below 1e-12 of the largest moment of the data are raised to it: a
+        direction the fit saw no data along is very uncertain, not infinitely.
+        """
+        gram = self._expert_gram
+        penalty = self._fitted_model.family.weight_penalty
+        n_experts, width = gram.shape[:2]
+        d = width - 1
+        roots = np.zeros((n_experts, width, width))
+        for k in range(n_experts):
+            if not gram[k, d, d] > 0:  # an expert with no data: no line to be unsure of
+                continue
+            precision = gram[k].copy()
+            precision[np.arange(d), np.arange(d)] += penalty
+            values, vectors = np.linalg.eigh(precision)
+            # relative to the data's moments, not the penalised system's: a penalty
+            # capped at 1e200 (a feature of scale 1e-100) would floor every data
+            # direction to certainty
+            values = np.maximum(values, 1e-12 * gram[k].diagonal().max())
+            roots[k] = vectors / np.sqrt(values)
+        return roots
+
+    @staticmethod
+    def _root_leverage(Xs, kernels, inverse_roots):
+        """sqrt(x' A_k^-1 x) per row and expert: (n, K), without overflow."""
+        xp = kernels.xp
+        design = xp.concatenate([Xs, xp.ones((Xs.shape[0], 1), dtype=Xs.dtype)], axis=1)
+        # x R for every expert by one BLAS product (n K (d + 1)^2 flops);
+        # |x R| as its largest entry times the norm of the rescaled vector
+        n_experts, width = inverse_roots.shape[:2]
+        stacked = np.ascontiguousarray(inverse_roots.transpose(1, 0, 2)).reshape(width, -1)
+        projected = (design.astype(np.float64, copy=False) @ xp.asarray(stacked)).reshape(
+            design.shape[0], n_experts, width)
+        largest = xp.abs(projected).max(axis=2)
+        unit = xp.where(largest > 0, largest, 1.0)
+        root = largest * xp.sqrt(((projected / unit[..., None]) ** 2).sum(axis=2))
+        return root.astype(Xs.dtype, copy=False)
+
+    def _finish_fit(self, model, kernels, rows, result, warn=True):
+        super()._finish_fit(model, kernels, rows, result, warn=warn)
+        if not isinstance(model.family, GaussianExperts):
+            self._expert_gram = None  # (the classical interval is the Gaussian experts')
+            return
+        gram = expert_design_gram(model, kernels, rows, result.params, self.gating)
+        # the standardisation of the experts' own columns
+        x_mean, x_scale = model.expert_view(self._x_mean), model.expert_view(self._x_scale)
+        previous = getattr(self, "_expert_gram", None)
+        if getattr(self, "_stream", None) is not None and previous is not None \
+                and previous.shape == gram.shape:
+            # partial_fit: the stream's rows so far, re-expressed in the current scaling
+            gram += restandardised_gram(previous, self._expert_gram_scaling, x_mean, x_scale)
+        self._expert_gram = gram
+        self._expert_gram_scaling = np.stack([x_mean, x_scale]).astype(float)
 
     @single_threaded_blas
     def predict_experts(self, X):

@@ -66,6 +66,46 @@ def routed_e_step(model, kernels, X, Y, params, resp, gating, top_k):
     return kernels.normalize_log_joint(log_joint, resp_out=resp)[0]
 
 
+def _training_responsibilities(model, kernels, X, Y, params, gating, resp):
+    """Fill ``resp`` (n, K) with the responsibilities training uses (the dense
+    posterior, or the classification posterior for hard gating); returns the
+    soft E-step's log-normaliser (n,), or None for hard gating."""
+    if gating == "hard":
+        log_joint = model.log_prior(kernels, X, params)
+        log_joint += model.log_density(kernels, X, Y, params)
+        posterior(kernels, log_joint, True, resp_out=resp)
+        return None
+    return model.e_step(kernels, X, Y, params, resp)
+
+
+def expert_design_gram(model, kernels, rows, params, gating):
+    """Each expert's weighted design moments sum_i s_i h_ik [x_i, 1][x_i, 1]^T: (K, d + 1, d + 1),
+    x_i the experts' columns of the row.
+
+    On the standardised rows, with the responsibilities h training uses and
+    the (rescaled) sample weights s: the data part of the precision of each
+    expert's weighted least-squares fit, in float64 on the host (one pass).
+    """
+    n_experts = model.n_experts(params)
+
+    def chunk_gram(chunk):
+        resp = chunk.scratch("resp", n_experts)[: chunk.X.shape[0]]
+        _training_responsibilities(model, kernels, chunk.X, chunk.Y, params, gating, resp)
+        weighted = resp * chunk.sample_weight[:, None].astype(resp.dtype, copy=False)
+        # on the experts' own columns (expert_features)
+        gram, x_sum, _, _, w_sum = kernels.weighted_moments(model.expert_view(chunk.X),
+                                                            chunk.Y, weighted)
+        return gram, x_sum, w_sum
+
+    gram, x_sum, w_sum = rows.map_reduce(chunk_gram)
+    d = x_sum.shape[1]
+    design = np.empty((n_experts, d + 1, d + 1))
+    design[:, :d, :d] = gram
+    design[:, :d, d] = design[:, d, :d] = x_sum
+    design[:, d, d] = w_sum
+    return design
+
+
 def training_summary(model, kernels, rows, params, gating, top_k):
     """Routed log-likelihood, expert usage and training shares of a fit (one pass).
 
@@ -81,13 +121,7 @@ def training_summary(model, kernels, rows, params, gating, top_k):
     def chunk_summary(chunk):
         X, Y, weights = chunk.X, chunk.Y, chunk.sample_weight
         resp = chunk.scratch("resp", n_experts)[: X.shape[0]]
-        if gating == "hard":
-            log_joint = model.log_prior(kernels, X, params)
-            log_joint += model.log_density(kernels, X, Y, params)
-            posterior(kernels, log_joint, True, resp_out=resp)
-            del log_joint
-        else:
-            log_norm = model.e_step(kernels, X, Y, params, resp)
+        log_norm = _training_responsibilities(model, kernels, X, Y, params, gating, resp)
         share = kernels.to_host(weights @ resp.astype(np.float64, copy=False))
         if routing_k(gating, top_k, n_experts) is not None:
             log_norm = routed_e_step(model, kernels, X, Y, params, resp, gating, top_k)

@@ -350,7 +350,8 @@ def plot_experts(estimator, X, y=None, *, ax=None, n_points=400, margin=0.0, thr
     mixture mean of :meth:`~mixexp.MixtureOfExpertsRegressor.predict` is the
     solid black line, and the shaded band is the mean +/- ``n_std``
     predictive standard deviations (``predict(X, return_std=True)``: the
-    experts' noise plus their disagreement). Mean and band follow the
+    experts' noise, widened by the uncertainty of their lines away from the
+    rows they were fitted on, plus their disagreement). Mean and band follow the
     estimator's ``gating`` and ``top_k``.
 
     Parameters

@@ -3,6 +3,7 @@
 from copy import deepcopy
 
 import numpy as np
+from _predictive_std import predictive_std
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import log_softmax, logsumexp
@@ -109,8 +110,9 @@ def test_hard_gating_predicts_with_the_argmax_expert(regression):
     rows = np.arange(X.shape[0])
     mean, std = hard.predict(X, return_std=True)
     assert_array_equal(mean, hard.predict_experts(X)[rows, winner])
-    # the std is a difference of moments: equal up to its rounding
-    assert_allclose(std, np.sqrt(hard.expert_variance_[winner]), rtol=1e-10)
+    # the winner's prediction interval: its noise and its line's uncertainty, fitted
+    # on the rows classification EM gave it (one-hot responsibilities)
+    assert_allclose(std, predictive_std(hard, X, y, X, gate=np.eye(3)[winner]), rtol=1e-9)
     # the routed density is the winner's alone; responsibilities are one-hot on it
     density = norm.logpdf(y, mean, np.sqrt(hard.expert_variance_[winner]))
     assert hard.log_likelihood(X, y) == pytest.approx(density.mean(), rel=1e-12)
@@ -160,7 +162,8 @@ def test_top_2_is_the_renormalised_top_2_mixture(regression):
     second = np.sum(gate * (means**2 + top2.expert_variance_), axis=1)
     predicted_mean, predicted_std = top2.predict(X, return_std=True)
     assert_allclose(predicted_mean, mean, rtol=1e-12, atol=1e-12)
-    assert_allclose(predicted_std, np.sqrt(second - mean**2), rtol=1e-9)
+    assert_allclose(predicted_std, predictive_std(top2, X, y, X, gate=gate), rtol=1e-9)
+    assert np.all(predicted_std >= np.sqrt(second - mean**2) * (1 - 1e-9))
     with np.errstate(divide="ignore"):
         log_joint = np.log(gate) + norm.logpdf(y[:, None], means, np.sqrt(top2.expert_variance_))
     assert top2.log_likelihood(X, y) == pytest.approx(logsumexp(log_joint, axis=1).mean(),

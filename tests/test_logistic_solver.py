@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from sklearn.datasets import load_wine
+from sklearn.datasets import load_digits, load_wine
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from mixexp import _logistic
+from mixexp import MixtureOfExpertsClassifier, _logistic
 from mixexp._kernels import get_kernels
 
 
@@ -75,3 +75,37 @@ def test_float32_gains_below_rounding_are_not_line_searched(backend):
     _logistic.fit_multinomial_logistic(counting, X, targets, coef, intercept, penalty,
                                        max_iter=3)
     assert len(passes) <= 2  # the start, and at most one trial step
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_wide_expert_m_step_is_solved_by_lbfgs_and_never_decreases(backend):
+    # above NEWTON_MAX_PARAMS an expert's M-step took bound steps, linear in
+    # convergence: one expert on digits ran 1000 EM iterations without converging
+    kernels = get_kernels(backend)
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X[:400])
+    targets = np.eye(10)[y[:400]]
+    assert 10 * (X.shape[1] + 1) > _logistic.NEWTON_MAX_PARAMS
+    penalty = np.full(X.shape[1], 0.5)
+    coef, intercept = np.zeros((10, X.shape[1])), np.zeros(10)
+    values = [objective(kernels, X, targets, coef, intercept, penalty)]
+    for _ in range(3):
+        coef, intercept = _logistic.fit_multinomial_logistic(
+            kernels, X, targets, coef, intercept, penalty, many="lbfgs")
+        values.append(objective(kernels, X, targets, coef, intercept, penalty))
+    assert np.diff(values).min() >= -1e-12 * abs(values[-1])
+    assert values[2] - values[1] < 1e-6 * 400  # solved by the first call
+    reference = LogisticRegression(C=1.0, tol=1e-12, max_iter=10_000).fit(X, y[:400])
+    assert_allclose(np.exp(kernels.log_gate(X, coef, intercept)),
+                    reference.predict_proba(X), atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_one_wide_expert_converges_in_a_few_em_iterations(backend):
+    X, y = load_digits(return_X_y=True)
+    X, y = StandardScaler().fit_transform(X[:400]), y[:400]  # (LogisticRegression is slow raw)
+    est = MixtureOfExpertsClassifier(1, backend=backend, tol=1e-10, max_iter=1000,
+                                     random_state=0).fit(X, y)
+    assert est.converged_ and est.n_iter_ <= 5
+    reference = LogisticRegression(C=1.0, tol=1e-12, max_iter=10_000).fit(X, y)
+    assert_allclose(est.predict_proba(X), reference.predict_proba(X), atol=1e-5)

@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+from _predictive_std import predictive_std
 import pytest
 from numpy.testing import assert_allclose
 from scipy.special import log_softmax, logsumexp
@@ -140,8 +141,10 @@ def test_predict_mean_std_and_experts_match_mixture_formulas(fitted):
     assert_allclose(experts, X @ est.expert_coef_.T + est.expert_intercept_, rtol=1e-9)
     mean, std = est.predict(X, return_std=True)
     assert_allclose(mean, np.sum(gate * experts, axis=1), rtol=1e-9)
-    variance = np.sum(gate * (est.expert_variance_ + experts**2), axis=1) - mean**2
-    assert_allclose(std, np.sqrt(variance), rtol=1e-7)
+    # each expert's noise widened by its classical prediction interval, sqrt(1 + x' A^-1 x)
+    assert_allclose(std, predictive_std(est, X, y, X), rtol=1e-9)
+    plug_in = np.sqrt(np.sum(gate * (est.expert_variance_ + experts**2), axis=1) - mean**2)
+    assert np.all(std >= plug_in * (1 - 1e-12)) and np.median(std / plug_in) < 1.01
     assert_allclose(est.predict(X), mean)
     # a Gaussian mixture's 2-std band covers about 95% of the training data
     coverage = np.mean(np.abs(y - mean) <= 2 * std)

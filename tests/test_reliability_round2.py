@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from _predictive_std import predictive_std
 
 from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 
@@ -45,33 +46,42 @@ def fitted_regressor():
     from mixexp.datasets import load_motorcycle
 
     X, y = load_motorcycle(return_X_y=True)
-    return MixtureOfExpertsRegressor(n_experts=3, random_state=0).fit(X, y), X
+    return MixtureOfExpertsRegressor(n_experts=3, random_state=0).fit(X, y), X, y
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("value", [1e10, 1e100, 1e150, 1e200, 1e300, -1e150])
-def test_std_far_outside_the_training_range_is_the_owning_experts_noise(
+def test_std_far_outside_the_training_range_grows_with_the_distance(
     fitted_regressor, backend, value
 ):
     # E[y^2] - mean^2 cancelled to 0 (1e10 already lost digits) and overflowed
-    # to inf - inf = NaN with a RuntimeWarning (an error in this suite)
+    # to inf - inf = NaN with a RuntimeWarning (an error in this suite). Then it
+    # stayed at the owning expert's noise however far out: now the owner's line
+    # is uncertain there, sigma sqrt(x' A^-1 x) ~ |x| sigma sqrt((A^-1)_00)
     est = copy.deepcopy(fitted_regressor[0]).set_params(backend=backend)
+    X_train, y_train = fitted_regressor[1], fitted_regressor[2]
     X = np.array([[value]])
     mean, std = est.predict(X, return_std=True)
     owner = est.predict_gate(X).argmax(axis=1)
-    assert np.all(np.isfinite(mean))
-    np.testing.assert_allclose(std, np.sqrt(est.expert_variance_[owner]), rtol=1e-9)
+    assert np.all(np.isfinite(mean)) and np.all(np.isfinite(std))
+    # sqrt(x' A^-1 x) = |x| sqrt((A^-1)_00) + O(1): the owner's A from the training rows
+    unit = np.column_stack([np.eye(1), np.zeros(1)])
+    resp = est.predict_responsibilities(X_train, y_train)[:, owner[0]]
+    design = np.column_stack([X_train, np.ones(len(X_train))])
+    precision = (design * resp[:, None]).T @ design
+    precision[0, 0] += est.alpha
+    per_unit = np.sqrt(unit @ np.linalg.solve(precision, unit.T))[0, 0]
+    np.testing.assert_allclose(std, abs(value) * np.sqrt(est.expert_variance_[owner]) * per_unit,
+                               rtol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_std_is_the_mixture_std_on_ordinary_input(fitted_regressor, dtype):
-    est, X = fitted_regressor
+def test_std_is_the_mixture_of_prediction_intervals_on_ordinary_input(fitted_regressor, dtype):
+    est, X, y = fitted_regressor
     mean, std = est.predict(X.astype(dtype), return_std=True)
     assert std.dtype == dtype
-    gate, experts = est.predict_gate(X), est.predict_experts(X)
-    expected = np.sqrt(np.einsum("nk,nk->n", gate, (experts - mean[:, None]) ** 2)
-                       + gate @ est.expert_variance_)
-    np.testing.assert_allclose(std, expected, rtol=1e-10 if dtype == np.float64 else 1e-5)
+    np.testing.assert_allclose(std, predictive_std(est, X, y, X),
+                               rtol=1e-9 if dtype == np.float64 else 1e-5)
 
 
 # ---- plots follow the fitted model, not a parameter set after the fit -------
@@ -83,7 +93,7 @@ def test_plots_use_the_fitted_number_of_experts(fitted_regressor, new_n_experts)
 
     from mixexp.plotting import expert_colors, plot_experts, plot_gate
 
-    fitted, X = fitted_regressor
+    fitted, X, _ = fitted_regressor
     est = copy.deepcopy(fitted)
     est.set_params(n_experts=new_n_experts)  # refits nothing: the model keeps 3 experts
     try:
@@ -187,7 +197,7 @@ def blas_at_three_threads():
 def test_concurrent_predictions_leave_the_blas_limit_as_they_found_it(
     fitted_regressor, blas_at_three_threads
 ):
-    est, X = fitted_regressor
+    est, X, _ = fitted_regressor
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda _: est.predict(X, return_std=True)[1], range(200)))
     assert _blas_threads() and set(_blas_threads()) == {3}
@@ -233,7 +243,7 @@ def test_log_likelihood_scorer_on_an_estimator_and_in_a_pipeline(fitted_regresso
 
     from mixexp.metrics import log_likelihood_scorer, unwrap_pipeline
 
-    est, X = fitted_regressor
+    est, X, _ = fitted_regressor
     y = est.predict(X) + np.linspace(-1, 1, len(X))
     assert log_likelihood_scorer(est, X, y) == est.log_likelihood(X, y)
     pipe = make_pipeline(StandardScaler(), MixtureOfExpertsRegressor(n_experts=2,
@@ -299,3 +309,130 @@ def test_unwrap_pipeline_refuses_what_holds_no_mixture():
         unwrap_pipeline(make_pipeline(StandardScaler(), Ridge()))
     with pytest.raises(TypeError, match="got Ridge"):
         log_likelihood_scorer(Ridge(), np.zeros((2, 1)), np.zeros(2))
+
+
+# ---- predictive std widens where the gate extrapolates (classical prediction interval) ---
+def test_std_widens_with_the_distance_outside_the_training_region(fitted_regressor):
+    # it stayed at the owning expert's noise however far out the gate extrapolated
+    est, X, _ = fitted_regressor
+    low, high = X.min(), X.max()
+    width = high - low
+    inside = est.predict(np.linspace(low, high, 50)[:, None], return_std=True)[1]
+    far = est.predict(np.array([[high + width], [high + 10 * width], [high + 100 * width]]),
+                      return_std=True)[1]
+    owner = est.predict_gate(np.array([[high + width]])).argmax()
+    owner_noise = np.sqrt(est.expert_variance_[owner])
+    # one range beyond the data the owner's line is uncertain by more than its noise
+    # (the old std: its noise, 14.1, at every distance)
+    assert far[0] > 2 * owner_noise and np.all(np.diff(far) > 0)
+    # linear in the distance far out: 10x the distance (from the owner's rows) gives
+    # between 9.2x and 10x the std
+    assert 9.0 < far[2] / far[1] < 10.0
+    # in range: within the band the noises and disagreement of the experts give
+    assert inside.max() < 3 * np.sqrt(est.expert_variance_.max())
+
+
+def test_std_in_range_barely_changes_and_far_rows_are_wider_in_several_dimensions():
+    from mixexp.datasets import make_moe_regression
+
+    X, y, _ = make_moe_regression(n_samples=600, n_features=3, n_experts=2, noise=0.3,
+                                  random_state=1)
+    est = MixtureOfExpertsRegressor(2, random_state=0).fit(X, y)
+    mean, std = est.predict(X, return_std=True)
+    gate, means = est.predict_gate(X), est.predict_experts(X)
+    plug_in = np.sqrt(np.sum(gate * ((means - mean[:, None]) ** 2 + est.expert_variance_),
+                             axis=1))
+    assert np.median(std / plug_in) < 1.01 and np.all(std >= plug_in * (1 - 1e-12))
+    direction = np.array([1.0, -2.0, 0.5]) / np.linalg.norm([1.0, -2.0, 0.5])
+    far = X.mean(axis=0) + np.outer([5.0, 20.0, 80.0], direction) * X.std(axis=0).max()
+    far_std = est.predict(far, return_std=True)[1]
+    owner_noise = np.sqrt(est.expert_variance_[est.predict_gate(far).argmax(axis=1)])
+    # about sigma sqrt(1 + r^2 / n_k) at r standard deviations: 1.04x at 5, 1.7x at 20,
+    # 6x at 80 (it was the owner's noise at every distance)
+    assert np.all(np.diff(far_std) > 0)
+    assert far_std[1] > 1.5 * owner_noise[1] and far_std[2] > 4 * owner_noise[2]
+
+
+def test_stream_accumulates_the_experts_design_across_batches():
+    from mixexp._regressor import restandardised_gram
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(2000, 2)) * [1.0, 5.0] + [0.0, 3.0]
+    y = np.where(X[:, 0] > 0, X[:, 1], -X[:, 1]) + 0.1 * rng.normal(size=2000)
+    est = MixtureOfExpertsRegressor(2, solver="adam", random_state=0)
+    est.partial_fit(X[:100], y[:100])
+    one_batch = est.predict(X[:5], return_std=True)[1]
+    for start in range(100, 2000, 100):
+        est.partial_fit(X[start:start + 100], y[start:start + 100])
+    # twenty batches of information: the lines' uncertainty shrank, the std is the noise's
+    many = est.predict(X[:5], return_std=True)[1]
+    share = est._expert_gram[:, -1, -1]
+    assert share.sum() == pytest.approx(2000, rel=1e-9)  # every row, in some expert
+    assert np.all(np.isfinite(many)) and np.all(np.isfinite(one_batch))
+    # the moments re-expressed in another standardisation are the same moments
+    scaling = est._expert_gram_scaling
+    new_mean, new_scale = scaling[0] + [0.5, -2.0], scaling[1] * [2.0, 0.25]
+    there = restandardised_gram(est._expert_gram, scaling, new_mean, new_scale)
+    back = restandardised_gram(there, np.stack([new_mean, new_scale]), *scaling)
+    np.testing.assert_allclose(back, est._expert_gram, rtol=1e-10, atol=1e-8)
+    z = np.column_stack([(X[:3] - scaling[0]) / scaling[1], np.ones(3)])
+    z_new = np.column_stack([(X[:3] - new_mean) / new_scale, np.ones(3)])
+    quad = np.einsum("nj,kjl,nl->nk", z, np.linalg.inv(est._expert_gram), z)
+    quad_new = np.einsum("nj,kjl,nl->nk", z_new, np.linalg.inv(there), z_new)
+    np.testing.assert_allclose(quad_new, quad, rtol=1e-9)
+
+
+def test_one_expert_std_is_ridges_classical_prediction_interval():
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.RandomState(3)
+    X = rng.normal(size=(60, 3)) * [1.0, 10.0, 0.1]
+    y = X @ [1.0, 0.2, -5.0] + rng.normal(size=60)
+    est = MixtureOfExpertsRegressor(1, alpha=2.0, tol=1e-12, max_iter=500).fit(X, y)
+    ridge = Ridge(alpha=2.0).fit(X, y)
+    # sigma^2 = (RSS + alpha |w|^2) / n, and the interval of the ridge fit on [x, 1]
+    sigma2 = (np.sum((y - ridge.predict(X)) ** 2) + 2.0 * ridge.coef_ @ ridge.coef_) / 60
+    design = np.column_stack([X, np.ones(60)])
+    system = design.T @ design + np.diag([2.0, 2.0, 2.0, 0.0])
+    X_new = np.array([[0.0, 0.0, 0.0], [3.0, -40.0, 0.5], [100.0, 100.0, 100.0]])
+    rows = np.column_stack([X_new, np.ones(3)])
+    expected = np.sqrt(sigma2 * (1 + np.einsum("nj,nj->n", rows, np.linalg.solve(system, rows.T).T)))
+    np.testing.assert_allclose(est.predict(X_new, return_std=True)[1], expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_std_of_huge_targets_with_tiny_scale_features_does_not_overflow(backend):
+    # fuzzer seed 1, case 78: a penalty capped at 1e200 (a feature of scale 1e-100)
+    # times a noise variance of 1e200 overflowed in the interval's precision
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 2)) * [1.0, 1e-100]
+    y = rng.normal(size=300) * 1e100
+    est = MixtureOfExpertsRegressor(1, backend=backend, random_state=0).fit(X, y)
+    mean, std = est.predict(np.vstack([X[:5], [[1e3, 1e-97]]]), return_std=True)
+    assert np.all(np.isfinite(std)) and std[-1] > std[:5].max()
+
+
+def test_one_expert_interval_on_its_own_columns_and_a_model_saved_without_moments():
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.RandomState(4)
+    X = rng.normal(size=(80, 3)) * [1.0, 10.0, 0.1]
+    y = X[:, [0, 2]] @ [1.0, -5.0] + rng.normal(size=80)
+    # the expert sees columns 0 and 2 only: Ridge's interval on those
+    est = MixtureOfExpertsRegressor(1, alpha=2.0, expert_features=[0, 2], tol=1e-12,
+                                    max_iter=500).fit(X, y)
+    ridge = Ridge(alpha=2.0).fit(X[:, [0, 2]], y)
+    sigma2 = (np.sum((y - ridge.predict(X[:, [0, 2]])) ** 2)
+              + 2.0 * ridge.coef_ @ ridge.coef_) / 80
+    design = np.column_stack([X[:, [0, 2]], np.ones(80)])
+    system = design.T @ design + np.diag([2.0, 2.0, 0.0])
+    X_new = np.array([[0.0, 5.0, 0.0], [3.0, -40.0, 0.5], [100.0, 0.0, 100.0]])
+    rows = np.column_stack([X_new[:, [0, 2]], np.ones(3)])
+    expected = np.sqrt(sigma2 * (1 + np.einsum("nj,nj->n", rows,
+                                               np.linalg.solve(system, rows.T).T)))
+    np.testing.assert_allclose(est.predict(X_new, return_std=True)[1], expected, rtol=1e-6)
+    # a model saved before the experts' design moments were kept predicts with
+    # the noise alone, as it did then
+    del est._expert_gram
+    np.testing.assert_allclose(est.predict(X_new, return_std=True)[1], np.sqrt(sigma2),
+                               rtol=1e-6)

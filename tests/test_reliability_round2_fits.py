@@ -102,6 +102,22 @@ def test_weights_whose_total_overflows_fit_as_rescaled_weights(solver, estimator
         est.log_likelihood(X, y, sample_weight=weights / 1e300), rel=1e-12)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_vanishing_weights_fit_the_weighted_class_frequencies(backend):
+    # fuzzer seed 1, case 732: weights near 1e-300 are rescaled by 2^996 and alpha with
+    # them, so the penalty is 1e299 times the data and the weights vanish. The Newton
+    # solve's ridge came from the penalised diagonal and swamped the intercepts: EM
+    # stopped at the smoothed starting priors, 5e-4 from the optimum.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 2)) * [1e6, 5e9]
+    y = rng.randint(0, 4, size=300)
+    weights = rng.randint(0, 4, size=300) * 1e-300
+    est = MixtureOfExpertsClassifier(1, backend=backend, tol=1e-10, max_iter=1000,
+                                     random_state=0).fit(X, y, sample_weight=weights)
+    frequencies = np.bincount(y, weights=weights / 1e-300) / (weights / 1e-300).sum()
+    assert_allclose(est.predict_proba(X), np.tile(frequencies, (300, 1)), atol=1e-9)
+
+
 def test_ordinary_weights_are_not_rescaled():
     from mixexp._validation import rescaled_sample_weight
 

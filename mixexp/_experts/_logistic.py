@@ -113,7 +113,8 @@ class LogisticExperts(ExpertFamily):
 
     # ---- EM ----------------------------------------------------------------
     def m_step(self, kernels, X, Y, W, experts):
-        """Each expert by weighted multinomial logistic regression (Newton, warm-started).
+        """Each expert by weighted multinomial logistic regression (warm-started
+        Newton steps; L-BFGS above ``NEWTON_MAX_PARAMS`` parameters).
 
         Expert k fits the classes with weights W[:, k]; each fit never lowers
         its penalised objective, so EM stays monotone.
@@ -125,7 +126,7 @@ class LogisticExperts(ExpertFamily):
         for k in np.flatnonzero(active):
             coef[k], intercept[k] = fit_multinomial_logistic(
                 kernels, X, W[:, k : k + 1] * Y, coef[k], intercept[k], self.weight_penalty,
-                log_p=log_p,
+                log_p=log_p, many="lbfgs",
             )
         return {"coef": coef, "intercept": intercept}
 

@@ -358,29 +358,33 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             model, kernels, rows, result.params, self.gating, self.top_k
         )
         if warn:
-            self._warn_vanished_experts(share)
+            self._warn_vanished_experts(share, local=getattr(rows, "local", True))
         # soft gating keeps the solver's own value (the same number, no re-rounding)
         if routing_k(self.gating, self.top_k, self.n_experts) is not None:
             self.log_likelihood_ = log_likelihood
         self._solver_state = result.state
 
-    def _warn_vanished_experts(self, share):
-        """Warn about experts no training sample is attributed to any more."""
+    def _warn_vanished_experts(self, share, local=True):
+        """Warn about experts no training sample is attributed to any more
+        (``local``: the rows were in memory, where EM can re-initialise them)."""
         vanished = np.flatnonzero(share < VANISHED_SHARE)
         if vanished.size == 0 or share.size == 1:
             return
         warnings.warn(
             f"{vanished.size} of {share.size} experts (indices {vanished.tolist()}) receive no "
             f"share of the training data: their responsibilities vanished "
-            f"({self._revival_note()}). They do not affect predictions; fewer experts "
+            f"({self._revival_note(local)}). They do not affect predictions; fewer experts "
             f"({self._fewer_experts_hint}) would fit as well.",
             ConvergenceWarning,
         )
 
     _fewer_experts_hint = "a smaller n_experts"
 
-    def _revival_note(self):
+    def _revival_note(self, local=True):
         """Why vanished experts stayed (for the warning)."""
+        if self.solver == "em" and not local:
+            return ("EM re-initialises vanished experts only on data in memory, not on "
+                    "Dask input")
         if self.solver == "em":
             return "EM's attempt to re-initialise them did not improve the fit"
         return "only solver='em' re-initialises vanished experts"

@@ -97,7 +97,7 @@ class _HierarchicalMixin:
 
     _fewer_experts_hint = "a smaller branching"
 
-    def _revival_note(self):
+    def _revival_note(self, local=True):
         return "the leaves of a tree of fixed shape are not re-initialised"
 
     @property

@@ -376,3 +376,11 @@ def test_gate_and_expert_columns_on_dask_match_in_memory(solver):
     assert fitted.gate_coef_.shape == (3, 1) and fitted.expert_coef_.shape == (3, 2)
     np.testing.assert_allclose(fitted.expert_coef_, reference.expert_coef_, rtol=1e-5,
                                atol=1e-7)
+
+
+def test_vanished_experts_on_dask_input_are_not_said_to_be_revived():
+    est = MixtureOfExpertsRegressor(3)
+    with pytest.warns(ConvergenceWarning, match="only on data in memory, not on Dask input"):
+        est._warn_vanished_experts(np.array([0.5, 0.5, 0.0]), local=False)
+    with pytest.warns(ConvergenceWarning, match="EM's attempt to re-initialise"):
+        est._warn_vanished_experts(np.array([0.5, 0.5, 0.0]), local=True)

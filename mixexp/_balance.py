@@ -51,3 +51,25 @@ def balance_terms(gate, sample_weight, balance):
     spread = importance[None, :] - (gate @ importance)[:, None]
     gradient = (2.0 * n_experts * balance) * weights[:, None] * gate * spread
     return penalty, gradient
+
+
+def balance_log_prior_gradient(gate, sample_weight, balance):
+    """Penalty and its gradient in the experts' log priors (gates that are not one softmax).
+
+    With l_ik = log g_ik as the coordinates (a tree of gates, whose leaf
+    priors are sums of log-softmaxes), d penalty / d l_ik =
+    ``balance * 2K s_i / S * g_ik I_k``; the gate turns it into its own
+    parameters' gradient by the chain rule.
+
+    Returns
+    -------
+    penalty : float
+    log_prior_gradient : ndarray of shape (n, K), in the namespace of ``gate``.
+    """
+    n_experts = gate.shape[1]
+    weights = sample_weight / sample_weight.sum()
+    importance = weights @ gate
+    penalty = balance * squared_cv(importance)
+    gradient = (2.0 * n_experts * balance) * weights[:, None] * gate * importance[None, :]
+    return penalty, gradient
+

@@ -4,9 +4,9 @@ The estimators here are the flat ones with the softmax gate replaced by a
 :class:`~mixexp._gates._tree.TreeGate`: the same expert families, solvers
 (EM and L-BFGS), gating modes at the leaves, backends and model choice.
 What a fixed tree cannot do is refused with a clear error: resizing the
-tree by ``warm_start`` (its shape is ``branching``), load balancing and
-gate noise (whose gradients live on a flat gate), mini-batch training and
-standard errors (not derived for trees yet).
+tree by ``warm_start`` (its shape is ``branching``), gate noise (which
+perturbs a flat gate's logits), mini-batch training and standard errors
+(not derived for trees yet). Load balancing evens the leaves' usage.
 
 Initialisation: the flat model's starting responsibilities (k-means or
 random, as for the flat estimators) are arranged so that siblings start
@@ -30,7 +30,6 @@ from ._regressor import MixtureOfExpertsRegressor
 # Options of the flat estimators that a tree does not take (see the module
 # docstring); the estimators read them, so they keep their neutral values.
 _FIXED_OPTIONS = {
-    "balance": 0.0,
     "gate_noise": 0.0,
     "batch_size": "auto",
     "learning_rate_init": 0.01,
@@ -88,7 +87,6 @@ class _HierarchicalMixin:
 
     # the flat estimators' options a tree does not take: the shared code
     # reads them, so they keep their neutral values (not parameters here)
-    balance = _FIXED_OPTIONS["balance"]
     gate_noise = _FIXED_OPTIONS["gate_noise"]
     batch_size = _FIXED_OPTIONS["batch_size"]
     learning_rate_init = _FIXED_OPTIONS["learning_rate_init"]
@@ -224,6 +222,10 @@ class HierarchicalMixtureOfExpertsRegressor(_HierarchicalMixin, MixtureOfExperts
     alpha : float, default=1e-4
         L2 penalty on every node's gate weights and on the expert weights
         (as in the flat estimator).
+    balance : float, default=0.0
+        Load balancing of the leaves' usage, as in
+        :class:`MixtureOfExpertsRegressor` (the squared coefficient of
+        variation of the leaves' mean gate, in nats per sample).
     variance_floor : float, default=1e-6
     max_iter : int, default=300
     tol : float, default=1e-6
@@ -290,6 +292,7 @@ class HierarchicalMixtureOfExpertsRegressor(_HierarchicalMixin, MixtureOfExperts
         gating="soft",
         top_k=None,
         alpha=1e-4,
+        balance=0.0,
         variance_floor=1e-6,
         max_iter=300,
         tol=1e-6,
@@ -308,6 +311,7 @@ class HierarchicalMixtureOfExpertsRegressor(_HierarchicalMixin, MixtureOfExperts
         self.gating = gating
         self.top_k = top_k
         self.alpha = alpha
+        self.balance = balance
         self.variance_floor = variance_floor
         self.max_iter = max_iter
         self.tol = tol
@@ -341,6 +345,9 @@ class HierarchicalMixtureOfExpertsClassifier(_HierarchicalMixin, MixtureOfExpert
     alpha : float, default=0.5
         L2 penalty on every node's gate weights and on the expert weights
         (as in the flat classifier).
+    balance : float, default=0.0
+        Load balancing of the leaves' usage, as in
+        :class:`MixtureOfExpertsClassifier`.
     max_iter : int, default=1000
     tol : float, default=1e-6
     n_init : int, default=1
@@ -392,6 +399,7 @@ class HierarchicalMixtureOfExpertsClassifier(_HierarchicalMixin, MixtureOfExpert
         gating="soft",
         top_k=None,
         alpha=0.5,
+        balance=0.0,
         max_iter=1000,
         tol=1e-6,
         n_init=1,
@@ -408,6 +416,7 @@ class HierarchicalMixtureOfExpertsClassifier(_HierarchicalMixin, MixtureOfExpert
         self.gating = gating
         self.top_k = top_k
         self.alpha = alpha
+        self.balance = balance
         self.max_iter = max_iter
         self.tol = tol
         self.n_init = n_init

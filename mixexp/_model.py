@@ -256,15 +256,20 @@ class MixtureModel:
         return statistics
 
     # ---- gradient solvers --------------------------------------------------
-    def gradient(self, kernels, X, Y, logit_gradient, W, params, penalty_scale=1.0):
+    def gradient(self, kernels, X, Y, logit_gradient, W, params, penalty_scale=1.0,
+                 log_prior_gradient=None):
         """Gradient of the objective in the gate (from its gradient in the logits,
-        (n, K)) and in the experts (from the weights ``W`` (n, K)), keyed like ``params``."""
+        (n, K)) and in the experts (from the weights ``W`` (n, K)), keyed like ``params``.
+
+        ``log_prior_gradient`` (n, K): the objective's derivative in the experts'
+        log priors, which a gate that is not one softmax (a tree) works from;
+        ``W`` where None (no term of the gate alone, such as load balancing).
+        """
         return {
-            # (a tree of gates takes W, the derivative of the data term in the
-            # experts' log priors; the flat softmax its logit gradient)
             "gate": self.gate.gradient(kernels, self.gate_view(X), logit_gradient,
                                        params["gate"], penalty_scale=penalty_scale,
-                                       weighted_posterior=W),
+                                       log_prior_gradient=(W if log_prior_gradient is None
+                                                           else log_prior_gradient)),
             "experts": self.family.gradient(kernels, self.expert_view(X), Y, W,
                                             params["experts"], penalty_scale=penalty_scale),
         }

@@ -230,10 +230,10 @@ class SoftmaxGate:
 
     # ---- gradient solvers --------------------------------------------------
     def gradient(self, kernels, X, logit_gradient, gate, penalty_scale=1.0, *,
-                 weighted_posterior=None):
+                 log_prior_gradient=None):
         """Gradient of the objective in the gate, from its gradient in the logits (n, K).
 
-        (``weighted_posterior`` serves gates that are not one softmax; unused.)
+        (``log_prior_gradient`` serves gates that are not one softmax; unused.)
         """
         return {
             "coef": (kernels.to_host(logit_gradient.T @ X)

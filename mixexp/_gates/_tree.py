@@ -29,8 +29,10 @@ import math
 
 import numpy as np
 
+from .._balance import balance_log_prior_gradient
+from .._logistic import fit_multinomial_logistic
 from .._parameters import Coordinates
-from ._softmax import SoftmaxGate
+from ._softmax import BALANCED_GATE_STEPS, SoftmaxGate
 
 
 class _TreeCoordinates(Coordinates):
@@ -190,7 +192,7 @@ class TreeGate:
         unused (each node computes its own log gate).
         """
         if balance > 0:
-            raise ValueError("Load balancing is not available for a tree of gates.")
+            return self._balanced_m_step(kernels, X, W, gate, balance, sample_weight)
         fitted = {}
         for level, j in self.nodes():
             targets = kernels.xp.ascontiguousarray(self.node_targets(W, level, j))
@@ -198,6 +200,51 @@ class TreeGate:
             fitted[(level, j)] = self._node_gate.m_step(kernels, X, targets, node,
                                                         max_iter=max_iter)
         return self._with_nodes(gate, fitted)
+
+    def _balanced_m_step(self, kernels, X, W, gate, balance, sample_weight):
+        """The M-step with load balancing: the nodes one after another.
+
+        The balance penalty depends on every leaf's gate, so the nodes are
+        no longer separable: each node in turn maximises its logistic
+        objective less the whole penalty, with the other nodes fixed at
+        their latest values (block coordinate ascent: every node's step is
+        checked on the whole objective, so the gate's objective never
+        decreases). For the node's logits z, d penalty / d z_c = D_c -
+        p_c sum_c' D_c', D the penalty's gradient in the leaf log priors
+        (``balance_log_prior_gradient``) summed over each child's leaves.
+        """
+        xp = kernels.xp
+        total = float(sample_weight.sum())
+        for level, j in self.nodes():
+            children, below = self.branching[level], self.leaves_per_child[level]
+            if children == 1:
+                continue  # a node of one child has no gate to fit
+            first = j * children * below
+            block = slice(first, first + children * below)
+            leaf = self.log_prior(kernels, X, gate)  # float64, with the latest nodes
+            node_log_g = self.node_log_gates(kernels, X, gate, level)[j]
+            # the leaves' log priors without this node's term
+            rest = leaf[:, block] - xp.repeat(node_log_g, below, axis=1)
+
+            def extra(log_p, rest=rest, block=block, below=below, children=children):
+                trial = leaf.copy()
+                trial[:, block] = rest + xp.repeat(log_p.astype(np.float64, copy=False),
+                                                   below, axis=1)
+                g = xp.exp(trial)
+                penalty, gradient = balance_log_prior_gradient(g, sample_weight, balance)
+                node_gradient = self.node_targets(gradient, level, j)
+                node_gradient = node_gradient - xp.exp(log_p) * node_gradient.sum(
+                    axis=1, keepdims=True)
+                return total * penalty, total * node_gradient
+
+            targets = xp.ascontiguousarray(self.node_targets(W, level, j))
+            node = self.node(gate, level, j)
+            penalty = np.full(node["coef"].shape[1], self.alpha)
+            coef, intercept = fit_multinomial_logistic(
+                kernels, X, targets, node["coef"], node["intercept"], penalty,
+                max_iter=BALANCED_GATE_STEPS, extra=extra)
+            gate = self._with_nodes(gate, {(level, j): {"coef": coef, "intercept": intercept}})
+        return gate
 
     # ---- one-pass EM -------------------------------------------------------
     @staticmethod
@@ -235,14 +282,15 @@ class TreeGate:
 
     # ---- gradient solvers --------------------------------------------------
     def gradient(self, kernels, X, logit_gradient, gate, penalty_scale=1.0, *,
-                 weighted_posterior):
+                 log_prior_gradient):
         """Gradient of the objective in every node's parameters.
 
-        ``weighted_posterior`` (n, K) is the derivative of the data term in
-        the leaves' log priors (the posterior times the row weights). At
-        node j of level l, with A the sums of it over each child's leaves
-        and g the node's gate, the derivative in the node's logits is
-        A - g sum_c A_c (``logit_gradient``, the flat softmax's, is unused).
+        ``log_prior_gradient`` (n, K) is the derivative of the objective's
+        row terms in the leaves' log priors (the posterior times the row
+        weights, less load balancing's). At node j of level l, with A its
+        sums over each child's leaves and g the node's gate, the derivative
+        in the node's logits is A - g sum_c A_c (``logit_gradient``, the
+        flat softmax's, is unused).
         """
         xp = kernels.xp
         gradient = {}
@@ -250,7 +298,7 @@ class TreeGate:
             coef_gradient = np.empty_like(gate[f"coef_{level}"])
             intercept_gradient = np.empty_like(gate[f"intercept_{level}"])
             for j, log_g in enumerate(self.node_log_gates(kernels, X, gate, level)):
-                targets = self.node_targets(weighted_posterior, level, j)
+                targets = self.node_targets(log_prior_gradient, level, j)
                 node_logits = targets - xp.exp(log_g) * targets.sum(axis=1, keepdims=True)
                 coef_gradient[j] = kernels.to_host(node_logits.T @ X)
                 intercept_gradient[j] = kernels.to_host(node_logits.sum(axis=0))

@@ -26,7 +26,7 @@ coordinates (units, bounds, projection) are the model's
 (``MixtureModel.coordinates``): each gate and family chooses its own.
 """
 
-from .._balance import balance_terms
+from .._balance import balance_log_prior_gradient, balance_terms
 from .._routing import posterior, routing_k
 
 
@@ -115,6 +115,10 @@ class GradientObjective:
             gate = xp.exp(log_g)
             balance_penalty, balance_gradient = balance_terms(gate, sample_weight,
                                                               options.balance)
+            # the same penalty's gradient in the log priors, for a gate that is not
+            # one softmax (a tree of them)
+            balance_log_prior = balance_log_prior_gradient(gate, sample_weight,
+                                                           options.balance)[1]
             objective -= balance_penalty
         if not gradient:
             return Evaluation(objective, log_likelihood, None)
@@ -125,8 +129,12 @@ class GradientObjective:
         if gate is not None:
             logit_gradient -= balance_gradient
         penalty_scale = 1.0 / self.total_weight
-        gradients = model.gradient(kernels, X, Y, logit_gradient, resp * row_weight[:, None],
-                                   params, penalty_scale=penalty_scale)
+        weighted_posterior = resp * row_weight[:, None]
+        log_prior_gradient = (weighted_posterior if gate is None
+                              else weighted_posterior - balance_log_prior)
+        gradients = model.gradient(kernels, X, Y, logit_gradient, weighted_posterior, params,
+                                   penalty_scale=penalty_scale,
+                                   log_prior_gradient=log_prior_gradient)
         return Evaluation(objective, log_likelihood, self.coordinates.pack_gradient(gradients))
 
 

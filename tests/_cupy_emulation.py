@@ -173,7 +173,7 @@ def _kernel_signature(code, name):
     """Parameter types of kernel ``name`` in ``code``: dtypes of pointers, scalar types."""
     data_type = re.search(r"typedef (\w+) T;", code).group(1)
     pointee = {"T": np.dtype({"float": np.float32, "double": np.float64}[data_type]),
-               "double": np.dtype(np.float64)}
+               "double": np.dtype(np.float64), "long long": np.dtype(np.int64)}
     params = re.search(rf'__global__ void {name}\((.*?)\)\s*{{', code, re.S).group(1)
     signature = []
     for param in params.split(","):

@@ -36,9 +36,10 @@ from pathlib import Path
 import _kernel_harness as HARNESS  # tests/, on the path through conftest.py
 import numpy as np
 import pytest
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 
-from mixexp._kernels import KERNEL_NAMES, _array_api
+from mixexp._gates import TreeGate
+from mixexp._kernels import KERNEL_NAMES, _array_api, get_kernels
 from mixexp._kernels import _numpy as REFERENCE
 
 
@@ -394,3 +395,23 @@ def test_gpu_kernels_are_compiled_once_per_dtype_and_scratch():
         RUNS["gaussian_e_step"](_cupy, p, CUPY.empty)
         RUNS["normalize_log_joint"](_cupy, p, CUPY.empty)
     assert _cupy._compiled.cache_info().currsize == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("branching", [(3,), (2, 2), (2, 3, 2), (1, 4)])
+def test_tree_log_gate_matches_the_reference_composition(harness, branching, dtype):
+    if not hasattr(harness.kernels, "tree_log_gate"):
+        pytest.skip("the generic array code has no fused tree kernel (it composes)")
+    rng = np.random.default_rng(len(branching))
+    gate = TreeGate(0.0, branching)
+    n_leaves = int(np.prod(branching))
+    params = gate.neutral(n_leaves, 10)  # a row copy of 16
+    for key in params:
+        params[key] = 2.0 * rng.normal(size=params[key].shape)
+    X = rng.normal(size=(60, 10)).astype(dtype)
+    desired = gate.log_prior(get_kernels("numpy"), X, params)  # node by node
+    out = harness.kernels.tree_log_gate(harness.to_device(X), *gate.stacked(params),
+                                        np.array(branching))
+    assert out.dtype == np.float64 and out.shape == (60, n_leaves)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    assert_allclose(harness.to_host(out), desired, rtol=rtol, atol=rtol)

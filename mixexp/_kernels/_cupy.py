@@ -28,7 +28,8 @@ How the work is done:
 
 * the row-wise kernels (``log_gate``, ``gaussian_log_density``,
   ``logistic_log_density``, ``normalize_log_joint``, both E-steps,
-  ``top_k_log_gate``, ``classify_log_joint``) are CUDA kernels with one
+  ``top_k_log_gate``, ``classify_log_joint``, and the optional
+  ``tree_log_gate`` of hierarchical mixtures) are CUDA kernels with one
   thread per row (grid-stride loop). The E-step computes a row's K gate
   logits, the K expert log-densities, both log-normalisers and the
   responsibilities in per-thread scratch (registers and L1-cached local
@@ -197,6 +198,39 @@ extern "C" __global__ void log_gate(const T* __restrict__ X, const double* __res
         ROW(x, X + i * d, d)
         double norm = gate_logits(x, gate_w, gate_b, d, K, z);
         for (int k = 0; k < K; ++k) out[i * K + k] = (T)(z[k] - norm);
+    }
+}
+
+/* Leaves' log priors of a uniform tree of softmax gates (see
+   _numba.tree_log_gate): node_w (M, d) and node_b (M,) stack every child's
+   logit of every node, level by level; branching (depth,) the children per
+   node of each level (at most MAX_K); out (n, K) in double, leaves depth
+   first. Each node's log-softmax is added to the leaves below each child. */
+extern "C" __global__ void tree_log_gate(
+        const T* __restrict__ X, const double* __restrict__ node_w,
+        const double* __restrict__ node_b, const long long* __restrict__ branching,
+        double* __restrict__ out, long long n, int d, int depth, int K) {
+    double z[MAX_K];
+    FOR_EACH_ROW(i, n) {
+        ROW(x, X + i * d, d)
+        double* leaf = out + i * K;
+        for (int k = 0; k < K; ++k) leaf[k] = 0.0;
+        int offset = 0, n_nodes = 1, below = K;
+        for (int level = 0; level < depth; ++level) {
+            int children = (int)branching[level];
+            below /= children;
+            for (int j = 0; j < n_nodes; ++j) {
+                int first = offset + j * children;
+                double norm = gate_logits(x, node_w + first * d, node_b + first, d, children, z);
+                for (int c = 0; c < children; ++c) {
+                    double value = z[c] - norm;
+                    int start = (j * children + c) * below;
+                    for (int k = start; k < start + below; ++k) leaf[k] += value;
+                }
+            }
+            offset += n_nodes * children;
+            n_nodes *= children;
+        }
     }
 }
 
@@ -446,6 +480,26 @@ class CupyKernels(ArrayKernels):
             X, gate_w, gate_b, result, np.int64(n), np.int32(d), np.int32(n_experts)), d)
         return self._deliver(result, out)
 
+    def tree_log_gate(self, X, node_coef, node_intercept, branching, out=None):
+        """Log priors of the leaves of a uniform tree of softmax gates: (n, K), float64.
+
+        As ``_numba.tree_log_gate`` (one pass over the rows): ``node_coef``
+        (M, d) and ``node_intercept`` (M,) every child's logit of every node,
+        level by level; ``branching`` (L,) the children per node of each level.
+        """
+        dtype = self._data_dtype(X)
+        X = self._device_rows(X, dtype)
+        node_w, node_b = self._device_params(node_coef, node_intercept)
+        host_branching = np.asarray(branching, dtype=np.int64)
+        n, d = X.shape
+        n_leaves = int(np.prod(host_branching))
+        result = self._output(out, (n, n_leaves), np.dtype(np.float64))
+        # the per-row scratch holds one node's children at a time
+        self._launch("tree_log_gate", dtype, int(host_branching.max()), n, (
+            X, node_w, node_b, cupy.asarray(host_branching), result, np.int64(n),
+            np.int32(d), np.int32(host_branching.size), np.int32(n_leaves)), d)
+        return self._deliver(result, out)
+
     def gaussian_log_density(self, X, Y, coef, intercept, variance, out=None):
         """log N(y_i; x_i w_k + c_k, diag(variance_k)), summed over targets: (n, K)."""
         dtype = self._data_dtype(X)
@@ -615,6 +669,7 @@ _KERNELS = CupyKernels()
 
 log_gate = _KERNELS.log_gate
 gaussian_log_density = _KERNELS.gaussian_log_density
+tree_log_gate = _KERNELS.tree_log_gate
 normalize_log_joint = _KERNELS.normalize_log_joint
 gaussian_e_step = _KERNELS.gaussian_e_step
 gaussian_predict = _KERNELS.gaussian_predict

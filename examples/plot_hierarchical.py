@@ -1,7 +1,7 @@
 """
-=====================================================
+========================================================
 A tree of gates against a flat gate with as many experts
-=====================================================
+========================================================
 
 A hierarchical mixture of experts (Jordan & Jacobs 1994) gates its experts
 with a tree: the root splits the input space softly in two, and each half

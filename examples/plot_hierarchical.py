@@ -78,9 +78,10 @@ fig.tight_layout()
 # -------------------
 # On a single input, :func:`~mixexp.plotting.plot_node_gates` draws each
 # node's own gate, one row per level, and the leaves' gate (the product
-# along each path) last. The motorcycle data: the root separates the
-# early, flat part of the curve from the rest; the second level splits
-# each half again.
+# along each path) last. On the motorcycle data the root splits the time
+# axis near 21 ms, between the dip of the acceleration and its rebound;
+# the second level splits each half again: the flat start from the dip
+# (near 14 ms), the rebound from the tail (near 34 ms).
 X_moto, y_moto = load_motorcycle(return_X_y=True)
 moto = HierarchicalMixtureOfExpertsRegressor(branching=(2, 2), n_init=4, random_state=0)
 moto.fit(X_moto, y_moto)

@@ -119,11 +119,19 @@ def gaussian_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, variance, 
     With ``log_gate_out`` (n, K), also writes the log gate there (what
     :func:`log_gate` gives): the gate's M-step starts from it.
     """
+    return _composed_e_step(
+        X, gate_coef, gate_intercept, resp, log_gate_out,
+        lambda out: gaussian_log_density(X, Y, coef, intercept, variance, out=out))
+
+
+def _composed_e_step(X, gate_coef, gate_intercept, resp, log_gate_out, log_density):
+    """log gate + ``log_density(out)`` (the experts' (n, K)), normalised into ``resp``;
+    returns the per-sample log-likelihood (float64). Every family's E-step."""
     # float64 (n, K) work arrays: float32 data gets float64 arithmetic
     log_joint = log_gate(X, gate_coef, gate_intercept, out=np.empty(resp.shape))
     if log_gate_out is not None:
         log_gate_out[...] = log_joint
-    log_joint += gaussian_log_density(X, Y, coef, intercept, variance, out=np.empty(resp.shape))
+    log_joint += log_density(np.empty(resp.shape))
     log_norm, posterior = normalize_log_joint(log_joint, resp_out=log_joint)
     resp[...] = posterior
     return log_norm
@@ -236,14 +244,9 @@ def logistic_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, resp, log_
     The log-likelihood (n,) is float64; ``log_gate_out`` as in
     :func:`gaussian_e_step`.
     """
-    # float64 (n, K) work arrays: float32 data gets float64 arithmetic
-    log_joint = log_gate(X, gate_coef, gate_intercept, out=np.empty(resp.shape))
-    if log_gate_out is not None:
-        log_gate_out[...] = log_joint
-    log_joint += logistic_log_density(X, Y, coef, intercept, out=np.empty(resp.shape))
-    log_norm, posterior = normalize_log_joint(log_joint, resp_out=log_joint)
-    resp[...] = posterior
-    return log_norm
+    return _composed_e_step(
+        X, gate_coef, gate_intercept, resp, log_gate_out,
+        lambda out: logistic_log_density(X, Y, coef, intercept, out=out))
 
 
 def logistic_predict_log_proba(X, coef, intercept):
@@ -380,14 +383,9 @@ def poisson_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, resp, log_g
     The log-likelihood (n,) is float64; ``log_gate_out`` as in
     :func:`gaussian_e_step`.
     """
-    # float64 (n, K) work arrays: float32 data gets float64 arithmetic
-    log_joint = log_gate(X, gate_coef, gate_intercept, out=np.empty(resp.shape))
-    if log_gate_out is not None:
-        log_gate_out[...] = log_joint
-    log_joint += poisson_log_density(X, Y, coef, intercept, out=np.empty(resp.shape))
-    log_norm, posterior = normalize_log_joint(log_joint, resp_out=log_joint)
-    resp[...] = posterior
-    return log_norm
+    return _composed_e_step(
+        X, gate_coef, gate_intercept, resp, log_gate_out,
+        lambda out: poisson_log_density(X, Y, coef, intercept, out=out))
 
 
 def poisson_newton_moments(X, Y, W, coef, intercept, hessian=True):

@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from .._parameters import append_expert, take_experts
+from .._parameters import Coordinates, append_expert, take_experts
 
 # An expert whose total weight falls below this fraction of the data keeps
 # its parameters: the weighted fit would be noise, and leaving it unchanged
@@ -82,6 +82,25 @@ def penalty_stiffness(weight_penalty, reference, curvature=1.0):
     if total is None:  # a state saved without it
         return np.ones_like(weight_penalty)
     return np.sqrt(np.maximum(1.0, curvature * weight_penalty / max(total, 1e-300)))
+
+
+class StiffWeightCoordinates(Coordinates):
+    """Scale-free expert parameters (log-rates, class logits) as they are, but
+    for the weights of stiff penalties, measured in the units of
+    :func:`penalty_stiffness` (1 in ordinary fits)."""
+
+    def __init__(self, experts, stiffness):
+        super().__init__(experts)
+        self.stiffness = stiffness  # (d,)
+
+    def _to_flat(self, key, value):
+        return value * self.stiffness if key == "coef" else value
+
+    def _from_flat(self, key, value):
+        return value / self.stiffness if key == "coef" else value.copy()
+
+    def _gradient_to_flat(self, key, value):
+        return value / self.stiffness if key == "coef" else value
 
 
 def active_experts(w_sum):

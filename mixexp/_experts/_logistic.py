@@ -9,10 +9,10 @@ import numpy as np
 
 from .._backend import to_host
 from .._logistic import fit_multinomial_logistic
-from .._parameters import Coordinates
 from ._family import (
     SPLIT_STEP,
     ExpertFamily,
+    StiffWeightCoordinates,
     active_experts,
     penalty_stiffness,
     split_symmetrically,
@@ -32,25 +32,9 @@ def class_penalty_factor(n_classes):
     return 2.0 if n_classes == 2 else 1.0
 
 
-class _LogisticCoordinates(Coordinates):
-    """Class logits are scale-free: taken as they are, but for stiff penalties.
-
-    A weight whose penalty is stronger than the data is measured in the
-    smaller units of :func:`penalty_stiffness` (1 in ordinary fits).
-    """
-
-    def __init__(self, experts, stiffness):
-        super().__init__(experts)
-        self.stiffness = stiffness  # (d,)
-
-    def _to_flat(self, key, value):
-        return value * self.stiffness if key == "coef" else value
-
-    def _from_flat(self, key, value):
-        return value / self.stiffness if key == "coef" else value.copy()
-
-    def _gradient_to_flat(self, key, value):
-        return value / self.stiffness if key == "coef" else value
+class _LogisticCoordinates(StiffWeightCoordinates):
+    """Class logits are scale-free (see :class:`StiffWeightCoordinates`); one
+    expert's common shift over its classes is removed."""
 
     def project_part(self, flat):
         # a common shift of one expert's class logits changes no probability;

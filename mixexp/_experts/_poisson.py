@@ -23,10 +23,10 @@ import numpy as np
 from .._backend import array_namespace, to_host
 from .._linalg import solve_psd
 from .._logistic import rounding_resolution
-from .._parameters import Coordinates
 from ._family import (
     SPLIT_STEP,
     ExpertFamily,
+    StiffWeightCoordinates,
     active_experts,
     penalty_stiffness,
     split_symmetrically,
@@ -79,24 +79,6 @@ def target_means(Y, sample_weight):
     """Weighted mean of each target: host array (t,)."""
     xp = array_namespace(Y)
     return to_host(xp.average(Y, axis=0, weights=sample_weight)).astype(np.float64)
-
-
-class _PoissonCoordinates(Coordinates):
-    """Log-rates are scale-free: taken as they are, but for stiff penalties
-    (the units of :func:`penalty_stiffness`, 1 in ordinary fits)."""
-
-    def __init__(self, experts, stiffness):
-        super().__init__(experts)
-        self.stiffness = stiffness  # (d,)
-
-    def _to_flat(self, key, value):
-        return value * self.stiffness if key == "coef" else value
-
-    def _from_flat(self, key, value):
-        return value / self.stiffness if key == "coef" else value.copy()
-
-    def _gradient_to_flat(self, key, value):
-        return value / self.stiffness if key == "coef" else value
 
 
 class PoissonExperts(ExpertFamily):
@@ -278,8 +260,9 @@ class PoissonExperts(ExpertFamily):
     def coordinates(self, experts, reference):
         # the penalty's curvature is 2 penalty_j, the data's about the mean count per sample
         curvature = 2.0 / max(float(np.max(self.target_mean, initial=0.0)), 1.0)
-        return _PoissonCoordinates(experts, penalty_stiffness(self.weight_penalty, reference,
-                                                              curvature=curvature))
+        return StiffWeightCoordinates(experts, penalty_stiffness(self.weight_penalty,
+                                                                 reference,
+                                                                 curvature=curvature))
 
     # ---- growing -----------------------------------------------------------
     def split(self, experts, j, rng):

@@ -891,6 +891,60 @@ def _gate_curvature_block(zt, g, s_row, nb, f, curvature, curv):
 
 
 @njit(**_JIT)
+def _gate_probabilities(zt, nb, gate_w, gate_b, z, e, shift, total, gate_norm, g):
+    """The gate of a block: raw logits into z, their log-sum-exp G into gate_norm,
+    the probabilities into g (``e``, ``shift`` and ``total`` are scratch)."""
+    _linear_block(zt, nb, gate_w, gate_b, z)
+    _lse_block(z, nb, e, shift, total, gate_norm)
+    for i in range(nb):
+        total[i] = 1.0 / total[i]
+    for k in range(g.shape[0]):
+        for i in range(nb):
+            g[k, i] = e[k, i] * total[i]
+
+
+@njit(**_JIT)
+def _posterior_weights(e, total, s_row, g, nb, wt, w_row, weighted):
+    """W = s h of a block into wt (h = e * total, the normalised posterior), their
+    row sums s' into w_row, and the gate's residuals W - g s' into weighted[:K]."""
+    n_experts = wt.shape[0]
+    for k in range(n_experts):
+        for i in range(nb):
+            w = (e[k, i] * total[i]) * s_row[i]
+            # subnormal weights (peaked posteriors) would stall every
+            # product they enter: flushed, the pass took half the time
+            wt[k, i] = w if w >= _SMALLEST_NORMAL else 0.0
+    for i in range(nb):
+        w_row[i] = wt[0, i]
+    for k in range(1, n_experts):
+        for i in range(nb):
+            w_row[i] += wt[k, i]
+    for k in range(n_experts):
+        for i in range(nb):
+            weighted[k, i] = wt[k, i] - g[k, i] * w_row[i]
+
+
+@njit(**_JIT)
+def _sample_hessian_rows(zt, g, w_row, s0, nb, stride, d, hz, hg, hs, n_held, f, curvature,
+                         curv, hessian_weight, chunk):
+    """Gather the block's rows i % stride == 0 (i counted from X's first row) for the
+    gate's subsampled curvature, summed into curv whenever _BLOCK are held; returns
+    how many are held."""
+    for i in range((stride - s0 % stride) % stride, nb, stride):
+        for a in range(d):
+            hz[a, n_held] = zt[a, i]
+        for k in range(g.shape[0]):
+            hg[k, n_held] = g[k, i]
+        hs[n_held] = w_row[i]
+        hessian_weight[chunk] += w_row[i]
+        n_held += 1
+        if n_held == _BLOCK:
+            _gate_curvature_block(hz, hg, hs, n_held, f, curvature, curv)
+            n_held = 0
+    return n_held
+
+
+@njit(**_JIT)
 def _gaussian_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision, log_const,
                         stride, bounds, log_lik, moments, linear, rss, curv, hessian_weight):
     """One-pass EM statistics of the chunks of rows in ``bounds``.
@@ -931,13 +985,7 @@ def _gaussian_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision,
             for i in range(nb):
                 s_row[i] = S[s0 + i]
             # gate: raw logits, their log-sum-exp G and the probabilities
-            _linear_block(zt, nb, gate_w, gate_b, z)
-            _lse_block(z, nb, e, shift, total, gate_norm)
-            for i in range(nb):
-                total[i] = 1.0 / total[i]
-            for k in range(n_experts):
-                for i in range(nb):
-                    g[k, i] = e[k, i] * total[i]
+            _gate_probabilities(zt, nb, gate_w, gate_b, z, e, shift, total, gate_norm, g)
             # residuals at the current means, then the joint and the posterior
             _linear_block(zt, nb, mean_w, mean_b, rt)
             for m in range(n_means):
@@ -952,21 +1000,8 @@ def _gaussian_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision,
                 # an impossible row (total 0) gets no responsibility
                 total[i] = 1.0 / total[i] if total[i] > 0.0 else 0.0
             log_lik[chunk] += ll
-            # W = s h (h as the E-step computes it), and s' = sum_k W_k
-            for k in range(n_experts):
-                for i in range(nb):
-                    w = (e[k, i] * total[i]) * s_row[i]
-                    # subnormal weights (peaked posteriors) would stall every
-                    # product they enter: flushed, the pass took half the time
-                    wt[k, i] = w if w >= _SMALLEST_NORMAL else 0.0
-            for i in range(nb):
-                w_row[i] = wt[0, i]
-            for k in range(1, n_experts):
-                for i in range(nb):
-                    w_row[i] += wt[k, i]
-            for k in range(n_experts):
-                for i in range(nb):
-                    weighted[k, i] = wt[k, i] - g[k, i] * w_row[i]
+            # W = s h (h as the E-step computes it), s' = sum_k W_k, W - g s'
+            _posterior_weights(e, total, s_row, g, nb, wt, w_row, weighted)
             for m in range(n_means):
                 w_k, r_row, out = wt[m // n_targets], rt[m], weighted[n_experts + m]
                 for i in range(nb):
@@ -977,18 +1012,8 @@ def _gaussian_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision,
             for m in range(n_means):
                 _accumulate_products(weighted[n_experts + m:n_experts + m + 1], nb,
                                      rt[m:m + 1], rss[chunk, m:m + 1])
-            # the Hessian's rows: i % stride == 0, i counted from X's first row
-            for i in range((stride - s0 % stride) % stride, nb, stride):
-                for a in range(d):
-                    hz[a, n_held] = zt[a, i]
-                for k in range(n_experts):
-                    hg[k, n_held] = g[k, i]
-                hs[n_held] = w_row[i]
-                hessian_weight[chunk] += w_row[i]
-                n_held += 1
-                if n_held == _BLOCK:
-                    _gate_curvature_block(hz, hg, hs, n_held, f, curvature, curv[chunk])
-                    n_held = 0
+            n_held = _sample_hessian_rows(zt, g, w_row, s0, nb, stride, d, hz, hg, hs, n_held,
+                                          f, curvature, curv[chunk], hessian_weight, chunk)
         if n_held > 0:
             _gate_curvature_block(hz, hg, hs, n_held, f, curvature, curv[chunk])
 
@@ -1167,13 +1192,7 @@ def _poisson_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, table, stride, b
             _load_transposed(Y[s0:s0 + nb], yt)
             for i in range(nb):
                 s_row[i] = S[s0 + i]
-            _linear_block(zt, nb, gate_w, gate_b, z)
-            _lse_block(z, nb, e, shift, total, gate_norm)
-            for i in range(nb):
-                total[i] = 1.0 / total[i]
-            for k in range(n_experts):
-                for i in range(nb):
-                    g[k, i] = e[k, i] * total[i]
+            _gate_probabilities(zt, nb, gate_w, gate_b, z, e, shift, total, gate_norm, g)
             # the experts' log-densities, keeping the capped eta and the rates
             _log_factorial_block(yt, nb, table, lf)
             _linear_block(zt, nb, mean_w, mean_b, eta)
@@ -1193,22 +1212,12 @@ def _poisson_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, table, stride, b
                 ll += s_row[i] * (norm[i] - gate_norm[i])
                 total[i] = 1.0 / total[i] if total[i] > 0.0 else 0.0
             log_lik[chunk] += ll
+            _posterior_weights(e, total, s_row, g, nb, wt, w_row, weighted)
             for k in range(n_experts):
                 acc = 0.0
                 for i in range(nb):
-                    w = (e[k, i] * total[i]) * s_row[i]
-                    w = w if w >= _SMALLEST_NORMAL else 0.0  # (see _gaussian_pass_rows)
-                    wt[k, i] = w
-                    acc += w
+                    acc += wt[k, i]
                 w_sum[chunk, k] += acc
-            for i in range(nb):
-                w_row[i] = wt[0, i]
-            for k in range(1, n_experts):
-                for i in range(nb):
-                    w_row[i] += wt[k, i]
-            for k in range(n_experts):
-                for i in range(nb):
-                    weighted[k, i] = wt[k, i] - g[k, i] * w_row[i]
             for m in range(n_means):
                 k, s = m // n_targets, m % n_targets
                 w_k, y_row, eta_row, mu_row = wt[k], yt[s], eta[m], mu[m]
@@ -1222,17 +1231,8 @@ def _poisson_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, table, stride, b
             _pair_products(zt, nb, f)
             _accumulate_products_4x2(wmu, nb, f, hess[chunk])
             _accumulate_products(weighted, nb, zt, linear[chunk])
-            for i in range((stride - s0 % stride) % stride, nb, stride):
-                for a in range(d):
-                    hz[a, n_held] = zt[a, i]
-                for k in range(n_experts):
-                    hg[k, n_held] = g[k, i]
-                hs[n_held] = w_row[i]
-                hessian_weight[chunk] += w_row[i]
-                n_held += 1
-                if n_held == _BLOCK:
-                    _gate_curvature_block(hz, hg, hs, n_held, f, curvature, curv[chunk])
-                    n_held = 0
+            n_held = _sample_hessian_rows(zt, g, w_row, s0, nb, stride, d, hz, hg, hs, n_held,
+                                          f, curvature, curv[chunk], hessian_weight, chunk)
         if n_held > 0:
             _gate_curvature_block(hz, hg, hs, n_held, f, curvature, curv[chunk])
 

@@ -309,7 +309,10 @@ def test_e_steps_also_write_the_log_gate(harness, dtype):
     gate = REFERENCE.log_gate(p.X, p.gate_coef, p.gate_intercept)
     X = harness.to_device(p.X)
     for name, expert in [("gaussian_e_step", (p.Y, p.coef, p.intercept, p.variance)),
-                         ("logistic_e_step", (p.labels, p.class_coef, p.class_intercept))]:
+                         ("logistic_e_step", (p.labels, p.class_coef, p.class_intercept)),
+                         ("poisson_e_step", (p.counts, p.count_coef, p.count_intercept))]:
+        if not hasattr(harness.kernels, name):
+            continue  # (the generic bundle has no Poisson E-step: lgamma)
         resp, log_g = harness.empty((90, 3), dtype=dtype), harness.empty((90, 3), dtype=dtype)
         getattr(harness.kernels, name)(X, harness.to_device(expert[0]), p.gate_coef,
                                        p.gate_intercept, *expert[1:], resp, log_gate_out=log_g)
@@ -324,6 +327,18 @@ def test_e_steps_also_write_the_log_gate(harness, dtype):
 def test_row_reading_kernels_match_the_reference_at_every_width(harness, name, d):
     p = make_problem(70, 3, d=d, seed=d)
     assert_same_outputs(harness, name, p, np.float64)
+
+
+@pytest.mark.parametrize("d", [1, 10, 64, 65])
+@pytest.mark.parametrize("name", ["poisson_e_step", "poisson_log_density"])
+def test_poisson_row_reading_kernels_match_the_reference_at_every_width(harness, name, d):
+    if not hasattr(harness.kernels, name):
+        pytest.skip(f"the generic bundle has no {name} (it needs lgamma on the device)")
+    p = make_problem(70, 3, d=d, seed=d)
+    outputs = HARNESS.POISSON_RUNS[name](harness.kernels, on_device(harness, p),
+                                         harness.empty)
+    for a, b in zip(outputs, run_reference(name, p), strict=True):
+        assert_matches(harness.to_host(a), b, np.float64, 70)
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 7])

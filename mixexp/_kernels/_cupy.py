@@ -27,7 +27,7 @@ Data contract:
 How the work is done:
 
 * the row-wise kernels (``log_gate``, ``gaussian_log_density``,
-  ``logistic_log_density``, ``normalize_log_joint``, both E-steps,
+  ``logistic_log_density``, ``normalize_log_joint``, the E-steps,
   ``top_k_log_gate``, ``classify_log_joint``, and the optional
   ``tree_log_gate`` of hierarchical mixtures) are CUDA kernels with one
   thread per row (grid-stride loop). The E-step computes a row's K gate
@@ -171,7 +171,8 @@ __device__ double logistic_term(const S* x, const T* y, int k, const double* cla
 
 /* sum_s y_s eta_ks - exp(eta_ks) of Poisson expert k, eta capped at 700 (as
    the reference); the row's log(y!) is subtracted by the caller, once. */
-__device__ double poisson_term(const T* x, const T* y, int k, const double* mean_w,
+template <typename S>
+__device__ double poisson_term(const S* x, const T* y, int k, const double* mean_w,
                                const double* mean_b, int d, int t) {
     double acc = 0.0;
     for (int s = 0; s < t; ++s) {
@@ -263,10 +264,10 @@ extern "C" __global__ void poisson_log_density(
         const double* __restrict__ mean_b, T* __restrict__ out, long long n, int d, int t,
         int K) {
     FOR_EACH_ROW(i, n) {
+        ROW(x, X + i * d, d)
         double lf = log_factorial(Y + i * t, t);
         for (int k = 0; k < K; ++k)
-            out[i * K + k] = (T)(poisson_term(X + i * d, Y + i * t, k, mean_w, mean_b, d, t)
-                                 - lf);
+            out[i * K + k] = (T)(poisson_term(x, Y + i * t, k, mean_w, mean_b, d, t) - lf);
     }
 }
 
@@ -309,11 +310,14 @@ extern "C" __global__ void poisson_e_step(
         const T* __restrict__ X, const T* __restrict__ Y, const double* __restrict__ gate_w,
         const double* __restrict__ gate_b, const double* __restrict__ mean_w,
         const double* __restrict__ mean_b, T* __restrict__ resp,
-        double* __restrict__ log_norm, long long n, int d, int t, int K) {
+        double* __restrict__ log_norm, T* __restrict__ log_gate, int write_gate, long long n,
+        int d, int t, int K) {
     double z[MAX_K];
     FOR_EACH_ROW(i, n) {
-        const T* x = X + i * d;
+        ROW(x, X + i * d, d)
         double gate_norm = gate_logits(x, gate_w, gate_b, d, K, z);
+        if (write_gate)
+            for (int k = 0; k < K; ++k) log_gate[i * K + k] = (T)(z[k] - gate_norm);
         double lf = log_factorial(Y + i * t, t);
         for (int k = 0; k < K; ++k)
             z[k] += poisson_term(x, Y + i * t, k, mean_w, mean_b, d, t) - lf;
@@ -549,17 +553,26 @@ class CupyKernels(ArrayKernels):
         ``log_gate_out`` (n, K), if given, receives the log gate in the same
         pass over the rows.
         """
+        n_experts, n_targets = coef.shape[:2]
+        return self._fused_e_step(
+            "gaussian_e_step", X, Y, (gate_coef, gate_intercept,
+                                      *self._gaussian_params(coef, intercept, variance)),
+            n_targets, n_experts, resp, log_gate_out)
+
+    def _fused_e_step(self, name, X, Y, params, n_outputs, n_experts, resp, log_gate_out):
+        """Launch the fused E-step kernel ``name`` (arguments: X, Y, the float64
+        ``params``, resp, log_norm, log gate and flag, n, d, ``n_outputs``, K): fills
+        ``resp`` (and ``log_gate_out``) and returns the float64 log-likelihood (n,)."""
         dtype = self._data_dtype(X)
         X, Y = self._device_rows(X, dtype), self._device_rows(Y, dtype)
-        params = self._device_params(
-            gate_coef, gate_intercept, *self._gaussian_params(coef, intercept, variance))
-        (n, d), (n_experts, n_targets) = X.shape, coef.shape[:2]
+        params = self._device_params(*params)
+        n, d = X.shape
         out = self._output(resp, (n, n_experts), dtype)
         log_norm = cupy.empty(n, dtype=np.float64)  # whatever X's dtype: it feeds EM's sums
         log_gate, write_gate = self._log_gate_output(log_gate_out, (n, n_experts), dtype)
-        self._launch("gaussian_e_step", dtype, n_experts, n, (
+        self._launch(name, dtype, n_experts, n, (
             X, Y, *params, out, log_norm, log_gate, np.int32(write_gate), np.int64(n),
-            np.int32(d), np.int32(n_targets), np.int32(n_experts)), d)
+            np.int32(d), np.int32(n_outputs), np.int32(n_experts)), d)
         self._deliver(out, resp)
         if write_gate:
             self._deliver(log_gate, log_gate_out)
@@ -579,21 +592,10 @@ class CupyKernels(ArrayKernels):
         The log-likelihood (n,) is float64 whatever X's dtype; ``log_gate_out``
         as in :meth:`gaussian_e_step`.
         """
-        dtype = self._data_dtype(X)
-        X, Y = self._device_rows(X, dtype), self._device_rows(Y, dtype)
-        n_experts, n_classes, d = coef.shape
-        params = self._device_params(gate_coef, gate_intercept, coef, intercept)
-        n = X.shape[0]
-        out = self._output(resp, (n, n_experts), dtype)
-        log_norm = cupy.empty(n, dtype=np.float64)
-        log_gate, write_gate = self._log_gate_output(log_gate_out, (n, n_experts), dtype)
-        self._launch("logistic_e_step", dtype, n_experts, n, (
-            X, Y, *params, out, log_norm, log_gate, np.int32(write_gate), np.int64(n),
-            np.int32(d), np.int32(n_classes), np.int32(n_experts)), d)
-        self._deliver(out, resp)
-        if write_gate:
-            self._deliver(log_gate, log_gate_out)
-        return log_norm
+        n_experts, n_classes = coef.shape[:2]
+        return self._fused_e_step("logistic_e_step", X, Y,
+                                  (gate_coef, gate_intercept, coef, intercept), n_classes,
+                                  n_experts, resp, log_gate_out)
 
     def poisson_log_density(self, X, Y, coef, intercept, out=None):
         """log Poisson(y_i; exp(x_i w_k + c_k)), summed over targets: (n, K)."""
@@ -606,7 +608,7 @@ class CupyKernels(ArrayKernels):
         result = self._output(out, (n, n_experts), dtype)
         self._launch("poisson_log_density", dtype, n_experts, n, (
             X, Y, mean_w, mean_b, result, np.int64(n), np.int32(d), np.int32(n_targets),
-            np.int32(n_experts)))
+            np.int32(n_experts)), d)
         return self._deliver(result, out)
 
     def poisson_e_step(self, X, Y, gate_coef, gate_intercept, coef, intercept, resp,
@@ -616,22 +618,11 @@ class CupyKernels(ArrayKernels):
         The log-likelihood (n,) is float64 whatever X's dtype; ``log_gate_out``
         as in :meth:`gaussian_e_step`.
         """
-        dtype = self._data_dtype(X)
-        X, Y = self._device_rows(X, dtype), self._device_rows(Y, dtype)
         n_experts, n_targets, d = coef.shape
-        params = self._device_params(gate_coef, gate_intercept,
-                                     np.reshape(cupy.asnumpy(coef), (-1, d)),
-                                     np.ravel(cupy.asnumpy(intercept)))
-        n = X.shape[0]
-        out = self._output(resp, (n, n_experts), dtype)
-        log_norm = cupy.empty(n, dtype=np.float64)
-        self._launch("poisson_e_step", dtype, n_experts, n, (
-            X, Y, *params, out, log_norm, np.int64(n), np.int32(d), np.int32(n_targets),
-            np.int32(n_experts)))
-        self._deliver(out, resp)
-        if log_gate_out is not None:
-            self.log_gate(X, gate_coef, gate_intercept, out=log_gate_out)
-        return log_norm
+        return self._fused_e_step(
+            "poisson_e_step", X, Y,
+            (gate_coef, gate_intercept, np.reshape(cupy.asnumpy(coef), (-1, d)),
+             np.ravel(cupy.asnumpy(intercept))), n_targets, n_experts, resp, log_gate_out)
 
     def top_k_log_gate(self, log_g, k, out=None):
         """Log gate restricted to each row's ``k`` largest entries, renormalised: (n, K).

@@ -151,14 +151,14 @@ class TreeGate:
                                     for level in range(self.depth)])
         return coef, intercept
 
-    def log_prior(self, kernels, X, gate, out=None, fused=True):
+    def log_prior(self, kernels, X, gate, out=None):
         """log g_k(x_i) of the leaves: (n, K), the sum of the log gates on each path.
 
         In float64 (or in ``out``'s dtype). A backend's ``tree_log_gate``
-        kernel computes it in one pass over the rows; ``fused=False`` forces
-        the composition of ``log_gate`` calls, node by node (its oracle).
+        kernel computes it in one pass over the rows; without one (NumPy,
+        the kernel's oracle), the ``log_gate`` calls are composed node by node.
         """
-        if fused and hasattr(kernels, "tree_log_gate"):
+        if hasattr(kernels, "tree_log_gate"):
             if out is None:
                 out = kernels.xp.empty((X.shape[0], self.n_experts(gate)), dtype=np.float64)
             return kernels.tree_log_gate(X, *self.stacked(gate), np.array(self.branching),
@@ -247,10 +247,6 @@ class TreeGate:
         return gate
 
     # ---- one-pass EM -------------------------------------------------------
-    @staticmethod
-    def takes_newton_steps(gate):
-        return False  # (only the flat softmax has a fused one-pass kernel)
-
     def statistics(self, kernels, X, W, gate, log_prior, hessian_stride=1):
         """Each node's statistics (:meth:`SoftmaxGate.statistics`), keyed ``"level,j"``."""
         statistics = {}

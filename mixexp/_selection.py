@@ -12,6 +12,7 @@ from sklearn.utils.validation import _num_samples
 from ._solvers import VANISHED_SHARE
 
 _CRITERIA = ("bic", "aic", "icl", "cv")
+_INFORMATION_CRITERIA = ("bic", "aic", "icl")
 # The vanished-expert warning of BaseMixtureOfExperts._warn_vanished_experts.
 _VANISHED_MESSAGE = r".* receive no share of the training data"
 
@@ -20,7 +21,8 @@ def _held_out_log_likelihood(estimator, X, y):
     return estimator.log_likelihood(X, y)
 
 
-def select_n_experts(estimator, X, y, n_experts=range(1, 7), criterion="bic", cv=5):
+def select_n_experts(estimator, X, y, n_experts=range(1, 7), criterion="bic", cv=5,
+                     min_rows_per_parameter=2.0):
     """Fit one model per number of experts and keep the best by a criterion.
 
     Each candidate is ``clone(estimator)`` with ``n_experts`` set, fitted on
@@ -45,6 +47,23 @@ def select_n_experts(estimator, X, y, n_experts=range(1, 7), criterion="bic", cv
         Folds for ``criterion="cv"``, as in
         :func:`~sklearn.model_selection.cross_validate` (stratified for a
         classifier). Ignored by the other criteria.
+    min_rows_per_parameter : float, default=2.0
+        With an information criterion, a candidate is eligible only if each
+        of its experts owns at least this many training rows (its share of
+        the training weight, ``expert_usage_``, times n_samples) per
+        parameter it estimates from each row (a Gaussian expert: its
+        weights, intercept and variance per target; a Poisson expert: its
+        weights and intercept per target; a logistic expert: all its
+        weights and intercepts, since a row carries one label). An expert
+        with fewer rows can nearly interpolate them: its maximum-likelihood
+        variance, RSS / rows, then underestimates the noise by the factor
+        (rows - parameters) / rows (below a half at 2 rows per parameter),
+        the likelihood is inflated without bound, and BIC / AIC / ICL,
+        which trust it, pick such a candidate for the wrong reason. Among
+        the eligible candidates the criterion decides; if none is
+        eligible, the candidate with the most rows per parameter is kept.
+        0 disables the rule. ``criterion="cv"`` ignores it (held-out data
+        see through interpolation).
 
     Returns
     -------
@@ -55,8 +74,10 @@ def select_n_experts(estimator, X, y, n_experts=range(1, 7), criterion="bic", cv
         ``log_likelihood`` (total, on the training data), ``aic``, ``bic``,
         ``icl``, ``n_vanished`` (experts left with no share of the training
         data, which the sweep counts instead of warning about each: it
-        overshoots on purpose), and ``cv_log_likelihood`` with
-        ``criterion="cv"``.
+        overshoots on purpose), ``rows_per_parameter`` (the smallest over
+        the candidate's experts, as ``min_rows_per_parameter`` counts it),
+        ``eligible`` (whether an information criterion may select the
+        candidate), and ``cv_log_likelihood`` with ``criterion="cv"``.
 
     See Also
     --------
@@ -72,8 +93,10 @@ def select_n_experts(estimator, X, y, n_experts=range(1, 7), criterion="bic", cv
     ...                                 X, y, n_experts=[1, 2, 3])
     >>> best.n_experts
     2
-    >>> list(scores.columns)
+    >>> list(scores.columns)[:6]
     ['n_parameters', 'log_likelihood', 'aic', 'bic', 'icl', 'n_vanished']
+    >>> bool(scores["eligible"].all())
+    True
     """
     import pandas as pd
 
@@ -91,6 +114,11 @@ def select_n_experts(estimator, X, y, n_experts=range(1, 7), criterion="bic", cv
         )
     if len(set(candidates)) != len(candidates):
         raise ValueError(f"n_experts has repeated values: {candidates!r}.")
+    if (not isinstance(min_rows_per_parameter, numbers.Real)
+            or isinstance(min_rows_per_parameter, bool)
+            or not np.isfinite(min_rows_per_parameter) or min_rows_per_parameter < 0):
+        raise ValueError("min_rows_per_parameter must be a finite number >= 0, got "
+                         f"{min_rows_per_parameter!r}.")
     folds = check_cv(cv, y, classifier=is_classifier(estimator)) if criterion == "cv" else None
 
     n_samples = _num_samples(X)
@@ -111,7 +139,9 @@ def select_n_experts(estimator, X, y, n_experts=range(1, 7), criterion="bic", cv
             "bic": est.bic(X, y),
             "icl": est.icl(X, y),
             "n_vanished": int(np.sum(est.expert_usage_ < VANISHED_SHARE)),
+            "rows_per_parameter": _rows_per_parameter(est, n_samples),
         }
+        row["eligible"] = bool(row["rows_per_parameter"] >= min_rows_per_parameter)
         if folds is not None:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=_VANISHED_MESSAGE,
@@ -125,5 +155,29 @@ def select_n_experts(estimator, X, y, n_experts=range(1, 7), criterion="bic", cv
     if criterion == "cv":
         best = int(np.argmax(scores["cv_log_likelihood"].to_numpy()))
     else:
-        best = int(np.argmin(scores[criterion].to_numpy()))
+        eligible = scores["eligible"].to_numpy()
+        if not eligible.any():
+            # nothing passes: the least over-parameterised candidate
+            eligible = (scores["rows_per_parameter"].to_numpy()
+                        == scores["rows_per_parameter"].max())
+        criterion_values = np.where(eligible, scores[criterion].to_numpy(), np.inf)
+        best = int(np.argmin(criterion_values))
     return fits[best], scores
+
+
+def _rows_per_parameter(est, n_samples):
+    """Training rows per estimated parameter of the candidate's least-used expert.
+
+    An expert's rows are its share of the training weight (``expert_usage_``)
+    times n_samples. Its parameters are counted per observation a row
+    carries: a regression target's value for each target (the experts'
+    parameters are counted per target), one label for a classifier.
+    """
+    model = est._fitted_model
+    n_features, n_outputs = est._fitted_shape
+    expert_width = model.widths(n_features)[1]
+    per_expert = model.family.n_parameters(1, expert_width, n_outputs)
+    if not is_classifier(est):
+        per_expert /= n_outputs
+    rows = float(np.min(est.expert_usage_)) * n_samples
+    return rows / per_expert

@@ -17,7 +17,7 @@ from ._backend import (
     to_host,
 )
 from ._base import BaseMixtureOfExperts
-from ._experts import GaussianExperts, PoissonExperts
+from ._experts import GaussianExperts, PoissonExperts, StudentTExperts
 from ._experts._family import user_scale_penalty
 from ._experts._gaussian import variance_floor
 from ._experts._poisson import check_counts, target_means
@@ -26,7 +26,8 @@ from ._routing import expert_design_gram
 from ._validation import check_device_array, dask_support, is_dask_input
 
 # expert= -> the family's class
-_FAMILIES = {"gaussian": GaussianExperts, "poisson": PoissonExperts}
+_FAMILIES = {"gaussian": GaussianExperts, "poisson": PoissonExperts,
+             "student_t": StudentTExperts}
 
 
 def restandardised_gram(gram, scaling, x_mean, x_scale):
@@ -302,7 +303,7 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
 
     _parameter_constraints: dict = {
         **BaseMixtureOfExperts._parameter_constraints,
-        "expert": [StrOptions({"gaussian", "poisson"})],
+        "expert": [StrOptions({"gaussian", "poisson", "student_t"})],
         "variance_floor": [Interval(Real, 0, None, closed="neither")],
     }
     _y_numeric = True
@@ -420,7 +421,8 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         if self.expert == "poisson":
             return PoissonExperts(weight_penalty=user_scale_penalty(alpha, x_scale),
                                   target_mean=target_means(Y, sample_weight))
-        return GaussianExperts(
+        family = StudentTExperts if self.expert == "student_t" else GaussianExperts
+        return family(
             weight_penalty=user_scale_penalty(alpha, x_scale),
             variance_floor=variance_floor(Y, sample_weight, self.variance_floor),
         )

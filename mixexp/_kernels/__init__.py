@@ -38,10 +38,11 @@ KERNEL_NAMES = (
     "logistic_gradient",
 )
 
-# Kernels of the Poisson family. Every built-in backend has them; a backend
-# without them can still serve the other families (the Poisson family raises
-# a ValueError naming the backend).
-FAMILY_KERNEL_NAMES = ("poisson_log_density", "poisson_e_step", "poisson_newton_moments")
+# Kernels of the Poisson and Student-t families. A backend without them can
+# still serve the other families (the family raises a ValueError naming the
+# backend); the CPU backends have all of them.
+FAMILY_KERNEL_NAMES = ("poisson_log_density", "poisson_e_step", "poisson_newton_moments",
+                       "student_t_log_density", "student_t_e_step", "student_t_weights")
 
 # Fast paths a backend may provide; without one, callers compose the kernels
 # above (the composition is the fast path's oracle).

@@ -49,6 +49,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
+from ._numpy import student_t_log_constant
+
 LOG_2PI = float(np.log(2.0 * np.pi))
 
 # Per-sample work (n * K) below which the serial twin runs: threads pay from
@@ -1247,6 +1249,123 @@ def _poisson_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, table, stride, b
 # fifteen kernels and two dtypes, over a minute of every cold start.
 
 
+# ---------------------------------------------------------------------------
+# Student-t experts: the E-step fused as the Gaussian one (the quadratic form
+# delta / 2 of each expert, then its log1p), and the ECM's latent weights.
+
+
+@njit(**_JIT)
+def _student_t_quad_block(yt, nb, mu, half_precision):
+    """mu[k * t, i] = delta_ik / 2 = sum_s r_iks^2 / (2 sigma2_ks) for a block; overwrites mu."""
+    n_targets = yt.shape[0]
+    for k in range(mu.shape[0] // n_targets):
+        first = k * n_targets
+        quad, y_row, h = mu[first], yt[0], half_precision[first]
+        for i in range(nb):
+            resid = y_row[i] - quad[i]
+            quad[i] = resid * resid * h
+        for s in range(1, n_targets):
+            mu_row, y_row, h = mu[first + s], yt[s], half_precision[first + s]
+            for i in range(nb):
+                resid = y_row[i] - mu_row[i]
+                quad[i] += resid * resid * h
+
+
+@njit(**_JIT)
+def _student_t_joint_block(yt, nb, mu, half_precision, two_over_dof, half_power, log_const,
+                           arg, lg, z):
+    """z[k, i] += log_const_k - (nu_k + p) / 2 log1p(delta_ik / nu_k) for a block.
+
+    log1p(x) as log(u) - ((u - 1) - x) / u with u = 1 + x (vectorised log;
+    the correction restores the bits of x lost in forming u); overwrites mu.
+    """
+    n_targets = yt.shape[0]
+    _student_t_quad_block(yt, nb, mu, half_precision)
+    for k in range(z.shape[0]):
+        quad, b = mu[k * n_targets], two_over_dof[k]
+        for i in range(nb):
+            arg[i] = 1.0 + quad[i] * b
+        _log_block(arg, nb, lg)
+        z_row, c, a = z[k], log_const[k], half_power[k]
+        for i in range(nb):
+            u = arg[i]
+            x = quad[i] * b
+            fix = ((u - 1.0) - x) / u if u < np.inf else 0.0
+            z_row[i] += c - a * (lg[i] - fix)
+
+
+@njit(**_JIT)
+def _student_t_log_density_rows(X, Y, mean_w, mean_b, half_precision, two_over_dof, half_power,
+                                log_const, out, start, stop):
+    xt = np.empty((X.shape[1], _BLOCK))
+    yt = np.empty((Y.shape[1], _BLOCK))
+    mu = np.empty((mean_b.shape[0], _BLOCK))
+    z = np.empty((log_const.shape[0], _BLOCK))
+    arg = np.empty(_BLOCK)
+    lg = np.empty(_BLOCK)
+    for s0 in range(start, stop, _BLOCK):
+        nb = min(_BLOCK, stop - s0)
+        _load_transposed(X[s0:s0 + nb], xt)
+        _load_transposed(Y[s0:s0 + nb], yt)
+        _linear_block(xt, nb, mean_w, mean_b, mu)
+        z[:] = 0.0
+        _student_t_joint_block(yt, nb, mu, half_precision, two_over_dof, half_power, log_const,
+                               arg, lg, z)
+        _write_transposed(z, nb, out[s0:s0 + nb])
+
+
+@njit(**_JIT)
+def _student_t_e_step_rows(X, Y, gate_w, gate_b, mean_w, mean_b, half_precision, two_over_dof,
+                           half_power, log_const, resp, log_norm, log_g, start, stop):
+    n_experts = gate_b.shape[0]
+    xt = np.empty((X.shape[1], _BLOCK))
+    yt = np.empty((Y.shape[1], _BLOCK))
+    mu = np.empty((mean_b.shape[0], _BLOCK))
+    z = np.empty((n_experts, _BLOCK))
+    e = np.empty((n_experts, _BLOCK))
+    arg = np.empty(_BLOCK)
+    lg = np.empty(_BLOCK)
+    shift, total, norm = _new_lse_scratch()
+    gate_norm = np.empty(_BLOCK)
+    for s0 in range(start, stop, _BLOCK):
+        nb = min(_BLOCK, stop - s0)
+        _load_transposed(X[s0:s0 + nb], xt)
+        _load_transposed(Y[s0:s0 + nb], yt)
+        # as the Gaussian E-step: the joint's log-sum-exp on the raw logits
+        _linear_block(xt, nb, gate_w, gate_b, z)
+        _lse_block(z, nb, e, shift, total, gate_norm)
+        if log_g.shape[0] > 0:
+            _write_log_softmax(z, gate_norm, nb, log_g[s0:s0 + nb])
+        _linear_block(xt, nb, mean_w, mean_b, mu)
+        _student_t_joint_block(yt, nb, mu, half_precision, two_over_dof, half_power, log_const,
+                               arg, lg, z)
+        _lse_block(z, nb, e, shift, total, norm)
+        _write_posterior(e, total, norm, gate_norm, nb, resp[s0:s0 + nb],
+                         log_norm[s0:s0 + nb])
+
+
+@njit(**_JIT)
+def _student_t_weights_rows(X, Y, mean_w, mean_b, half_precision, dof, power, out, start, stop):
+    """out[i, k] = (nu_k + p) / (nu_k + delta_ik) over the rows [start, stop)."""
+    n_targets = Y.shape[1]
+    n_experts = dof.shape[0]
+    xt = np.empty((X.shape[1], _BLOCK))
+    yt = np.empty((n_targets, _BLOCK))
+    mu = np.empty((mean_b.shape[0], _BLOCK))
+    u = np.empty((n_experts, _BLOCK))
+    for s0 in range(start, stop, _BLOCK):
+        nb = min(_BLOCK, stop - s0)
+        _load_transposed(X[s0:s0 + nb], xt)
+        _load_transposed(Y[s0:s0 + nb], yt)
+        _linear_block(xt, nb, mean_w, mean_b, mu)
+        _student_t_quad_block(yt, nb, mu, half_precision)
+        for k in range(n_experts):
+            quad, u_row, nu, a = mu[k * n_targets], u[k], dof[k], power[k]
+            for i in range(nb):
+                u_row[i] = a / (nu + 2.0 * quad[i])
+        _write_transposed(u, nb, out[s0:s0 + nb])
+
+
 def _n_threads():
     """Threads of the parallel twin: NUMBA_NUM_THREADS (all cores by default)."""
     return max(1, int(numba.config.NUMBA_NUM_THREADS))
@@ -1927,3 +2046,47 @@ def poisson_pass(X, Y, sample_weight, gate_coef, gate_intercept, coef, intercept
             linear[n_experts:].reshape(n_experts, n_targets, d + 1),
             hess[:, _triangle_index(d + 1)].reshape(n_experts, n_targets, d + 1, d + 1),
             w_sum, linear[:n_experts].copy(), gate_hessian, float(hessian_weight))
+
+
+def _student_t_params(coef, intercept, variance, dof):
+    """Row-kernel parameters: the stacked linear map, 1 / (2 sigma2), 2 / nu,
+    (nu + p) / 2 and the log normaliser per expert."""
+    mean_w, mean_b = _stacked_linear_params(coef, intercept)
+    variance, dof = _f64(variance), _f64(dof)
+    half_precision = np.ravel(0.5 / variance)
+    half_power = 0.5 * (dof + variance.shape[1])
+    return (mean_w, mean_b, half_precision, 2.0 / dof, half_power,
+            student_t_log_constant(variance, dof))
+
+
+def student_t_log_density(X, Y, coef, intercept, variance, dof, out=None):
+    """log t_p(y_i; x_i w_k + c_k, diag(variance_k), dof_k): (n, K)."""
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    result = _output(out, (X.shape[0], coef.shape[0]), X.dtype)
+    _row_wise(_student_t_log_density_rows, coef.shape[0], X, Y,
+              *_student_t_params(coef, intercept, variance, dof), result)
+    return _deliver(result, out)
+
+
+def student_t_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, variance, dof, resp,
+                     log_gate_out=None):
+    """Whole fused E-step for Student-t experts: fills ``resp`` (n, K), returns log p(y_i | x_i).
+
+    The log-likelihood (n,) is float64 whatever X's dtype; ``log_gate_out``
+    as in :func:`gaussian_e_step`.
+    """
+    return _fused_e_step(_student_t_e_step_rows, X, Y, gate_coef, gate_intercept,
+                         _student_t_params(coef, intercept, variance, dof), resp, log_gate_out)
+
+
+def student_t_weights(X, Y, coef, intercept, variance, dof, out=None):
+    """The ECM's latent weights (nu_k + p) / (nu_k + delta_ik): (n, K), X's dtype."""
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    result = _output(out, (X.shape[0], coef.shape[0]), X.dtype)
+    mean_w, mean_b, half_precision, _, half_power, _ = _student_t_params(
+        coef, intercept, variance, dof)
+    _row_wise(_student_t_weights_rows, coef.shape[0], X, Y, mean_w, mean_b, half_precision,
+              _f64(dof), 2.0 * half_power, result)
+    return _deliver(result, out)

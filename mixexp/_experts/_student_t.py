@@ -21,8 +21,8 @@ stays monotone.
 """
 
 import numpy as np
-from scipy.optimize import brentq
-from scipy.special import digamma
+from scipy.optimize import brentq, minimize_scalar
+from scipy.special import digamma, gammaln
 
 from .._backend import to_host
 from .._parameters import copy_part
@@ -218,6 +218,41 @@ class StudentTExperts(ExpertFamily):
                 dof[k] = root
         return {"coef": coef, "intercept": intercept, "variance": variance, "dof": dof}
 
+    def fit_dof(self, kernels, X, Y, W, experts):
+        """Each expert's nu maximising sum_i W_ik log p_k(y_i | x_i) at its line and scale.
+
+        A conditional maximisation of the observed objective (ECME's step
+        for nu): the search is over log nu in [MIN_DOF, MAX_DOF] on the
+        rows' squared residuals, and a nu is kept only where it does not
+        lower that expert's objective.
+        """
+        p = experts["coef"].shape[1]
+        n_experts = experts["dof"].shape[0]
+        # delta from the weights at nu = 1: u = (1 + p) / (1 + delta)
+        weights = _kernel(kernels, "student_t_weights")(
+            X, Y, experts["coef"], experts["intercept"], experts["variance"],
+            np.ones(n_experts))
+        delta = kernels.to_host((1.0 + p) / weights.astype(np.float64) - 1.0)
+        W = kernels.to_host(W).astype(np.float64)
+        log_scale = 0.5 * np.log(experts["variance"]).sum(axis=1)
+        dof = experts["dof"].copy()
+        for k in np.flatnonzero(active_experts(W.sum(axis=0))):
+            w, d = W[:, k], np.maximum(delta[:, k], 0.0)
+
+            def objective(log_nu, w=w, d=d, k=k):
+                nu = np.exp(log_nu)
+                const = (gammaln(0.5 * (nu + p)) - gammaln(0.5 * nu)
+                         - 0.5 * p * np.log(nu * np.pi) - log_scale[k])
+                return float(w @ (const - 0.5 * (nu + p) * np.log1p(d / nu)))
+
+            found = minimize_scalar(lambda v: -objective(v),
+                                    bounds=(np.log(MIN_DOF), np.log(MAX_DOF)),
+                                    method="bounded", options={"xatol": 1e-8})
+            candidates = [np.log(dof[k]), found.x, np.log(MAX_DOF), np.log(MIN_DOF)]
+            values = [objective(c) for c in candidates]
+            dof[k] = float(np.exp(candidates[int(np.argmax(values))]))
+        return {**experts, "dof": dof}
+
     def m_step(self, kernels, X, Y, W, experts):
         """One ECM cycle (see :meth:`solve`) from one pass over the rows for u, and the
         moments' passes."""
@@ -318,6 +353,8 @@ class StudentTExperts(ExpertFamily):
         coef = np.reshape(attributes["expert_coef_"], (n_experts, n_targets, -1))
         intercept = np.reshape(attributes["expert_intercept_"], (n_experts, n_targets))
         variance = np.reshape(attributes["expert_variance_"], (n_experts, n_targets)).copy()
-        dof = np.reshape(attributes["expert_dof_"], (n_experts,)).astype(float)
+        # a Gaussian fit's experts (warm_start from expert="gaussian"): the t's Gaussian limit
+        dof = (np.reshape(attributes["expert_dof_"], (n_experts,)).astype(float)
+               if "expert_dof_" in attributes else np.full(n_experts, MAX_DOF))
         return {"coef": coef * x_scale, "intercept": intercept + coef @ x_mean,
                 "variance": variance, "dof": dof}

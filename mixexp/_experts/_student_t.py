@@ -332,10 +332,11 @@ class StudentTExperts(ExpertFamily):
                                 np.inf)
         finite = xp.asarray(np.where(np.isfinite(variance), variance, 0.0), dtype=gate.dtype)
         mixed = gate @ finite
-        heavy = np.flatnonzero(~np.isfinite(variance).all(axis=1))
-        if heavy.size:
-            infinite = (gate[:, heavy] > 0).any(axis=1)
-            mixed = xp.where(infinite[:, None], xp.asarray(np.inf, dtype=gate.dtype), mixed)
+        heavy = ~np.isfinite(variance)  # (K, t)
+        if heavy.any():
+            # the gate of the infinite-variance experts, per target (gates are >= 0)
+            infinite = gate @ xp.asarray(heavy, dtype=gate.dtype) > 0
+            mixed = xp.where(infinite, xp.asarray(np.inf, dtype=gate.dtype), mixed)
         return mixed
 
     # ---- user scale ------------------------------------------------------

@@ -130,7 +130,7 @@ STUDENT_T_RUNS = {
         lambda p: (p.X, p.Y, p.gate_coef, p.gate_intercept, p.coef, p.intercept, p.variance,
                    p.dof)),
     "student_t_weights": _call(
-        "student_t_weights", lambda p: (p.X, p.Y, p.coef, p.intercept, p.variance, p.dof)),
+        "student_t_weights", lambda p: (p.X, p.Y, p.W, p.coef, p.intercept, p.variance, p.dof)),
 }
 
 

@@ -116,7 +116,7 @@ def test_kernel_accepts_any_memory_layout(kernels, name, layout):
                                   "gaussian_predict", "logistic_e_step", "top_k_log_gate",
                                   "classify_log_joint", "poisson_e_step",
                                   "poisson_log_density", "student_t_e_step",
-                                  "student_t_log_density", "student_t_weights"])
+                                  "student_t_log_density"])
 def test_parallel_path_gives_each_row_the_serial_result(kernels, name, monkeypatch):
     if kernels.name != "numba":
         pytest.skip("the serial/parallel switch is Numba's")

@@ -156,17 +156,10 @@ class StudentTExperts(ExpertFamily):
     # ---- EM ----------------------------------------------------------------
     def _latent_moments(self, kernels, X, Y, W, experts, gram=True):
         """Moments of the rows weighted by W u at ``experts`` (float64, host)."""
-        weights = _kernel(kernels, "student_t_weights")(
-            X, Y, experts["coef"], experts["intercept"], experts["variance"], experts["dof"])
-        xp = kernels.xp
-        # sum_i W_ik (log u_ik - u_ik): the nu equation's data term (u > 0
-        # except for rows infinitely far from the expert, which have W = 0)
-        log_weights = xp.log(xp.maximum(weights, np.finfo(weights.dtype).tiny)) - weights
-        statistics = {
-            "w_sum": kernels.to_host(W.sum(axis=0)).astype(np.float64),
-            "log_weight_sum": kernels.to_host((W * log_weights).sum(axis=0, dtype=np.float64)),
-        }
-        weights *= W
+        # W u, and sum_i W_ik (log u_ik - u_ik) (the nu equation's data term)
+        weights, log_weight_sum, w_sum = _kernel(kernels, "student_t_weights")(
+            X, Y, W, experts["coef"], experts["intercept"], experts["variance"], experts["dof"])
+        statistics = {"w_sum": w_sum, "log_weight_sum": log_weight_sum}
         if gram:
             gram_, x_sum, _, _, wu_sum = kernels.weighted_moments(X, Y, weights)
             statistics.update(gram=gram_, x_sum=x_sum, wu_sum=wu_sum)
@@ -230,8 +223,8 @@ class StudentTExperts(ExpertFamily):
         n_experts = experts["dof"].shape[0]
         # delta from the weights at nu = 1: u = (1 + p) / (1 + delta)
         weights = _kernel(kernels, "student_t_weights")(
-            X, Y, experts["coef"], experts["intercept"], experts["variance"],
-            np.ones(n_experts))
+            X, Y, kernels.xp.ones_like(W), experts["coef"], experts["intercept"],
+            experts["variance"], np.ones(n_experts))[0]
         delta = kernels.to_host((1.0 + p) / weights.astype(np.float64) - 1.0)
         W = kernels.to_host(W).astype(np.float64)
         log_scale = 0.5 * np.log(experts["variance"]).sum(axis=1)

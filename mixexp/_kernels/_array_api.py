@@ -204,8 +204,8 @@ class ArrayKernels:
         resid = Y64[:, None, :] - mean
         return self.xp.sum(resid * resid / variance, axis=2)
 
-    def _student_t_rows(self, X, Y, parts, what):
-        """``what`` ("log_density" or "weights") of every expert, float64, block by block."""
+    def _student_t_rows(self, X, Y, parts):
+        """Log-densities of every expert, float64, block by block: (n, K)."""
         xp = self.xp
         weights, bias, variance, dof, half_power, log_const = parts
         n_experts, n_targets = variance.shape
@@ -214,10 +214,7 @@ class ArrayKernels:
         for rows in self._blocks(X.shape[0], width):
             delta = self._student_t_delta(self._f64(X[rows]), self._f64(Y[rows]), weights, bias,
                                           variance)
-            if what == "weights":
-                result[rows] = 2.0 * half_power / (dof + delta)
-            else:
-                result[rows] = log_const - half_power * xp.log1p(delta / dof)
+            result[rows] = log_const - half_power * xp.log1p(delta / dof)
         return result
 
     def _e_step(self, X, expert_log_density, gate_coef, gate_intercept, width, resp,
@@ -302,8 +299,7 @@ class ArrayKernels:
         """log t_p(y_i; x_i w_k + c_k, diag(variance_k), dof_k): (n, K), float64 arithmetic."""
         dtype = self._data_dtype(X)
         X, Y = self._rows(X, dtype), self._rows(Y, dtype)
-        result = self._student_t_rows(X, Y, self._student_t_parts(coef, intercept, variance, dof),
-                                      "log_density")
+        result = self._student_t_rows(X, Y, self._student_t_parts(coef, intercept, variance, dof))
         return self._deliver(result.astype(dtype, copy=False), out)
 
     def student_t_e_step(self, X, Y, gate_coef, gate_intercept, coef, intercept, variance, dof,
@@ -323,13 +319,30 @@ class ArrayKernels:
         return self._e_step(X, log_density, gate_coef, gate_intercept, width, resp,
                             log_gate_out)
 
-    def student_t_weights(self, X, Y, coef, intercept, variance, dof, out=None):
-        """The ECM's latent weights (nu_k + p) / (nu_k + delta_ik): (n, K), X's dtype."""
+    def student_t_weights(self, X, Y, W, coef, intercept, variance, dof):
+        """The ECM's latent weights applied to ``W``, and the nu step's sums:
+        ``(weighted (n, K) in X's dtype, log_weight_sum (K,), w_sum (K,))``, the sums
+        float64 on the host."""
+        xp = self.xp
         dtype = self._data_dtype(X)
-        X, Y = self._rows(X, dtype), self._rows(Y, dtype)
-        result = self._student_t_rows(X, Y, self._student_t_parts(coef, intercept, variance, dof),
-                                      "weights")
-        return self._deliver(result.astype(dtype, copy=False), out)
+        X, Y, W = self._rows(X, dtype), self._rows(Y, dtype), self._rows(W, dtype)
+        weights, bias, variance, dof, half_power, _ = self._student_t_parts(
+            coef, intercept, variance, dof)
+        n_experts, n_targets = variance.shape
+        weighted = xp.empty((X.shape[0], n_experts), dtype=dtype)
+        log_weight_sum = xp.zeros(n_experts, dtype=np.float64)
+        w_sum = xp.zeros(n_experts, dtype=np.float64)
+        tiny = float(np.finfo(np.float64).tiny)
+        width = X.shape[1] + n_targets + n_experts * (3 * n_targets + 6)
+        for rows in self._blocks(X.shape[0], width):
+            delta = self._student_t_delta(self._f64(X[rows]), self._f64(Y[rows]), weights, bias,
+                                          variance)
+            u = xp.maximum(2.0 * half_power / (dof + delta), tiny)
+            w = self._f64(W[rows])
+            weighted[rows] = w * u
+            log_weight_sum += xp.sum(w * (xp.log(u) - u), axis=0)
+            w_sum += xp.sum(w, axis=0)
+        return weighted, self.to_host(log_weight_sum), self.to_host(w_sum)
 
     def gaussian_predict(self, X, coef, intercept):
         """Each expert's mean: (n, K, t)."""

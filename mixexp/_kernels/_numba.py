@@ -1345,25 +1345,42 @@ def _student_t_e_step_rows(X, Y, gate_w, gate_b, mean_w, mean_b, half_precision,
 
 
 @njit(**_JIT)
-def _student_t_weights_rows(X, Y, mean_w, mean_b, half_precision, dof, power, out, start, stop):
-    """out[i, k] = (nu_k + p) / (nu_k + delta_ik) over the rows [start, stop)."""
+def _student_t_weights_rows(X, Y, W, mean_w, mean_b, half_precision, dof, power, out, bounds,
+                            log_sum, w_sum):
+    """out[i, k] = W_ik u_ik, u_ik = (nu_k + p) / (nu_k + delta_ik) (floored at the
+    smallest normal), and per chunk c log_sum[c, k] += W_ik (log u_ik - u_ik),
+    w_sum[c, k] += W_ik."""
     n_targets = Y.shape[1]
     n_experts = dof.shape[0]
     xt = np.empty((X.shape[1], _BLOCK))
     yt = np.empty((n_targets, _BLOCK))
+    wt = np.empty((n_experts, _BLOCK))
     mu = np.empty((mean_b.shape[0], _BLOCK))
     u = np.empty((n_experts, _BLOCK))
-    for s0 in range(start, stop, _BLOCK):
-        nb = min(_BLOCK, stop - s0)
-        _load_transposed(X[s0:s0 + nb], xt)
-        _load_transposed(Y[s0:s0 + nb], yt)
-        _linear_block(xt, nb, mean_w, mean_b, mu)
-        _student_t_quad_block(yt, nb, mu, half_precision)
-        for k in range(n_experts):
-            quad, u_row, nu, a = mu[k * n_targets], u[k], dof[k], power[k]
-            for i in range(nb):
-                u_row[i] = a / (nu + 2.0 * quad[i])
-        _write_transposed(u, nb, out[s0:s0 + nb])
+    lg = np.empty(_BLOCK)
+    for chunk in range(bounds.shape[0]):
+        for s0 in range(bounds[chunk, 0], bounds[chunk, 1], _BLOCK):
+            nb = min(_BLOCK, bounds[chunk, 1] - s0)
+            _load_transposed(X[s0:s0 + nb], xt)
+            _load_transposed(Y[s0:s0 + nb], yt)
+            _load_transposed(W[s0:s0 + nb], wt)
+            _linear_block(xt, nb, mean_w, mean_b, mu)
+            _student_t_quad_block(yt, nb, mu, half_precision)
+            for k in range(n_experts):
+                quad, u_row, w_row, nu, a = mu[k * n_targets], u[k], wt[k], dof[k], power[k]
+                for i in range(nb):
+                    v = a / (nu + 2.0 * quad[i])
+                    u_row[i] = v if v > _SMALLEST_NORMAL else _SMALLEST_NORMAL
+                _log_block(u_row, nb, lg)
+                total, log_total = 0.0, 0.0
+                for i in range(nb):
+                    w = w_row[i]
+                    total += w
+                    log_total += w * (lg[i] - u_row[i])
+                    u_row[i] = w * u_row[i]
+                w_sum[chunk, k] += total
+                log_sum[chunk, k] += log_total
+            _write_transposed(u, nb, out[s0:s0 + nb])
 
 
 def _n_threads():
@@ -2080,13 +2097,18 @@ def student_t_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, variance,
                          _student_t_params(coef, intercept, variance, dof), resp, log_gate_out)
 
 
-def student_t_weights(X, Y, coef, intercept, variance, dof, out=None):
-    """The ECM's latent weights (nu_k + p) / (nu_k + delta_ik): (n, K), X's dtype."""
+def student_t_weights(X, Y, W, coef, intercept, variance, dof):
+    """The ECM's latent weights applied to ``W``, and the nu step's sums, in one pass:
+    ``(weighted (n, K) in X's dtype, log_weight_sum (K,), w_sum (K,))`` as the reference."""
     X = _rows(X, X.dtype)
     Y = _rows(Y, X.dtype)
-    result = _output(out, (X.shape[0], coef.shape[0]), X.dtype)
+    W = _rows(W, X.dtype)
+    n_experts = coef.shape[0]
+    weighted = np.empty((X.shape[0], n_experts), dtype=X.dtype)
     mean_w, mean_b, half_precision, _, half_power, _ = _student_t_params(
         coef, intercept, variance, dof)
-    _row_wise(_student_t_weights_rows, coef.shape[0], X, Y, mean_w, mean_b, half_precision,
-              _f64(dof), 2.0 * half_power, result)
-    return _deliver(result, out)
+    log_sum, w_sum = _reduce(_student_t_weights_rows, n_experts, (X, Y, W),
+                             (mean_w, mean_b, half_precision, _f64(dof), 2.0 * half_power,
+                              weighted),
+                             [(n_experts,), (n_experts,)])
+    return weighted, log_sum, w_sum

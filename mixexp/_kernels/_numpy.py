@@ -472,17 +472,27 @@ def student_t_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, variance,
         lambda out: student_t_log_density(X, Y, coef, intercept, variance, dof, out=out))
 
 
-def student_t_weights(X, Y, coef, intercept, variance, dof, out=None):
-    """The ECM's latent weights u_ik = (nu_k + p) / (nu_k + delta_ik): (n, K), X's dtype.
+def student_t_weights(X, Y, W, coef, intercept, variance, dof):
+    """The ECM's latent weights, applied to ``W``, and the sums the nu step needs.
 
-    E[tau_ik | y_i, expert k] of the t's Gamma(nu/2, nu/2) scale variable:
-    small for rows far from expert k's line, which its weighted least
-    squares then down-weights (Peel & McLachlan 2000).
+    With u_ik = (nu_k + p) / (nu_k + delta_ik), E[tau_ik | y_i, expert k]
+    of the t's Gamma(nu/2, nu/2) scale variable (small for rows far from
+    expert k's line, which its weighted least squares then down-weights;
+    Peel & McLachlan 2000), returns ``(weighted, log_weight_sum, w_sum)``:
+    W_ik u_ik (n, K) in X's dtype, and in float64 sum_i W_ik (log u_ik -
+    u_ik) and sum_i W_ik, (K,) each. u is floored at the smallest normal
+    number (a row infinitely far from an expert), so the log is finite.
     """
     n_experts, p = coef.shape[0], coef.shape[1]
-    if out is None:
-        out = np.empty((X.shape[0], n_experts), dtype=X.dtype)
+    weighted = np.empty((X.shape[0], n_experts), dtype=X.dtype)
+    log_weight_sum = np.zeros(n_experts)
+    w_sum = np.zeros(n_experts)
+    tiny = np.finfo(np.float64).tiny
     for k in range(n_experts):
         delta = _student_t_delta(X, Y, coef, intercept, variance, k)
-        out[:, k] = (dof[k] + p) / (dof[k] + delta)
-    return out
+        u = np.maximum((dof[k] + p) / (dof[k] + delta), tiny)
+        w = W[:, k].astype(np.float64)
+        weighted[:, k] = w * u
+        log_weight_sum[k] = w @ (np.log(u) - u)
+        w_sum[k] = w.sum()
+    return weighted, log_weight_sum, w_sum

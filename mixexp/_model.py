@@ -65,7 +65,8 @@ def _softmax_fused_pass(model, kernels, chunk, params, hessian_stride):
 # (gate type, family type) -> fused one-pass EM statistics (where the backend
 # has the kernel); ``MixtureModel.pass_statistics`` composes them otherwise.
 FUSED_PASSES = {(SoftmaxGate, GaussianExperts): _softmax_fused_pass,
-                (SoftmaxGate, PoissonExperts): _softmax_fused_pass}
+                (SoftmaxGate, PoissonExperts): _softmax_fused_pass,
+                (SoftmaxGate, StudentTExperts): _softmax_fused_pass}
 
 
 class ModelCoordinates:

@@ -179,6 +179,23 @@ class StudentTExperts(ExpertFamily):
         """
         return self._latent_moments(kernels, X, Y, W, experts)
 
+    def fused_pass(self, kernels, X, Y, sample_weight, gate_coef, gate_intercept, experts,
+                   hessian_stride):
+        """One-pass EM statistics of a chunk from the fused softmax-gate kernel
+        (``kernels.student_t_pass``; see ``mixexp._model``), as the Gaussian
+        family's; None where the backend has no such kernel."""
+        if not hasattr(kernels, "student_t_pass"):
+            return None
+        (log_likelihood, gram, x_sum, wu_sum, xr, r_sum, rss, gate_gradient, gate_hessian,
+         hessian_weight, log_weight_sum, w_sum) = kernels.student_t_pass(
+            X, Y, sample_weight, gate_coef, gate_intercept, experts["coef"],
+            experts["intercept"], experts["variance"], experts["dof"], hessian_stride)
+        statistics = {"w_sum": w_sum, "log_weight_sum": log_weight_sum, "gram": gram,
+                      "x_sum": x_sum, "wu_sum": wu_sum, "xr": xr, "r_sum": r_sum, "rss": rss}
+        # each expert's share of the weight, sum_i s_i h_ik, is its w_sum
+        return (log_likelihood, w_sum.copy(), statistics, gate_gradient, gate_hessian,
+                hessian_weight)
+
     def solve(self, statistics, experts):
         """One ECM cycle per expert from :meth:`statistics`: coefficients, scale, then nu.
 

@@ -1020,6 +1020,108 @@ def _gaussian_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision,
             _gate_curvature_block(hz, hg, hs, n_held, f, curvature, curv[chunk])
 
 
+@njit(**_JIT)
+def _student_t_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision,
+                         two_over_dof, half_power, log_const, stride, bounds, log_lik, moments,
+                         linear, rss, curv, hessian_weight, log_sum, w_sum):
+    """:func:`_gaussian_pass_rows` with Student-t experts: the joint from the t
+    densities, and the experts' moments at the weights W u (u the latent
+    weights at the given parameters); per chunk also log_sum[c, k] = sum_i
+    W_ik (log u_ik - u_ik) and w_sum[c, k] = sum_i W_ik."""
+    n_experts, n_targets, d = gate_b.shape[0], Y.shape[1], X.shape[1]
+    n_means = mean_b.shape[0]
+    zt = _new_features(d, 0)
+    yt = np.empty((n_targets, _BLOCK))
+    z = np.empty((n_experts, _BLOCK))
+    e = np.empty((n_experts, _BLOCK))
+    g = np.empty((n_experts, _BLOCK))
+    shift, total, norm = _new_lse_scratch()
+    gate_norm, s_row, w_row = np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK)
+    arg, lg = np.empty(_BLOCK), np.empty(_BLOCK)
+    quad = np.empty((n_experts, _BLOCK))
+    weighted = np.empty((n_experts + n_means, _BLOCK))
+    wt = np.empty((n_experts, _BLOCK))
+    rt = np.empty((n_means, _BLOCK))
+    f = np.empty((moments.shape[2], _BLOCK))
+    hz = _new_features(d, 0)
+    hg = np.empty((n_experts, _BLOCK))
+    hs = np.empty(_BLOCK)
+    curvature = np.empty((curv.shape[1], _BLOCK))
+    for chunk in range(bounds.shape[0]):
+        n_held = 0
+        for s0 in range(bounds[chunk, 0], bounds[chunk, 1], _BLOCK):
+            nb = min(_BLOCK, bounds[chunk, 1] - s0)
+            _load_transposed(X[s0:s0 + nb], zt)
+            _load_transposed(Y[s0:s0 + nb], yt)
+            for i in range(nb):
+                s_row[i] = S[s0 + i]
+            _gate_probabilities(zt, nb, gate_w, gate_b, z, e, shift, total, gate_norm, g)
+            _linear_block(zt, nb, mean_w, mean_b, rt)
+            for m in range(n_means):
+                y_row, r_row = yt[m % n_targets], rt[m]
+                for i in range(nb):
+                    r_row[i] = y_row[i] - r_row[i]
+            # delta / 2 per expert, then the t joint (as _student_t_joint_block)
+            for k in range(n_experts):
+                first = k * n_targets
+                q_row, r_row, h = quad[k], rt[first], half_precision[first]
+                for i in range(nb):
+                    q_row[i] = r_row[i] * r_row[i] * h
+                for s in range(1, n_targets):
+                    r_row, h = rt[first + s], half_precision[first + s]
+                    for i in range(nb):
+                        q_row[i] += r_row[i] * r_row[i] * h
+                b = two_over_dof[k]
+                for i in range(nb):
+                    arg[i] = 1.0 + q_row[i] * b
+                _log_block(arg, nb, lg)
+                z_row, c, a = z[k], log_const[k], half_power[k]
+                for i in range(nb):
+                    u = arg[i]
+                    x = q_row[i] * b
+                    fix = ((u - 1.0) - x) / u if u < np.inf else 0.0
+                    z_row[i] += c - a * (lg[i] - fix)
+            _lse_block(z, nb, e, shift, total, norm)
+            ll = 0.0
+            for i in range(nb):
+                ll += s_row[i] * (norm[i] - gate_norm[i])
+                total[i] = 1.0 / total[i] if total[i] > 0.0 else 0.0
+            log_lik[chunk] += ll
+            # W = s h; the gate's residuals W - g s' (from W, not W u)
+            _posterior_weights(e, total, s_row, g, nb, wt, w_row, weighted)
+            # the latent weights: W u replaces W for the experts' moments
+            for k in range(n_experts):
+                q_row, w_k = quad[k], wt[k]
+                nu, power = 2.0 / two_over_dof[k], 2.0 * half_power[k]
+                for i in range(nb):
+                    v = power / (nu + 2.0 * q_row[i])
+                    arg[i] = v if v > _SMALLEST_NORMAL else _SMALLEST_NORMAL
+                _log_block(arg, nb, lg)
+                sum_w, sum_log = 0.0, 0.0
+                for i in range(nb):
+                    w = w_k[i]
+                    sum_w += w
+                    sum_log += w * (lg[i] - arg[i])
+                    wu = w * arg[i]
+                    w_k[i] = wu if wu >= _SMALLEST_NORMAL else 0.0
+                w_sum[chunk, k] += sum_w
+                log_sum[chunk, k] += sum_log
+            for m in range(n_means):
+                w_k, r_row, out = wt[m // n_targets], rt[m], weighted[n_experts + m]
+                for i in range(nb):
+                    out[i] = w_k[i] * r_row[i]
+            _pair_products(zt, nb, f)
+            _accumulate_products_4x2(wt, nb, f, moments[chunk])
+            _accumulate_products(weighted, nb, zt, linear[chunk])
+            for m in range(n_means):
+                _accumulate_products(weighted[n_experts + m:n_experts + m + 1], nb,
+                                     rt[m:m + 1], rss[chunk, m:m + 1])
+            n_held = _sample_hessian_rows(zt, g, w_row, s0, nb, stride, d, hz, hg, hs, n_held,
+                                          f, curvature, curv[chunk], hessian_weight, chunk)
+        if n_held > 0:
+            _gate_curvature_block(hz, hg, hs, n_held, f, curvature, curv[chunk])
+
+
 # ---------------------------------------------------------------------------
 # Poisson experts (log link): the E-step fused as the Gaussian one, and the
 # Newton moments of the M-step. Rates are exp(min(eta, _POISSON_MAX_ETA)), as
@@ -2112,3 +2214,42 @@ def student_t_weights(X, Y, W, coef, intercept, variance, dof):
                               weighted),
                              [(n_experts,), (n_experts,)])
     return weighted, log_sum, w_sum
+
+
+def student_t_pass(X, Y, sample_weight, gate_coef, gate_intercept, coef, intercept, variance,
+                   dof, hessian_stride):
+    """One-pass EM statistics of a softmax gate over Student-t experts, from one sweep.
+
+    As :func:`gaussian_pass`, with the experts' sums at the weights W u (u the
+    ECM's latent weights at the given parameters, see
+    :func:`student_t_weights`): returns float64 ``(log_likelihood, gram,
+    x_sum, wu_sum, xr, r_sum, rss, gate_gradient, gate_hessian,
+    hessian_weight, log_weight_sum, w_sum)``, the last two sum_i W_ik (log
+    u_ik - u_ik) and sum_i W_ik (K,). What ``MixtureModel.pass_statistics``
+    composes from :func:`student_t_e_step`, :func:`student_t_weights`,
+    :func:`weighted_moments`, :func:`gaussian_residual_moments` and
+    :func:`gate_gradient_hessian`.
+    """
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    S = _rows(sample_weight, np.float64)
+    n_experts, n_targets, d = coef.shape
+    stride = int(hessian_stride)
+    if stride < 1:
+        raise ValueError(f"hessian_stride must be at least 1, got {hessian_stride}.")
+    params = _student_t_params(coef, intercept, variance, dof)
+    n_means = n_experts * n_targets
+    n_tri = (d + 1) * (d + 2) // 2
+    n_pairs = n_experts * (n_experts + 1) // 2
+    log_lik, moments, linear, rss, curv, hessian_weight, log_sum, w_sum = _reduce(
+        _student_t_pass_rows, n_experts, (X, Y, S),
+        (_f64(gate_coef), _f64(gate_intercept), *params, stride),
+        [(), (n_experts, n_tri), (n_experts + n_means, d + 1), (n_means, 1), (n_pairs, n_tri),
+         (), (n_experts,), (n_experts,)])
+    tri = moments[:, _triangle_index(d + 1)]
+    moving = linear[n_experts:].reshape(n_experts, n_targets, d + 1)
+    pair = _triangle_index(n_experts)
+    hessian = -curv[pair[:, None, :, None], _triangle_index(d + 1)[None, :, None, :]]
+    return (float(log_lik), tri[:, :d, :d].copy(), tri[:, d, :d].copy(), tri[:, d, d].copy(),
+            moving[:, :, :d].copy(), moving[:, :, d].copy(), rss.reshape(n_experts, n_targets),
+            linear[:n_experts].copy(), hessian, float(hessian_weight), log_sum, w_sum)

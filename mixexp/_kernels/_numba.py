@@ -75,6 +75,7 @@ _SQRT2 = 1.4142135623730951
 _MANTISSA = 0x000FFFFFFFFFFFFF
 _EXPONENT_OF_ONE = 0x3FF0000000000000
 _SMALLEST_NORMAL = 2.2250738585072014e-308
+_LOG_SMALLEST_NORMAL = math.log(_SMALLEST_NORMAL)
 
 # Every kernel: no GIL (the parallel twin runs on threads), cached on disk,
 # and IEEE division (x / 0 is inf or NaN as in NumPy, not an exception, which
@@ -1039,6 +1040,8 @@ def _student_t_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision
     gate_norm, s_row, w_row = np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK)
     arg, lg = np.empty(_BLOCK), np.empty(_BLOCK)
     quad = np.empty((n_experts, _BLOCK))
+    # log1p(delta / nu) per expert: the joint's, and log u = log1p(p / nu) - it
+    l1p = np.empty((n_experts, _BLOCK))
     weighted = np.empty((n_experts + n_means, _BLOCK))
     wt = np.empty((n_experts, _BLOCK))
     rt = np.empty((n_means, _BLOCK))
@@ -1075,12 +1078,13 @@ def _student_t_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision
                 for i in range(nb):
                     arg[i] = 1.0 + q_row[i] * b
                 _log_block(arg, nb, lg)
-                z_row, c, a = z[k], log_const[k], half_power[k]
+                z_row, c, a, l_row = z[k], log_const[k], half_power[k], l1p[k]
                 for i in range(nb):
                     u = arg[i]
                     x = q_row[i] * b
                     fix = ((u - 1.0) - x) / u if u < np.inf else 0.0
-                    z_row[i] += c - a * (lg[i] - fix)
+                    l_row[i] = lg[i] - fix
+                    z_row[i] += c - a * l_row[i]
             _lse_block(z, nb, e, shift, total, norm)
             ll = 0.0
             for i in range(nb):
@@ -1091,18 +1095,19 @@ def _student_t_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision
             _posterior_weights(e, total, s_row, g, nb, wt, w_row, weighted)
             # the latent weights: W u replaces W for the experts' moments
             for k in range(n_experts):
-                q_row, w_k = quad[k], wt[k]
+                q_row, w_k, l_row = quad[k], wt[k], l1p[k]
                 nu, power = 2.0 / two_over_dof[k], 2.0 * half_power[k]
-                for i in range(nb):
-                    v = power / (nu + 2.0 * q_row[i])
-                    arg[i] = v if v > _SMALLEST_NORMAL else _SMALLEST_NORMAL
-                _log_block(arg, nb, lg)
+                log_ratio = math.log1p(n_targets / nu)
                 sum_w, sum_log = 0.0, 0.0
                 for i in range(nb):
+                    v = power / (nu + 2.0 * q_row[i])
+                    small = v < _SMALLEST_NORMAL  # (floored, as the reference)
+                    u = _SMALLEST_NORMAL if small else v
+                    log_u = _LOG_SMALLEST_NORMAL if small else log_ratio - l_row[i]
                     w = w_k[i]
                     sum_w += w
-                    sum_log += w * (lg[i] - arg[i])
-                    wu = w * arg[i]
+                    sum_log += w * (log_u - u)
+                    wu = w * u
                     w_k[i] = wu if wu >= _SMALLEST_NORMAL else 0.0
                 w_sum[chunk, k] += sum_w
                 log_sum[chunk, k] += sum_log

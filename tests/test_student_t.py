@@ -348,3 +348,24 @@ def test_inference_refuse_student_t_experts_clearly():
         est.summary(X, y)
     with pytest.raises(ValueError, match="expert"):
         MixtureOfExpertsRegressor(2, expert="student-t").fit(X, y)
+
+
+@NOT_CONVERGED
+def test_plots_draw_student_t_fits():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mixexp.plotting import plot_expert_usage, plot_experts, plot_gate, plot_log_likelihood
+
+    X, y = load_motorcycle(return_X_y=True)
+    est = MixtureOfExpertsRegressor(3, expert="student_t", random_state=0).fit(X, y)
+    fig, axes = plt.subplots(1, 4)
+    try:
+        assert plot_experts(est, X, y, ax=axes[0]) is axes[0]
+        assert len(axes[0].get_lines()) >= 3  # one line per expert
+        assert plot_gate(est, X, ax=axes[1]) is axes[1]
+        assert plot_log_likelihood(est, ax=axes[2]) is axes[2]
+        assert plot_expert_usage(est, X, ax=axes[3]) is axes[3]
+    finally:
+        plt.close(fig)

@@ -13,7 +13,12 @@ from scipy.special import digamma, gammaln
 from sklearn.exceptions import ConvergenceWarning
 
 from mixexp import HierarchicalMixtureOfExpertsRegressor, MixtureOfExpertsRegressor
-from mixexp._experts._student_t import MAX_DOF, MIN_DOF, StudentTExperts, dof_equation_root
+from mixexp._experts._student_t import (
+    MAX_DOF,
+    MIN_DOF,
+    StudentTExperts,
+    dof_equation_root,
+)
 from mixexp._kernels import get_kernels
 from mixexp.datasets import load_motorcycle
 
@@ -70,9 +75,9 @@ def test_log_density_is_scipys_t_and_multivariate_t(backend):
 
 
 def test_the_dof_step_maximises_the_expected_complete_data_objective():
-    # Q(nu) = S [nu/2 log(nu/2) - lgamma(nu/2) + nu/2 (offset - log(nu/2)... )]: checked
-    # against a numerical maximisation of sum_i W_i [nu/2 log(nu/2) - lgamma(nu/2)
-    # + nu/2 (E log tau_i - E tau_i)] over [MIN_DOF, MAX_DOF]
+    # the root against a numerical maximisation of the ECM's objective in nu,
+    # mean_i [nu/2 log(nu/2) - lgamma(nu/2) + nu/2 (E log tau_i - E tau_i)], over
+    # [MIN_DOF, MAX_DOF], with the expectations at a previous nu
     rng = np.random.default_rng(0)
     for previous, spread in [(4.0, 3.0), (30.0, 0.3), (1.0, 30.0)]:
         delta = spread * rng.chisquare(1, size=500)
@@ -88,10 +93,10 @@ def test_the_dof_step_maximises_the_expected_complete_data_objective():
                                method="bounded", options={"xatol": 1e-10})
         offset = np.mean(np.log(u) - u) + digamma((previous + 1) / 2) - np.log(
             (previous + 1) / 2)
-        root = dof_equation_root(offset, 1)
+        root = dof_equation_root(offset)
         assert q(np.log(root)) >= q(best.x) - 1e-9
     # Gaussian residuals (every u = 1 at nu -> inf): the upper bound
-    assert dof_equation_root(-1.0 - 1e-18, 1) == MAX_DOF
+    assert dof_equation_root(-1.0) == MAX_DOF
 
 
 def test_gradient_is_the_objectives_derivative():
@@ -356,7 +361,12 @@ def test_plots_draw_student_t_fits():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mixexp.plotting import plot_expert_usage, plot_experts, plot_gate, plot_log_likelihood
+    from mixexp.plotting import (
+        plot_expert_usage,
+        plot_experts,
+        plot_gate,
+        plot_log_likelihood,
+    )
 
     X, y = load_motorcycle(return_X_y=True)
     est = MixtureOfExpertsRegressor(3, expert="student_t", random_state=0).fit(X, y)

@@ -56,7 +56,7 @@ def _kernel(kernels, name):
     return function
 
 
-def dof_equation_root(offset, n_targets):
+def dof_equation_root(offset):
     """The nu maximising the ECM's expected complete-data objective, in [MIN_DOF, MAX_DOF].
 
     Solves log(nu / 2) - psi(nu / 2) + 1 + ``offset`` = 0, where ``offset``
@@ -223,7 +223,7 @@ class StudentTExperts(ExpertFamily):
         with np.errstate(invalid="ignore", divide="ignore"):
             offset = statistics["log_weight_sum"] / w_sum + digamma(half) - np.log(half)
         for k in np.flatnonzero(active):
-            root = dof_equation_root(offset[k], coef.shape[1])
+            root = dof_equation_root(offset[k])
             if np.isfinite(root):
                 dof[k] = root
         return {"coef": coef, "intercept": intercept, "variance": variance, "dof": dof}

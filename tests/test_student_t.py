@@ -191,7 +191,7 @@ def test_degrees_of_freedom_are_recovered():
     est = MixtureOfExpertsRegressor(2, expert="student_t", n_init=2, max_iter=1000, tol=1e-8,
                                     random_state=0).fit(X, y)
     order = _by_intercept(est)
-    # measured: 10.2 and 3.10
+    # measured: 10.95 and 3.06 (89 iterations)
     assert est.expert_dof_[order][0] == pytest.approx(10.0, rel=0.3)
     assert est.expert_dof_[order][1] == pytest.approx(3.0, rel=0.15)
     assert_allclose(est.expert_variance_[order], SCALE**2, rtol=0.1)

@@ -48,6 +48,7 @@ FAMILY_KERNEL_NAMES = ("poisson_log_density", "poisson_e_step", "poisson_newton_
 OPTIONAL_KERNEL_NAMES = (
     "gaussian_pass",  # one-pass EM statistics, softmax gate + Gaussian experts
     "poisson_pass",  # the same with Poisson experts
+    "logistic_pass",  # the same with multinomial logistic experts
     "tree_log_gate",  # the leaves' log priors of a tree of softmax gates, in one pass
 )
 

@@ -540,6 +540,13 @@ def _with_intercept(X):
 def _check_supported(est, what):
     check_is_fitted(est)
     name = type(est).__name__
+    kind = getattr(est, "_expert_kind", "gaussian")
+    if not hasattr(est, "classes_") and kind not in _REGRESSOR_PARTS:
+        raise ValueError(
+            f"{what} is not available for expert={kind!r} yet: the observed information "
+            f"and the coefficient tables are implemented for {sorted(_REGRESSOR_PARTS)} and "
+            "logistic experts only (bic, aic and icl are available)."
+        )
     if est.gating == "hard":
         raise ValueError(
             f"{what} is not available with gating='hard': the hard-gated likelihood is "

@@ -255,9 +255,12 @@ class MixtureModel:
         statistics = {"log_likelihood": float(sample_weight @ log_norm),
                       "share": kernels.to_host(sample_weight @ resp).astype(np.float64)}
         resp *= sample_weight[:, None]
+        # (a family whose statistics hold a Hessian it can sample takes the stride too)
+        sampled = ({"hessian_stride": hessian_stride}
+                   if getattr(self.family, "samples_hessian", False) else {})
         statistics["experts"] = self.family.statistics(kernels, self.expert_view(chunk.X),
                                                        chunk.Y, resp, params["experts"],
-                                                       hessian_stride=hessian_stride)
+                                                       **sampled)
         statistics["gate"] = self.gate.statistics(kernels, self.gate_view(chunk.X), resp,
                                                   params["gate"], log_prior,
                                                   hessian_stride=hessian_stride)

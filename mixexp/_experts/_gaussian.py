@@ -185,13 +185,13 @@ class GaussianExperts(ExpertFamily):
         return float(np.sum(self._weight_penalties(experts["coef"]) / (2.0 * experts["variance"])))
 
     # ---- EM ----------------------------------------------------------------
-    def statistics(self, kernels, X, Y, W, experts, hessian_stride=1):
+    def statistics(self, kernels, X, Y, W, experts):
         """Additive statistics of rows for :meth:`solve` (float64, host).
 
         Weighted Gram matrices and sums of (x, 1), and the weighted moments
         of the residuals at the current parameters: ``gram`` (K, d, d),
         ``x_sum`` (K, d), ``w_sum`` (K,), ``xr`` (K, t, d), ``r_sum`` (K, t),
-        ``rss`` (K, t). (``hessian_stride``: no Hessian here, unused.)
+        ``rss`` (K, t).
         """
         gram, x_sum, _, _, w_sum = kernels.weighted_moments(X, Y, W)
         xr, r_sum, rss = kernels.gaussian_residual_moments(X, Y, W, experts["coef"],

@@ -115,6 +115,8 @@ class LogisticExperts(ExpertFamily):
 
     # ---- one-pass EM: Newton sums of a pass, a step checked by the next ------
     exact_solve = False
+    # ``statistics`` takes ``hessian_stride`` (see ``ExpertFamily.samples_hessian``)
+    samples_hessian = True
 
     @staticmethod
     def takes_one_pass(experts):

@@ -136,11 +136,10 @@ class PoissonExperts(ExpertFamily):
     # ---- one-pass EM: the Newton sums of a pass, a step checked by the next ----
     exact_solve = False
 
-    def statistics(self, kernels, X, Y, W, experts, hessian_stride=1):
+    def statistics(self, kernels, X, Y, W, experts):
         """Additive statistics of rows for :meth:`solve` (float64, host): the Newton sums
         ``value`` (K, t), ``gradient`` (K, t, d + 1), ``hessian`` (K, t, d + 1, d + 1)
-        at ``experts`` (``poisson_newton_moments``) and ``w_sum`` (K,). The Hessian
-        sums every row (``hessian_stride`` is unused)."""
+        at ``experts`` (``poisson_newton_moments``) and ``w_sum`` (K,)."""
         value, grad, hess = _kernel(kernels, "poisson_newton_moments")(
             X, Y, W, experts["coef"], experts["intercept"])
         return {"value": value, "gradient": grad, "hessian": hess,

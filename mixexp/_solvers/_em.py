@@ -45,7 +45,10 @@ enough joint step along ascent directions raises the objective; if
 The stopping rule sees a halved step's gain divided by the fraction t of
 the step taken: a step halved five times gains about 1/32 of what its
 direction offers, and that small gain says nothing about convergence
-(stopping on it ended fits early, at a lower objective). The families of
+(with logistic experts' steps made 10 and 100 times too long on purpose,
+stopping on the raw gain ended fits 0.021 and 0.072 per sample below the
+optimum's log-likelihood, on the gain per unit step 0.019 and 0.022; the
+fits of real data measured needed no halving at all). The families of
 this kind are Poisson's and the multinomial logistic experts', whose host
 solve is one penalised Newton step per expert.
 """

@@ -11,6 +11,12 @@ and the table gives the ratios measured in this one run:
     python -m venv /tmp/venv-base && /tmp/venv-base/bin/pip install <earlier checkout>
     python benchmarks/bench_one_pass.py --baseline /tmp/venv-base/bin/python
 
+``--classes C`` runs the same for MixtureOfExpertsClassifier on
+make_moe_classification data with C classes (multinomial logistic experts),
+e.g. ``--n 3e5 --k 4 --classes 3``. Its passes count both the rows object's
+passes and the kernel calls on all n rows (the multi-pass M-step calls the
+kernels on the whole standardised copy; one-pass EM calls them on chunks).
+
 Passes over X: where mixexp has a rows object (``mixexp._rows.InMemoryRows``)
 its pass counter, plus one for a whole standardised copy if one is made;
 otherwise the number of kernel calls that read all n rows (each such call
@@ -27,15 +33,22 @@ import sys
 WORKER = r"""
 import json, sys, time, tracemalloc, warnings
 import numpy as np
-from mixexp import MixtureOfExpertsRegressor
-from mixexp.datasets import make_moe_regression
+from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from mixexp.datasets import make_moe_classification, make_moe_regression
 
 n, d, k = (int(v) for v in sys.argv[1:4])
-backend, measure = sys.argv[4], sys.argv[5]
-X, y, _ = make_moe_regression(n_samples=n, n_features=d, n_experts=k, noise=0.5, random_state=0)
+backend, measure, n_classes = sys.argv[4], sys.argv[5], int(sys.argv[6])
+if n_classes:
+    X, y, _ = make_moe_classification(n_samples=n, n_features=d, n_experts=k,
+                                      n_classes=n_classes, random_state=0)
+    estimator = MixtureOfExpertsClassifier
+else:
+    X, y, _ = make_moe_regression(n_samples=n, n_features=d, n_experts=k, noise=0.5,
+                                  random_state=0)
+    estimator = MixtureOfExpertsRegressor
 
 def make():
-    return MixtureOfExpertsRegressor(k, n_init=1, backend=backend, random_state=0, max_iter=500)
+    return estimator(k, n_init=1, backend=backend, random_state=0, max_iter=500)
 
 warnings.simplefilter("ignore")
 make().fit(X[:20000], y[:20000])  # compile the kernels first
@@ -75,8 +88,12 @@ if measure == "time":
     result["time"] = time.perf_counter() - start
     result["n_iter"] = int(est.n_iter_)
     result["log_likelihood"] = float(est.log_likelihood_)
-    result["passes"] = passes["rows"] if has_rows else passes["full_calls"]
-    result["passes_kind"] = "rows" if has_rows else "full-n kernel calls"
+    if n_classes:
+        result["passes"] = passes["rows"] + passes["full_calls"]
+        result["passes_kind"] = "rows + full-n kernel calls"
+    else:
+        result["passes"] = passes["rows"] if has_rows else passes["full_calls"]
+        result["passes_kind"] = "rows" if has_rows else "full-n kernel calls"
 else:
     tracemalloc.start()
     make().fit(X, y)
@@ -88,7 +105,8 @@ print("RESULT " + json.dumps(result))
 
 def run_worker(python, args, measure):
     output = subprocess.run(
-        [python, "-c", WORKER, str(int(args.n)), str(args.d), str(args.k), args.backend, measure],
+        [python, "-c", WORKER, str(int(args.n)), str(args.d), str(args.k), args.backend, measure,
+         str(args.classes)],
         check=True, capture_output=True, text=True, cwd="/",  # not a checkout: the installed mixexp
     ).stdout
     line = [row for row in output.splitlines() if row.startswith("RESULT ")][-1]
@@ -101,6 +119,8 @@ def main():
     parser.add_argument("--d", type=int, default=10)
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--backend", default="numba")
+    parser.add_argument("--classes", type=int, default=0,
+                        help="fit the classifier on this many classes (0: the regressor)")
     parser.add_argument("--repeat", type=int, default=3, help="timed fits per interpreter")
     parser.add_argument("--baseline", help="python of a venv with an earlier mixexp")
     args = parser.parse_args()
@@ -114,8 +134,9 @@ def main():
             runs[name].append(run_worker(python, args, "time"))
     memory = {name: run_worker(python, args, "memory") for name, python in pythons.items()}
 
-    print(f"Converged EM fit, n={int(args.n)}, d={args.d}, K={args.k}, backend={args.backend}, "
-          f"median of {args.repeat} fits")
+    kind = f"classifier, {args.classes} classes" if args.classes else "regressor"
+    print(f"Converged EM fit ({kind}), n={int(args.n)}, d={args.d}, K={args.k}, "
+          f"backend={args.backend}, median of {args.repeat} fits")
     print(f"{'code':>9} {'fit (s)':>9} {'iters':>6} {'s/iter':>8} {'passes/iter':>12} "
           f"{'peak/X':>7} {'log-lik/sample':>15}")
     summary = {}

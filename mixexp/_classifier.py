@@ -42,9 +42,14 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
     EM alternates an E-step (responsibilities
     :math:`h_{ik} \propto g_k(x_i)\,p_k(y_i \mid x_i)` of the observed class,
     in log space) and an M-step where every expert and the gate are weighted
-    multinomial logistic regressions, solved by warm-started Newton steps
-    with a line search (an expert with more than 160 parameters by L-BFGS,
-    the gate by bound steps). The penalised log-likelihood never decreases. A
+    multinomial logistic regressions. With soft gating each EM iteration is
+    one pass over the rows: the E-step's pass also sums every expert's and
+    the gate's gradient and Hessian, each takes one Newton step, and the
+    next pass checks the steps (halving them if the objective fell). Experts
+    with more than 160 parameters (and hard gating or load balancing) use
+    the multi-pass M-step: warm-started Newton steps with a line search, or
+    L-BFGS for such experts (the gate by bound steps above 160 parameters).
+    The penalised log-likelihood never decreases. A
     binary problem is the two-class case of the same model.
 
     Parameters

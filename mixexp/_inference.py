@@ -38,7 +38,7 @@ import warnings
 import numpy as np
 from scipy.linalg.blas import dsyrk
 from scipy.optimize import linear_sum_assignment
-from scipy.special import entr, log_softmax, logsumexp, ndtr, ndtri
+from scipy.special import entr, gammaln, log_softmax, logsumexp, ndtr, ndtri
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import (
@@ -51,6 +51,7 @@ from sklearn.utils.validation import (
 
 from ._backend import to_host
 from ._experts._logistic import class_penalty_factor
+from ._experts._poisson import check_counts
 
 # Rows per block when summing the information: bounds the (rows, P)
 # temporaries (a few tens of MB at P of a few hundred).
@@ -239,6 +240,85 @@ class _MultinomialPart:
                                         np.ones(self.n_features), self.n_classes)
 
 
+class _PoissonPart:
+    """Poisson experts with a log link: per expert and target ``[intercept, w_1..w_d]``."""
+
+    def __init__(self, est):
+        coef = np.asarray(est.expert_coef_, dtype=np.float64)
+        self.n_experts = coef.shape[0]
+        self.multi = np.ndim(est.expert_intercept_) == 2
+        self.n_targets = coef.shape[1] if self.multi else 1
+        self.n_features = coef.shape[-1]
+        self.alpha = float(est.alpha)
+
+    @property
+    def n_params(self):
+        return self.n_targets * (self.n_features + 1)
+
+    def terms(self, features):
+        names = []
+        for t in range(self.n_targets):
+            prefix = f"y{t}:" if self.n_targets > 1 else ""
+            names += [prefix + name for name in ["intercept", *features]]
+        return names
+
+    def encode(self, est, y):
+        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        Y = y.reshape(len(y), -1)
+        if Y.shape[1] != self.n_targets:
+            raise ValueError(
+                f"y has {Y.shape[1]} target(s) but the model was fitted on {self.n_targets}."
+            )
+        check_counts(Y)
+        return Y
+
+    def theta(self, est, order):
+        K, T, d = self.n_experts, self.n_targets, self.n_features
+        coef = np.reshape(est.expert_coef_, (K, T, d))[order]
+        intercept = np.reshape(est.expert_intercept_, (K, T))[order]
+        return np.concatenate([intercept[..., None], coef], axis=2).reshape(K, -1)
+
+    def scale_mask(self):
+        return np.zeros(self.n_params, dtype=bool)
+
+    def prepare(self, theta, X1, Y):
+        """Per-expert log-probabilities of the counts (n, K), and the rates."""
+        log_f = np.zeros((X1.shape[0], self.n_experts))
+        log_factorial = gammaln(Y + 1.0)
+        cache = []
+        for k in range(self.n_experts):
+            eta = X1 @ theta[k].reshape(self.n_targets, -1).T  # (n, T)
+            rate = np.exp(eta)
+            log_f[:, k] = np.sum(Y * eta - rate - log_factorial, axis=1)
+            cache.append(rate)
+        return log_f, (cache, Y)
+
+    def score_rows(self, cache, k, X1):
+        """d log f_k / d theta_k per row: (y - mu) (x, 1) per target, (n, p)."""
+        rate, Y = cache[0][k], cache[1]
+        return _kron_rows(Y - rate, X1)
+
+    def complete_information(self, cache, k, X1, weight):
+        """sum_i weight_i mu_it x_i x_i^T per target (block diagonal): (p, p)."""
+        rate = cache[0][k]
+        q = self.n_features + 1
+        info = np.zeros((self.n_params, self.n_params))
+        for t in range(self.n_targets):
+            block = slice(t * q, (t + 1) * q)
+            info[block, block] = _gram(X1, weight * rate[:, t])
+        return info
+
+    def penalty(self, theta_k):
+        """Gradient and Hessian of alpha ||w_t||^2 per target (the weights, user's scale)."""
+        q = self.n_features + 1
+        beta = theta_k.reshape(self.n_targets, q)
+        grad = np.zeros((self.n_targets, q))
+        grad[:, 1:] = 2.0 * self.alpha * beta[:, 1:]
+        diagonal = np.tile(np.concatenate([[0.0], np.full(self.n_features, 2.0 * self.alpha)]),
+                           self.n_targets)
+        return grad.ravel(), np.diag(diagonal)
+
+
 def _gram(A, weight=None):
     """A^T diag(weight) A for non-negative weights, by a symmetric rank-k update (BLAS syrk)."""
     B = A if weight is None else A * np.sqrt(weight)[:, None]
@@ -286,27 +366,66 @@ def _reference_coded_penalty(beta, alpha, weight_scale2, n_levels):
 # ---------------------------------------------------------------------------
 # The model: layout, log-likelihood, score and information
 # ---------------------------------------------------------------------------
+# Each expert family's part of the likelihood on the user's scale (its parameter
+# rows, log-density, per-row score, complete-data information and penalty), by the
+# regressor's ``expert``; the classifier's experts are multinomial.
+_REGRESSOR_PARTS = {"gaussian": _GaussianPart, "poisson": _PoissonPart}
+
+
+def _family_part(est):
+    """The family part of a fitted estimator's experts."""
+    if hasattr(est, "classes_"):
+        return _MultinomialPart(est)
+    kind = getattr(est, "_expert_kind", "gaussian")
+    if kind not in _REGRESSOR_PARTS:
+        raise ValueError(
+            f"Standard errors are not available for expert={kind!r}: the observed "
+            f"information is implemented for {sorted(_REGRESSOR_PARTS)} experts "
+            "(bic, aic and icl are available)."
+        )
+    return _REGRESSOR_PARTS[kind](est)
+
+
 class _Model:
-    """Reference-coded parameter vector of a fitted estimator, and its likelihood."""
+    """Reference-coded parameter vector of a fitted estimator, and its likelihood.
+
+    The gate and the experts may see different columns (``gate_features``,
+    ``expert_features``): each gets its own columns of X, and the table
+    labels each part's terms with its own columns' names.
+    """
 
     def __init__(self, est):
         self.n_experts = np.shape(est.gate_intercept_)[0]
         self.n_features = int(est.n_features_in_)
-        self.family = (_MultinomialPart(est) if hasattr(est, "classes_")
-                       else _GaussianPart(est))
+        self.gate_columns, self.expert_columns = getattr(est, "_columns", (None, None))
+        self.family = _family_part(est)
         self.alpha = float(est.alpha)
-        K, q = self.n_experts, self.n_features + 1
+        self.n_gate_features = np.shape(est.gate_coef_)[1]
+        K, q = self.n_experts, self.n_gate_features + 1
         self.n_gate = (K - 1) * q
         self.n_params = self.n_gate + K * self.family.n_params
         names = getattr(est, "feature_names_in_", None)
-        features = ([str(f) for f in names] if names is not None
-                    else [f"x{j}" for j in range(self.n_features)])
-        self.index = [("gate", k, t) for k in range(1, K) for t in ["intercept", *features]]
-        terms = self.family.terms(features)
+        features = np.array([str(f) for f in names] if names is not None
+                            else [f"x{j}" for j in range(self.n_features)], dtype=object)
+        gate_terms = list(self.gate_view(features))
+        self.index = [("gate", k, t) for k in range(1, K) for t in ["intercept", *gate_terms]]
+        terms = self.family.terms(list(self.expert_view(features)))
         self.index += [("expert", k, t) for k in range(K) for t in terms]
         self.log_scale = np.concatenate(
             [np.zeros(self.n_gate, dtype=bool), np.tile(self.family.scale_mask(), K)]
         )
+
+    def gate_view(self, a):
+        """The gate's columns of ``a`` (its last axis)."""
+        return a if self.gate_columns is None else a[..., np.asarray(self.gate_columns)]
+
+    def expert_view(self, a):
+        """The experts' columns of ``a`` (its last axis)."""
+        return a if self.expert_columns is None else a[..., np.asarray(self.expert_columns)]
+
+    def design(self, X):
+        """The gate's and the experts' designs (1, x) of rows ``X``."""
+        return _with_intercept(self.gate_view(X)), _with_intercept(self.expert_view(X))
 
     def theta(self, est, order=None):
         """The parameter vector of ``est`` (experts permuted by ``order``)."""
@@ -324,15 +443,16 @@ class _Model:
         return out
 
     def _split(self, theta):
-        K, q = self.n_experts, self.n_features + 1
+        K, q = self.n_experts, self.n_gate_features + 1
         gate = theta[: self.n_gate].reshape(K - 1, q)
         experts = theta[self.n_gate:].reshape(K, self.family.n_params)
         return gate, experts
 
-    def _rows(self, theta, X1, Y):
+    def _rows(self, theta, G1, X1, Y):
+        """``G1``, ``X1``: the gate's and the experts' designs of the rows."""
         gate, experts = self._split(theta)
-        eta = np.zeros((X1.shape[0], self.n_experts))
-        eta[:, 1:] = X1 @ gate.T
+        eta = np.zeros((G1.shape[0], self.n_experts))
+        eta[:, 1:] = G1 @ gate.T
         log_g = log_softmax(eta, axis=1)
         log_f, cache = self.family.prepare(experts, X1, Y)
         log_joint = log_g + log_f
@@ -343,35 +463,35 @@ class _Model:
         """Weighted total log-likelihood sum_i w_i log p(y_i | x_i)."""
         total = 0.0
         for rows in _blocks(X.shape[0]):
-            X1 = _with_intercept(X[rows])
-            total += weight[rows] @ self._rows(theta, X1, _take(Y, rows))[2]
+            G1, X1 = self.design(X[rows])
+            total += weight[rows] @ self._rows(theta, G1, X1, _take(Y, rows))[2]
         return float(total)
 
     def score_and_information(self, theta, X, Y, weight):
         """Total score (P,) and observed information (P, P) of the log-likelihood."""
-        P, K, q, G = self.n_params, self.n_experts, self.n_features + 1, self.n_gate
+        P, K, q, G = self.n_params, self.n_experts, self.n_gate_features + 1, self.n_gate
         p = self.family.n_params
         score = np.zeros(P)
         info = np.zeros((P, P))
         gate_block = [slice((k - 1) * q, k * q) for k in range(K)]  # k >= 1 used
         expert_block = [slice(G + k * p, G + (k + 1) * p) for k in range(K)]
         for rows in _blocks(X.shape[0]):
-            X1, w = _with_intercept(X[rows]), weight[rows]
-            log_g, log_joint, log_norm, cache = self._rows(theta, X1, _take(Y, rows))
+            (G1, X1), w = self.design(X[rows]), weight[rows]
+            log_g, log_joint, log_norm, cache = self._rows(theta, G1, X1, _take(Y, rows))
             g = np.exp(log_g)
             h = np.exp(log_joint - log_norm[:, None])
             S = [self.family.score_rows(cache, k, X1) for k in range(K)]
             # E_h[v]: the complete-data score's expectation under h (the row's score,
             # up to the gate's -g term, which is constant in the latent expert)
-            Ev = np.concatenate([_kron_rows(h[:, 1:], X1)] + [h[:, k:k + 1] * S[k]
+            Ev = np.concatenate([_kron_rows(h[:, 1:], G1)] + [h[:, k:k + 1] * S[k]
                                                             for k in range(K)], axis=1)
             info += _gram(Ev, w)
             score += w @ Ev
             if K > 1:
                 # gate: complete-data softmax information
-                Zg = _kron_rows(g[:, 1:], X1)
+                Zg = _kron_rows(g[:, 1:], G1)
                 score[:G] -= w @ Zg
-                info[:G, :G] += _softmax_information(g, X1, w)
+                info[:G, :G] += _softmax_information(g, G1, w)
             for k in range(K):
                 wh = w * h[:, k]
                 e = expert_block[k]
@@ -379,8 +499,8 @@ class _Model:
                                - _gram(S[k], wh))
                 if k >= 1:
                     b = gate_block[k]
-                    info[b, b] -= _gram(X1, wh)
-                    cross = X1.T @ (wh[:, None] * S[k])
+                    info[b, b] -= _gram(G1, wh)
+                    cross = G1.T @ (wh[:, None] * S[k])
                     info[b, e] -= cross
                     info[e, b] -= cross.T
         return score, info
@@ -421,17 +541,11 @@ def _check_supported(est, what):
     check_is_fitted(est)
     name = type(est).__name__
     kind = getattr(est, "_expert_kind", "gaussian")
-    if kind in ("poisson", "student_t"):
+    if not hasattr(est, "classes_") and kind not in _REGRESSOR_PARTS:
         raise ValueError(
             f"{what} is not available for expert={kind!r} yet: the observed information "
-            "and the coefficient tables are implemented for Gaussian and logistic experts "
-            "only (bic, aic and icl are available)."
-        )
-    if any(columns is not None for columns in getattr(est, "_columns", (None, None))):
-        raise ValueError(
-            f"{what} is not available with gate_features or expert_features yet: the "
-            "coefficient tables are implemented for a gate and experts on every column "
-            "(bic, aic and icl are available)."
+            f"and the coefficient tables are implemented for {sorted(_REGRESSOR_PARTS)} and "
+            "logistic experts only (bic, aic and icl are available)."
         )
     if est.gating == "hard":
         raise ValueError(
@@ -539,7 +653,7 @@ def observed_information(est, X, y, sample_weight=None):
     if model.alpha > 0:
         # the gate's penalty acts on the weights of the inputs as the fit
         # standardised them
-        info = info + model.penalty(theta, est._x_scale)[1]
+        info = info + model.penalty(theta, model.gate_view(np.asarray(est._x_scale)))[1]
     return model, theta, info
 
 

@@ -66,7 +66,8 @@ def _softmax_fused_pass(model, kernels, chunk, params, hessian_stride):
 # has the kernel); ``MixtureModel.pass_statistics`` composes them otherwise.
 FUSED_PASSES = {(SoftmaxGate, GaussianExperts): _softmax_fused_pass,
                 (SoftmaxGate, PoissonExperts): _softmax_fused_pass,
-                (SoftmaxGate, StudentTExperts): _softmax_fused_pass}
+                (SoftmaxGate, StudentTExperts): _softmax_fused_pass,
+                (SoftmaxGate, LogisticExperts): _softmax_fused_pass}
 
 
 class ModelCoordinates:
@@ -227,6 +228,12 @@ class MixtureModel:
         """Whether gate and family split their M-steps into statistics and a host solve."""
         return hasattr(self.family, "statistics") and hasattr(self.gate, "statistics")
 
+    def takes_one_pass(self, params):
+        """Whether one-pass EM serves these parameters: :attr:`one_pass`, and the family
+        does not ask for its multi-pass M-step at this size (``takes_one_pass``)."""
+        takes = getattr(self.family, "takes_one_pass", None)
+        return self.one_pass and (takes is None or takes(params["experts"]))
+
     def pass_statistics(self, kernels, chunk, params, resp, log_prior, hessian_stride=1,
                         fused=True):
         """E-step at ``params`` on one chunk of rows, and all the M-step needs of it.
@@ -250,8 +257,12 @@ class MixtureModel:
         statistics = {"log_likelihood": float(sample_weight @ log_norm),
                       "share": kernels.to_host(sample_weight @ resp).astype(np.float64)}
         resp *= sample_weight[:, None]
+        # (a family whose statistics hold a Hessian it can sample takes the stride too)
+        sampled = ({"hessian_stride": hessian_stride}
+                   if getattr(self.family, "samples_hessian", False) else {})
         statistics["experts"] = self.family.statistics(kernels, self.expert_view(chunk.X),
-                                                       chunk.Y, resp, params["experts"])
+                                                       chunk.Y, resp, params["experts"],
+                                                       **sampled)
         statistics["gate"] = self.gate.statistics(kernels, self.gate_view(chunk.X), resp,
                                                   params["gate"], log_prior,
                                                   hessian_stride=hessian_stride)

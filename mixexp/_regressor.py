@@ -99,8 +99,9 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         the negative log-likelihood, on the user's scale. Prediction is the
         mixture's mean rate; ``predict(return_std=True)`` its standard
         deviation, whose variance is ``sum_k g_k mu_k`` (a count's variance
-        is its rate) plus the experts' disagreement. Not available in
-        ``summary`` / ``parameter_covariance`` yet.
+        is its rate) plus the experts' disagreement. ``summary`` /
+        ``parameter_covariance`` report each expert's log-rate intercept and
+        weights.
     gate_features : array-like or None, default=None
         Columns of X the gate sees (flexmix's *concomitant variables*):
         integer indices, column names (DataFrame input only) or a boolean

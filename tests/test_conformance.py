@@ -145,6 +145,41 @@ def test_family_sums_over_rows_do_not_depend_on_chunking(family_name):
     assert_allclose(density, family.log_density(NUMPY, X, Y, experts), rtol=1e-14)
 
 
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("family_name", FAMILIES)
+def test_family_one_pass_statistics_add_over_chunks_and_solve_ascends(family_name, seed):
+    # one-pass EM: the statistics of a pass are sums over rows, and the host solve
+    # is an exact M-step (never lowers the objective) or, with exact_solve False, a
+    # step whose direction raises the objective (the next pass checks its length)
+    family, experts, X, Y, W = _problem(family_name, seed)
+    if not hasattr(family, "statistics"):
+        pytest.skip(f"{family_name} experts have no one-pass statistics")
+    whole = family.statistics(NUMPY, X, Y, W, experts)
+    cuts = np.sort(np.random.default_rng(seed).choice(np.arange(1, N), size=5, replace=False))
+    parts = [family.statistics(NUMPY, X[rows], Y[rows], W[rows], experts)
+             for rows in np.split(np.arange(N), cuts)]
+    for key, value in whole.items():
+        assert_allclose(sum(part[key] for part in parts), value, rtol=1e-10,
+                        atol=1e-10 * np.abs(value).max())
+    before = _family_objective(family, X, Y, W, experts)
+    solved = family.solve(whole, experts)
+    assert set(solved) == set(experts)
+    if family.exact_solve:
+        assert _family_objective(family, X, Y, W, solved) >= before - 1e-9 * abs(before)
+    else:
+        # an ascent direction: a short enough step climbs (far from the optimum a
+        # full Newton step may overshoot; one-pass EM halves it then)
+        small = family.step_towards(experts, solved, 1e-4)
+        assert _family_objective(family, X, Y, W, small) > before
+        # near the optimum (after multi-pass M-steps) the full step climbs
+        near = experts
+        for _ in range(5):
+            near = family.m_step(NUMPY, X, Y, W, near)
+        again = family.solve(family.statistics(NUMPY, X, Y, W, near), near)
+        assert (_family_objective(family, X, Y, W, again)
+                >= _family_objective(family, X, Y, W, near) - 1e-9 * abs(before))
+
+
 @pytest.mark.parametrize("family_name", FAMILIES)
 def test_family_coordinates_round_trip_and_projection_keeps_densities(family_name):
     family, experts, X, Y, W = _problem(family_name)

@@ -226,9 +226,10 @@ def test_inputs_are_not_modified():
     assert_array_equal(X, X_copy)
 
 
-def test_inference_refuses_selected_columns_clearly():
+def test_inference_tables_label_the_selected_columns():
     X, y, _ = _concomitant_data(n=300)
     est = MixtureOfExpertsRegressor(2, gate_features=[2], random_state=0).fit(X, y)
-    with pytest.raises(ValueError, match="summary is not available with gate_features"):
-        est.summary(X, y)
+    table = est.summary(X, y)
+    assert [t for part, _, t in table.index if part == "gate"] == ["intercept", "x2"]
+    assert np.all(np.isfinite(table["std_err"]))
     assert np.isfinite(est.icl(X, y))

@@ -163,3 +163,59 @@ def test_student_t_fused_pass_equals_the_composition(dtype, rtol, n, d, n_expert
     fused = _statistics(model, params, X, Y, sample_weight, stride, fused=True)
     composed = _statistics(model, params, X, Y, sample_weight, stride, fused=False)
     _assert_same(fused, composed, rtol)
+
+
+def _logistic_problem(n, d, n_experts, n_classes, dtype, seed):
+    from mixexp._experts import LogisticExperts
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    params = {
+        "gate": {"coef": rng.normal(size=(n_experts, d)), "intercept": rng.normal(size=n_experts)},
+        "experts": {"coef": rng.normal(size=(n_experts, n_classes, d)),
+                    "intercept": rng.normal(size=(n_experts, n_classes))},
+    }
+    Y = np.eye(n_classes)[rng.integers(n_classes, size=n)]
+    sample_weight = rng.uniform(0.5, 2.0, size=n)
+    sample_weight[rng.random(n) < 0.1] = 0.0
+    model = MixtureModel(SoftmaxGate(0.0), LogisticExperts(np.zeros(d)))
+    return model, params, X.astype(dtype), Y.astype(dtype), sample_weight
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+@pytest.mark.parametrize("n, d, n_experts, n_classes, stride", [
+    (1, 2, 2, 2, 1), (300, 3, 4, 3, 3), (5000, 10, 4, 3, 1), (5000, 10, 8, 2, 3),
+    (3001, 5, 3, 4, 7),  # sampled rows straddle blocks and chunks
+    (700, 1, 1, 2, 2),
+])
+def test_logistic_fused_pass_equals_the_composition(dtype, rtol, n, d, n_experts, n_classes,
+                                                    stride):
+    model, params, X, Y, sample_weight = _logistic_problem(n, d, n_experts, n_classes, dtype,
+                                                           seed=n + d)
+    fused = _statistics(model, params, X, Y, sample_weight, stride, fused=True)
+    composed = _statistics(model, params, X, Y, sample_weight, stride, fused=False)
+    assert ("hessian_weight" in fused["experts"]) == (stride > 1)
+    _assert_same(fused, composed, rtol)
+
+
+def test_logistic_composition_equals_the_numpy_reference():
+    # the composition on Numba's kernels against the same on the NumPy reference's
+    model, params, X, Y, sample_weight = _logistic_problem(3001, 5, 3, 4, np.float64, seed=5)
+    chunk = Chunk(X, Y, sample_weight, slice(0, X.shape[0]))
+    results = []
+    for backend in ("numpy", "numba"):
+        resp = np.empty((X.shape[0], 3))
+        results.append(model.pass_statistics(get_kernels(backend), chunk, params, resp,
+                                             np.empty_like(resp), hessian_stride=7,
+                                             fused=False))
+    _assert_same(results[1], results[0], 1e-10)
+
+
+def test_logistic_fused_pass_does_not_depend_on_the_thread_count(monkeypatch):
+    from mixexp._kernels import _numba
+
+    model, params, X, Y, sample_weight = _logistic_problem(20000, 4, 3, 3, np.float64, seed=2)
+    threaded = _statistics(model, params, X, Y, sample_weight, 3, fused=True)
+    monkeypatch.setattr(_numba, "_n_threads", lambda: 1)
+    serial = _statistics(model, params, X, Y, sample_weight, 3, fused=True)
+    _assert_same(threaded, serial, 0.0)

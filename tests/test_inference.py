@@ -363,3 +363,123 @@ def test_wald_intervals_cover_the_truth():
     coverage = np.mean(np.abs(z) < 1.96)
     assert 0.88 <= coverage <= 0.99, coverage
     assert 0.8 < np.std(z) < 1.25, np.std(z)
+
+
+# ---- Poisson experts and column selections -------------------------------------
+def _counts(n, n_features, n_experts, seed=0, n_targets=1):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_features))
+    gate = rng.normal(size=(n_experts, n_features))
+    k = np.array([rng.choice(n_experts, p=p) for p in
+                  np.exp(X @ gate.T) / np.exp(X @ gate.T).sum(axis=1, keepdims=True)])
+    coef = 0.5 * rng.normal(size=(n_experts, n_targets, n_features))
+    intercept = rng.normal(1.0, 0.7, size=(n_experts, n_targets))
+    y = rng.poisson(np.exp(np.einsum("nd,ntd->nt", X, coef[k]) + intercept[k]))
+    return X, (y[:, 0] if n_targets == 1 else y)
+
+
+# R 4 glm(Patents ~ lgRD + RDS, family = poisson, data = patent.csv,
+# weights = rep(c(1, 2, 3), length.out = nrow(data)),
+# control = glm.control(epsilon = 1e-14, maxit = 100)): estimates, standard errors
+R_GLM_POISSON = np.array([[0.554623653112, 0.0645411701585],
+                          [0.938760196898, 0.0163156331550],
+                          [0.361446620359, 0.0291890737693]])
+
+
+def test_one_poisson_expert_has_glm_standard_errors():
+    from pathlib import Path
+
+    data = pd.read_csv(Path(__file__).parent / "data" / "patent.csv")
+    weight = np.resize([1.0, 2.0, 3.0], len(data))
+    est = MixtureOfExpertsRegressor(1, expert="poisson", alpha=0.0, tol=1e-12, max_iter=1000,
+                                    random_state=0)
+    est.fit(data[["lgRD", "RDS"]], data["Patents"], sample_weight=weight)
+    table = est.summary(data[["lgRD", "RDS"]], data["Patents"], sample_weight=weight)
+    rows = [("expert", 0, term) for term in ["intercept", "lgRD", "RDS"]]
+    assert table.index.tolist() == rows
+    np.testing.assert_allclose(table.loc[rows, "coef"], R_GLM_POISSON[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(table.loc[rows, "std_err"], R_GLM_POISSON[:, 1], rtol=1e-5)
+
+
+@ignore_convergence
+@pytest.mark.parametrize("n_experts, n_features, n_targets", [(2, 1, 1), (2, 3, 1), (3, 2, 1),
+                                                              (2, 2, 2)])
+def test_poisson_information_matches_finite_differences(n_experts, n_features, n_targets):
+    X, y = _counts(200, n_features, n_experts, seed=n_experts + n_features,
+                   n_targets=n_targets)
+    est = MixtureOfExpertsRegressor(n_experts, expert="poisson", alpha=0.0, max_iter=50,
+                                    random_state=0).fit(X, y)
+    model, Xv, Y, w = _validated(est, X, y, None)
+    theta = model.theta(est)
+    assert model.log_likelihood(theta, Xv, Y, w) == pytest.approx(
+        est.log_likelihood(X, y) * len(y), rel=1e-12)
+    theta = theta + 0.05 * np.random.default_rng(0).standard_normal(theta.size)
+
+    def loglik(t):
+        return model.log_likelihood(t, Xv, Y, w)
+
+    score, info = model.score_and_information(theta, Xv, Y, w)
+    step = 1e-6
+    fd_score = np.array([(loglik(theta + e) - loglik(theta - e)) / (2 * step)
+                         for e in np.eye(theta.size) * step])
+    np.testing.assert_allclose(score, fd_score, rtol=1e-4, atol=1e-4 * np.abs(fd_score).max())
+    fd_info = -_fd_hessian(loglik, theta)
+    scale = np.abs(fd_info).max()
+    np.testing.assert_allclose(info, fd_info, rtol=1e-4, atol=1e-5 * scale)
+    table = est.summary(X, y)
+    assert len(table) == theta.size and np.all(np.isfinite(table["std_err"]))
+
+
+def test_penalised_poisson_score_vanishes_at_the_fit():
+    X, y = _counts(300, 2, 2, seed=4)
+    X = X * [1.0, 20.0]
+    est = MixtureOfExpertsRegressor(2, expert="poisson", alpha=3.0, tol=1e-12, max_iter=5000,
+                                    random_state=0).fit(X, y)
+    model, Xv, Y, weight = _validated(est, X, y, None)
+    theta = model.theta(est)
+    score = model.score_and_information(theta, Xv, Y, weight)[0]
+    grad, hess = model.penalty(theta, est._x_scale)
+    assert np.abs(score - grad).max() < 1e-3 * np.abs(score).max()
+    fd = np.array([(model.penalty(theta + 1e-6 * e, est._x_scale)[0]
+                    - model.penalty(theta - 1e-6 * e, est._x_scale)[0]) / 2e-6
+                   for e in np.eye(theta.size)])
+    np.testing.assert_allclose(hess, fd, atol=1e-6 * np.abs(hess).max())
+
+
+@ignore_convergence
+@pytest.mark.filterwarnings("ignore:The observed information")  # (50 iterations only)
+@pytest.mark.parametrize("expert", ["gaussian", "poisson", "classifier"])
+@pytest.mark.parametrize("gate_features, expert_features", [([2], [0, 1]), (None, [1]),
+                                                            ([0, 2], None)])
+def test_column_selections_get_tables_of_their_own_columns(expert, gate_features,
+                                                           expert_features):
+    if expert == "poisson":
+        X, y = _counts(200, 3, 2, seed=5)
+        est = MixtureOfExpertsRegressor(2, expert="poisson", alpha=0.0, max_iter=50,
+                                        random_state=0)
+    elif expert == "gaussian":
+        X, y, _ = make_moe_regression(200, 3, 2, noise=0.3, random_state=5)
+        est = MixtureOfExpertsRegressor(2, alpha=0.0, max_iter=50, random_state=0)
+    else:
+        X, y, _ = make_moe_classification(200, 3, 2, n_classes=3, random_state=5)
+        est = MixtureOfExpertsClassifier(2, max_iter=50, random_state=0)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    est.set_params(gate_features=gate_features, expert_features=expert_features).fit(frame, y)
+    table = est.summary(frame, y)
+    names = np.array(["a", "b", "c"])
+    gate_terms = {t for part, _, t in table.index if part == "gate"}
+    expert_terms = {t.split(":")[-1] for part, _, t in table.index if part == "expert"}
+    gate_names = set(names[gate_features] if gate_features is not None else names)
+    expert_names = set(names[expert_features] if expert_features is not None else names)
+    assert gate_terms == {"intercept", *gate_names}
+    assert expert_terms - {"intercept", "sigma"} == expert_names
+    model, Xv, Y, w = _validated(est, frame, y, None)
+    theta = model.theta(est)
+    assert len(table) == theta.size
+    assert model.log_likelihood(theta, Xv, Y, w) == pytest.approx(
+        est.log_likelihood(frame, y) * len(y), rel=1e-12)
+    theta = theta + 0.05 * np.random.default_rng(1).standard_normal(theta.size)
+    info = model.score_and_information(theta, Xv, Y, w)[1]
+    fd_info = -_fd_hessian(lambda t: model.log_likelihood(t, Xv, Y, w), theta)
+    scale = np.abs(fd_info).max()
+    np.testing.assert_allclose(info, fd_info, rtol=1e-4, atol=1e-5 * scale)

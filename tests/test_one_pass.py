@@ -1,7 +1,10 @@
 """One-pass EM: a pass per iteration, independent of chunking, the same optima."""
 
+import warnings
+
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 from numpy.testing import assert_allclose
 
 from mixexp import MixtureOfExpertsRegressor, _logistic
@@ -130,3 +133,80 @@ def test_prediction_by_chunks_equals_prediction_in_one_block(monkeypatch, backen
     monkeypatch.setattr(InMemoryRows, "__init__", small_chunks)
     for chunked, desired in zip(predictions(), whole, strict=True):
         assert_allclose(chunked, desired, rtol=1e-13, atol=1e-300)
+
+
+# ---- multinomial logistic experts (MixtureOfExpertsClassifier) ---------------------
+
+
+def _classes(n=3000, seed=0):
+    from mixexp.datasets import make_moe_classification
+
+    X, y, _ = make_moe_classification(n_samples=n, n_features=4, n_experts=3, n_classes=3,
+                                      random_state=seed)
+    return X, y
+
+
+def test_classifier_em_makes_one_pass_per_iteration(count_passes):
+    from mixexp import MixtureOfExpertsClassifier
+
+    X, y = _classes()
+    est = MixtureOfExpertsClassifier(3, n_init=1, random_state=0).fit(X, y)
+    assert est.converged_
+    # the first E-step, one per iteration, a pass per halved step (rare) and the summary
+    assert est.n_iter_ + 2 <= count_passes["passes"] <= 1.2 * est.n_iter_ + 2
+    assert count_passes["whole"] == 0
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("n_experts, seed", [(2, 0), (3, 1), (3, 2)])
+def test_classifier_one_pass_em_reaches_the_multi_pass_optimum(monkeypatch, backend, n_experts,
+                                                               seed):
+    # one Newton step per expert and iteration, checked by the next pass, against
+    # the multi-pass M-step's Newton iterations with a line search on each expert
+    from mixexp import MixtureOfExpertsClassifier
+    from mixexp._model import MixtureModel
+
+    X, y = _classes(n=2000, seed=seed)
+    kwargs = dict(n_experts=n_experts, n_init=1, tol=1e-10, max_iter=5000, random_state=0,
+                  backend=backend)
+    one_pass = MixtureOfExpertsClassifier(**kwargs).fit(X, y)
+    monkeypatch.setattr(MixtureModel, "one_pass", property(lambda self: False))
+    multi_pass = MixtureOfExpertsClassifier(**kwargs).fit(X, y)
+    assert one_pass.converged_ and multi_pass.converged_
+    assert one_pass.objective_history_[-1] >= multi_pass.objective_history_[-1] - 1e-7
+    assert one_pass.log_likelihood_ == pytest.approx(multi_pass.log_likelihood_, abs=1e-6)
+
+
+def test_classifier_one_pass_converges_despite_halved_steps(monkeypatch):
+    # expert steps three times too long: the next pass sees the objective fall and
+    # halves them. The stopping rule sees a halved step's gain per unit step, so the
+    # fit does not stop at the first small (halved) gain but reaches the optimum
+    from mixexp import MixtureOfExpertsClassifier
+    from mixexp._experts import LogisticExperts
+
+    X, y = _classes(n=2000, seed=3)
+    kwargs = dict(n_experts=3, n_init=1, random_state=0, max_iter=3000)
+    exact = MixtureOfExpertsClassifier(tol=1e-10, **kwargs).fit(X, y)
+    solve = LogisticExperts.solve
+
+    def overshooting(self, statistics, experts):
+        target = solve(self, statistics, experts)
+        return {key: experts[key] + 3.0 * (target[key] - experts[key]) for key in experts}
+
+    monkeypatch.setattr(LogisticExperts, "solve", overshooting)
+    halved = MixtureOfExpertsClassifier(**kwargs).fit(X, y)  # the default tol
+    assert halved.converged_
+    assert np.all(np.diff(halved.objective_history_) >= -1e-12)
+    assert halved.log_likelihood_ == pytest.approx(exact.log_likelihood_, abs=1e-4)
+
+
+def test_wide_logistic_experts_keep_the_multi_pass_m_step(count_passes):
+    from mixexp import MixtureOfExpertsClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 60))
+    y = rng.integers(4, size=400)  # 4 (60 + 1) > NEWTON_MAX_PARAMS parameters per expert
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # (5 iterations only)
+        MixtureOfExpertsClassifier(2, n_init=1, random_state=0, max_iter=5).fit(X, y)
+    assert count_passes["whole"] == 1

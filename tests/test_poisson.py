@@ -172,11 +172,13 @@ def test_backends_without_poisson_kernels_are_refused_clearly():
         family.log_density(kernels, np.zeros((3, 2)), np.zeros((3, 1)), experts)
 
 
-def test_inference_refuses_poisson_experts_clearly():
+def test_inference_covers_poisson_experts():
     X, y, _ = _counts(n=300)
     est = MixtureOfExpertsRegressor(2, expert="poisson", random_state=0).fit(X, y)
-    with pytest.raises(ValueError, match="not available for expert='poisson'"):
-        est.summary(X, y)
+    table = est.summary(X, y)
+    assert ("expert", 1, "intercept") in table.index
+    assert not any("sigma" in t for _, _, t in table.index)  # a count's variance is its rate
+    assert np.all(np.isfinite(table["std_err"]))
     assert np.isfinite(est.icl(X, y))
 
 

@@ -180,6 +180,10 @@ class ExpertFamily(ABC):
     # complete-data objective; one-pass EM checks the step of a family where
     # it is not (see ``mixexp._solvers._em``).
     exact_solve = True
+    # Whether ``statistics`` takes ``hessian_stride``: a Hessian summed over every
+    # m-th row only (as the gate's, above ``HESSIAN_SAMPLE_ROWS`` rows), which
+    # ``solve`` rescales; the step is checked by the next pass all the same.
+    samples_hessian = False
 
     @staticmethod
     def step_towards(experts, target, t):

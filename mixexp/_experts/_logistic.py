@@ -3,12 +3,30 @@
 Targets ``Y`` are one-hot classes (n, C); a binary problem is the two-class
 case of the same model. Parameters ``{"coef": (K, C, d), "intercept":
 (K, C)}`` on the standardised inputs. The classifier's family.
+
+The multi-pass M-step fits each expert by warm-started Newton steps with a
+line search (L-BFGS above ``NEWTON_MAX_PARAMS`` parameters), several passes
+over the rows per expert. One-pass EM (``mixexp._solvers._em``) instead
+gathers each expert's gradient and Hessian at its current parameters in the
+pass that computes the E-step (:meth:`LogisticExperts.statistics`), takes
+one penalised Newton step per expert on the host (:meth:`LogisticExperts.solve`,
+not an exact M-step: ``exact_solve`` is False) and has the next pass check
+it together with the gate's step, as for Poisson experts. Experts with more
+than ``NEWTON_MAX_PARAMS`` parameters (a Hessian of C^2 (d + 1)^2 products
+per row) keep the multi-pass M-step (:meth:`LogisticExperts.takes_one_pass`).
 """
 
 import numpy as np
 
 from .._backend import to_host
-from .._logistic import fit_multinomial_logistic
+from .._logistic import (
+    NEWTON_MAX_PARAMS,
+    center,
+    fit_multinomial_logistic,
+    penalised_newton_step,
+    rounding_resolution,
+    softmax_gradient,
+)
 from ._family import (
     SPLIT_STEP,
     ExpertFamily,
@@ -95,7 +113,112 @@ class LogisticExperts(ExpertFamily):
         """alpha ||w_kc||^2 summed over experts and classes (user's scale)."""
         return float(np.sum(self.weight_penalty * experts["coef"] ** 2))
 
-    # ---- EM ----------------------------------------------------------------
+    # ---- one-pass EM: Newton sums of a pass, a step checked by the next ------
+    exact_solve = False
+    # ``statistics`` takes ``hessian_stride`` (see ``ExpertFamily.samples_hessian``)
+    samples_hessian = True
+
+    @staticmethod
+    def takes_one_pass(experts):
+        """Whether one-pass EM serves these experts: up to ``NEWTON_MAX_PARAMS``
+        parameters C (d + 1) per expert (above, the Hessian costs C^2 (d + 1)^2
+        products per row and the multi-pass M-step's L-BFGS wins)."""
+        _, n_classes, d = experts["coef"].shape
+        return n_classes * (d + 1) <= NEWTON_MAX_PARAMS
+
+    def statistics(self, kernels, X, Y, W, experts, hessian_stride=1):
+        """Additive statistics of rows for :meth:`solve` (float64, host).
+
+        With T_k = W[:, k] Y (the expert's weighted one-hot classes) and p_k
+        its class probabilities at ``experts``: ``value`` (K,) = sum_ic T_kic
+        log p_kic, ``gradient`` (K, C, d + 1) and ``hessian``
+        (K, C, d + 1, C, d + 1) of that sum in (weights, intercept) of each
+        class (``gate_gradient_hessian``'s, per expert), ``w_sum`` (K,) =
+        sum_i W_ik. With ``hessian_stride`` > 1 the Hessian sums only rows
+        i % hessian_stride == 0, whose weight per expert is
+        ``hessian_weight`` (K,): :meth:`solve` rescales it, as the gate does
+        its own (``SoftmaxGate.statistics``). The composition of existing
+        kernels, one expert at a time: the oracle of the fused
+        ``logistic_pass`` kernels.
+        """
+        xp = kernels.xp
+        coef, intercept = experts["coef"], experts["intercept"]
+        n_experts, n_classes, d = coef.shape
+        value = np.zeros(n_experts)
+        gradient = np.zeros((n_experts, n_classes, d + 1))
+        hessian = np.zeros((n_experts, n_classes, d + 1, n_classes, d + 1))
+        hessian_weight = np.zeros(n_experts)
+        log_p = xp.empty((X.shape[0], n_classes), dtype=X.dtype)
+        sampled = slice(None, None, hessian_stride)
+        for k in range(n_experts):
+            kernels.log_gate(X, coef[k], intercept[k], out=log_p)  # log-softmax of the classes
+            targets = W[:, k:k + 1] * Y
+            value[k] = float(xp.sum(targets * log_p, dtype=np.float64))
+            if hessian_stride == 1:
+                gradient[k], hessian[k] = kernels.gate_gradient_hessian(X, targets, log_p)
+                continue
+            gradient[k] = softmax_gradient(kernels, X, targets, coef[k], intercept[k])
+            hessian[k] = kernels.gate_gradient_hessian(X[sampled], targets[sampled],
+                                                       log_p[sampled])[1]
+            hessian_weight[k] = float(xp.sum(W[sampled, k], dtype=np.float64))
+        statistics = {"value": value, "gradient": gradient, "hessian": hessian,
+                      "w_sum": kernels.to_host(W.sum(axis=0)).astype(np.float64)}
+        if hessian_stride > 1:
+            statistics["hessian_weight"] = hessian_weight
+        return statistics
+
+    def fused_pass(self, kernels, X, Y, sample_weight, gate_coef, gate_intercept, experts,
+                   hessian_stride):
+        """One-pass EM statistics of a chunk from the fused softmax-gate kernel
+        (``kernels.logistic_pass``; see ``mixexp._model``), as the Gaussian
+        family's; None where the backend has no such kernel."""
+        if not hasattr(kernels, "logistic_pass"):
+            return None
+        (log_likelihood, value, grad, hess, w_sum, expert_weight, gate_gradient, gate_hessian,
+         hessian_weight) = kernels.logistic_pass(
+            X, Y, sample_weight, gate_coef, gate_intercept, experts["coef"],
+            experts["intercept"], hessian_stride)
+        statistics = {"value": value, "gradient": grad, "hessian": hess, "w_sum": w_sum}
+        if hessian_stride > 1:
+            statistics["hessian_weight"] = expert_weight
+        # each expert's share of the weight, sum_i s_i h_ik, is its w_sum
+        return (log_likelihood, w_sum.copy(), statistics, gate_gradient, gate_hessian,
+                hessian_weight)
+
+    def solve(self, statistics, experts):
+        """One penalised Newton step per expert from :meth:`statistics` (unchecked: see
+        ``exact_solve``), its softmax shift removed.
+
+        Expert k's data term sum_ic T_kic log p_kic - alpha ||W_k||^2 is
+        concave; its Newton direction solves (-H + 2 P) step = gradient
+        (``mixexp._logistic.penalised_newton_step``). An expert without
+        weight, or whose step promises a gain below the objective's
+        rounding, stays where it is.
+        """
+        coef, intercept = experts["coef"], experts["intercept"]
+        d = coef.shape[2]
+        new_coef, new_intercept = coef.copy(), intercept.copy()
+        w_sum = statistics["w_sum"]
+        for k in np.flatnonzero(active_experts(w_sum)):
+            hessian = statistics["hessian"][k]
+            if "hessian_weight" in statistics:  # a subsample's Hessian, to the whole's scale
+                sampled = statistics["hessian_weight"][k]
+                if not sampled > 0.0:
+                    continue  # no sampled row of this expert: no curvature to step with
+                hessian = hessian * (w_sum[k] / sampled)
+            grad = statistics["gradient"][k].copy()
+            grad[:, :d] -= 2.0 * self.weight_penalty * coef[k]
+            step, decrement = penalised_newton_step(grad, hessian, self.weight_penalty)
+            objective = statistics["value"][k] - float(np.sum(self.weight_penalty * coef[k]**2))
+            # a gain below the objective's rounding cannot be verified
+            if not np.isfinite(decrement) or decrement <= rounding_resolution(
+                    objective, w_sum[k], np.float64):
+                continue
+            new_coef[k], new_intercept[k] = center(coef[k] + step[:, :d],
+                                                   intercept[k] + step[:, d])
+        return {"coef": new_coef, "intercept": new_intercept}
+
+    # ---- multi-pass EM ------------------------------------------------------
     def m_step(self, kernels, X, Y, W, experts):
         """Each expert by weighted multinomial logistic regression (warm-started
         Newton steps; L-BFGS above ``NEWTON_MAX_PARAMS`` parameters).

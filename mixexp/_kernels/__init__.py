@@ -50,6 +50,7 @@ OPTIONAL_KERNEL_NAMES = (
     "gaussian_pass",  # one-pass EM statistics, softmax gate + Gaussian experts
     "poisson_pass",  # the same with Poisson experts
     "student_t_pass",  # the same with Student-t experts
+    "logistic_pass",  # the same with multinomial logistic experts
     "tree_log_gate",  # the leaves' log priors of a tree of softmax gates, in one pass
 )
 

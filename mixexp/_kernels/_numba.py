@@ -870,12 +870,9 @@ def _gaussian_joint_from_residuals(rt, nb, half_precision, log_const, quad, z):
 
 
 @njit(**_JIT)
-def _gate_curvature_block(zt, g, s_row, nb, f, curvature, curv):
-    """curv[p(k, l), q(a, b)] += sum_{i < nb} s_i g_ik ([k == l] - g_il) z_ia z_ib.
-
-    :func:`_gate_gradient_hessian_rows`'s curvature sums for a block of
-    (gathered) rows; ``f`` and ``curvature`` are scratch.
-    """
+def _softmax_curvature_weights(g, s_row, nb, curvature):
+    """curvature[p(k, l), i] = s_i g_ik ([k == l] - g_il) for k <= l, i < nb: the
+    weights of a softmax's Hessian (row-major upper-triangle order of the pairs)."""
     n_experts = g.shape[0]
     p = 0
     for k in range(n_experts):
@@ -889,6 +886,16 @@ def _gate_curvature_block(zt, g, s_row, nb, f, curvature, curv):
             for i in range(nb):
                 row[i] = -(s_row[i] * gk[i]) * gl[i]
             p += 1
+
+
+@njit(**_JIT)
+def _gate_curvature_block(zt, g, s_row, nb, f, curvature, curv):
+    """curv[p(k, l), q(a, b)] += sum_{i < nb} s_i g_ik ([k == l] - g_il) z_ia z_ib.
+
+    :func:`_gate_gradient_hessian_rows`'s curvature sums for a block of
+    (gathered) rows; ``f`` and ``curvature`` are scratch.
+    """
+    _softmax_curvature_weights(g, s_row, nb, curvature)
     _pair_products(zt, nb, f)
     _accumulate_products_4x2(curvature, nb, f, curv)
 
@@ -1344,6 +1351,137 @@ def _poisson_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, table, stride, b
                                           f, curvature, curv[chunk], hessian_weight, chunk)
         if n_held > 0:
             _gate_curvature_block(hz, hg, hs, n_held, f, curvature, curv[chunk])
+
+
+@njit(**_JIT)
+def _logistic_curvature_block(hz, hg, hs, hp, hw, nb, f, curvature, curv):
+    """The gate's curvature sums (:func:`_gate_curvature_block`, pairs of experts)
+    into curv's first K (K + 1) / 2 rows, then each expert k's over pairs of its
+    classes (probabilities hp[k*C:(k+1)*C], row weights hw[k]): one product with the
+    block's pairs of features for all of them."""
+    n_experts = hg.shape[0]
+    n_classes = hp.shape[0] // n_experts
+    n_pairs = n_experts * (n_experts + 1) // 2
+    c_pairs = n_classes * (n_classes + 1) // 2
+    _softmax_curvature_weights(hg, hs, nb, curvature[:n_pairs])
+    for k in range(n_experts):
+        first = n_pairs + k * c_pairs
+        _softmax_curvature_weights(hp[k * n_classes:(k + 1) * n_classes], hw[k], nb,
+                                   curvature[first:first + c_pairs])
+    _pair_products(hz, nb, f)
+    _accumulate_products_4x2(curvature, nb, f, curv)
+
+
+@njit(**_JIT)
+def _logistic_pass_rows(X, Y, S, gate_w, gate_b, class_w, class_b, stride, bounds,
+                        log_lik, value, linear, w_sum, expert_weight, curv, hessian_weight):
+    """One-pass EM statistics of multinomial logistic experts over the chunks in ``bounds``.
+
+    :func:`_gaussian_pass_rows` with logistic experts: per chunk c, log_lik[c]
+    = sum_i s_i log p(y_i | x_i); with W = s h, z = (x, 1), p_ik the classes'
+    probabilities under expert k and u_i = sum_c y_ic: value[c, k] = sum_i
+    W_ik sum_c y_ic log p_ikc; linear[c, k] the gate's gradient sum_i (W_ik -
+    g_ik s'_i) z_i and linear[c, K + k*C + a] = sum_i W_ik (y_ia - p_ika u_i)
+    z_i; w_sum[c, k] = sum_i W_ik. Over the rows i % stride == 0: curv[c]'s
+    first K (K + 1) / 2 rows and hessian_weight[c] the gate's, as in
+    :func:`_gaussian_pass_rows`; then for each expert k its curvature sums
+    sum_i W_ik u_i p_ika ([a == b] - p_ikb) z_i z_i^T over class pairs a <= b,
+    and expert_weight[c, k] = sum_i W_ik.
+    """
+    n_experts, n_classes, d = gate_b.shape[0], Y.shape[1], X.shape[1]
+    n_logits = class_b.shape[0]
+    zt = _new_features(d, 0)
+    yt = np.empty((n_classes, _BLOCK))
+    z = np.empty((n_experts, _BLOCK))
+    e = np.empty((max(n_experts, n_classes), _BLOCK))
+    g = np.empty((n_experts, _BLOCK))
+    shift, total, norm = _new_lse_scratch()
+    gate_norm, s_row, w_row, u_row = (np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK),
+                                      np.empty(_BLOCK))
+    # the experts' logits, then their class probabilities; log p(y | x) per expert
+    proba = np.empty((n_logits, _BLOCK))
+    log_py = np.empty((n_experts, _BLOCK))
+    # the gate's residuals W - g s' (K rows), then W (y - p u) per class: one product with z
+    weighted = np.empty((n_experts + n_logits, _BLOCK))
+    wt = np.empty((n_experts, _BLOCK))
+    f = np.empty(((d + 1) * (d + 2) // 2, _BLOCK))
+    # the Hessians' sampled rows, gathered until a block is full
+    hz = _new_features(d, 0)
+    hg = np.empty((n_experts, _BLOCK))
+    hs = np.empty(_BLOCK)
+    hp = np.empty((n_logits, _BLOCK))
+    hw = np.empty((n_experts, _BLOCK))
+    curvature = np.empty((curv.shape[1], _BLOCK))
+    for chunk in range(bounds.shape[0]):
+        n_held = 0
+        for s0 in range(bounds[chunk, 0], bounds[chunk, 1], _BLOCK):
+            nb = min(_BLOCK, bounds[chunk, 1] - s0)
+            _load_transposed(X[s0:s0 + nb], zt)
+            _load_transposed(Y[s0:s0 + nb], yt)
+            for i in range(nb):
+                s_row[i] = S[s0 + i]
+                u_row[i] = yt[0, i]
+            for c in range(1, n_classes):
+                for i in range(nb):
+                    u_row[i] += yt[c, i]
+            _gate_probabilities(zt, nb, gate_w, gate_b, z, e, shift, total, gate_norm, g)
+            # each expert's log-probability of the observed class (into the joint, as
+            # _logistic_joint_block adds it) and its class probabilities
+            _linear_block(zt, nb, class_w, class_b, proba)
+            for k in range(n_experts):
+                group = proba[k * n_classes:(k + 1) * n_classes]
+                _lse_block(group, nb, e, shift, total, norm)
+                z_row, lp = z[k], log_py[k]
+                for i in range(nb):
+                    lp[i] = 0.0
+                for c in range(n_classes):
+                    y_row, row, e_row = yt[c], group[c], e[c]
+                    for i in range(nb):
+                        term = y_row[i] * (row[i] - norm[i])
+                        z_row[i] += term
+                        lp[i] += term
+                        row[i] = e_row[i] / total[i]
+            _lse_block(z, nb, e, shift, total, norm)
+            ll = 0.0
+            for i in range(nb):
+                ll += s_row[i] * (norm[i] - gate_norm[i])
+                # an impossible row (total 0) gets no responsibility
+                total[i] = 1.0 / total[i] if total[i] > 0.0 else 0.0
+            log_lik[chunk] += ll
+            _posterior_weights(e, total, s_row, g, nb, wt, w_row, weighted)
+            for k in range(n_experts):
+                w_k, lp = wt[k], log_py[k]
+                acc_w = 0.0
+                acc_v = 0.0
+                for i in range(nb):
+                    acc_w += w_k[i]
+                    acc_v += w_k[i] * lp[i]
+                w_sum[chunk, k] += acc_w
+                value[chunk, k] += acc_v
+                for c in range(n_classes):
+                    out, p_row, y_row = weighted[n_experts + k * n_classes + c], \
+                        proba[k * n_classes + c], yt[c]
+                    for i in range(nb):
+                        out[i] = w_k[i] * (y_row[i] - p_row[i] * u_row[i])
+            _accumulate_products(weighted, nb, zt, linear[chunk])
+            for i in range((stride - s0 % stride) % stride, nb, stride):
+                for a in range(d):
+                    hz[a, n_held] = zt[a, i]
+                for k in range(n_experts):
+                    hg[k, n_held] = g[k, i]
+                    hw[k, n_held] = wt[k, i] * u_row[i]
+                    expert_weight[chunk, k] += wt[k, i]
+                for m in range(n_logits):
+                    hp[m, n_held] = proba[m, i]
+                hs[n_held] = w_row[i]
+                hessian_weight[chunk] += w_row[i]
+                n_held += 1
+                if n_held == _BLOCK:
+                    _logistic_curvature_block(hz, hg, hs, hp, hw, n_held, f, curvature,
+                                              curv[chunk])
+                    n_held = 0
+        if n_held > 0:
+            _logistic_curvature_block(hz, hg, hs, hp, hw, n_held, f, curvature, curv[chunk])
 
 
 # ---------------------------------------------------------------------------
@@ -2258,3 +2396,48 @@ def student_t_pass(X, Y, sample_weight, gate_coef, gate_intercept, coef, interce
     return (float(log_lik), tri[:, :d, :d].copy(), tri[:, d, :d].copy(), tri[:, d, d].copy(),
             moving[:, :, :d].copy(), moving[:, :, d].copy(), rss.reshape(n_experts, n_targets),
             linear[:n_experts].copy(), hessian, float(hessian_weight), log_sum, w_sum)
+
+
+def logistic_pass(X, Y, sample_weight, gate_coef, gate_intercept, coef, intercept,
+                  hessian_stride):
+    """One-pass EM statistics of a softmax gate over multinomial logistic experts.
+
+    With the posterior h at the given parameters, W = s h (s:
+    ``sample_weight``), T_k = W[:, k] Y and p_k expert k's class
+    probabilities, returns float64 ``(log_likelihood, value, gradient,
+    hessian, w_sum, expert_weight, gate_gradient, gate_hessian,
+    hessian_weight)``: sum_i s_i log p(y_i | x_i); sum_ic T_kic log p_kic
+    (K,); the gradient (K, C, d + 1) and Hessian (K, C, d + 1, C, d + 1) of
+    that sum in each expert's class weights and intercepts, as
+    :func:`gate_gradient_hessian` gives them for soft targets T_k, the
+    Hessian over the rows i % hessian_stride == 0 only; sum_i W_ik (K,) over
+    all rows and over those rows; the gate's gradient, Hessian and Hessian
+    weight as :func:`gaussian_pass` returns them. What
+    ``LogisticExperts.statistics`` and ``SoftmaxGate.statistics`` compose
+    from :func:`logistic_e_step`, :func:`log_gate`, :func:`logistic_gradient`
+    and :func:`gate_gradient_hessian`.
+    """
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    S = _rows(sample_weight, np.float64)
+    n_experts, n_classes, d = coef.shape
+    stride = int(hessian_stride)
+    if stride < 1:
+        raise ValueError(f"hessian_stride must be at least 1, got {hessian_stride}.")
+    class_w, class_b = _stacked_linear_params(coef, intercept)
+    n_logits = n_experts * n_classes
+    n_tri = (d + 1) * (d + 2) // 2
+    n_pairs = n_experts * (n_experts + 1) // 2
+    class_pairs = n_classes * (n_classes + 1) // 2
+    log_lik, value, linear, w_sum, expert_weight, curv, hessian_weight = _reduce(
+        _logistic_pass_rows, n_experts, (X, Y, S),
+        (_f64(gate_coef), _f64(gate_intercept), class_w, class_b, stride),
+        [(), (n_experts,), (n_experts + n_logits, d + 1), (n_experts,), (n_experts,),
+         (n_pairs + n_experts * class_pairs, n_tri), ()])
+    feature_pair = _triangle_index(d + 1)[None, :, None, :]
+    gate_hessian = -curv[:n_pairs][_triangle_index(n_experts)[:, None, :, None], feature_pair]
+    expert_curv = curv[n_pairs:].reshape(n_experts, class_pairs, n_tri)
+    hessian = -expert_curv[:, _triangle_index(n_classes)[:, None, :, None], feature_pair]
+    return (float(log_lik), value, linear[n_experts:].reshape(n_experts, n_classes, d + 1),
+            hessian, w_sum, expert_weight, linear[:n_experts].copy(), gate_hessian,
+            float(hessian_weight))

@@ -131,6 +131,11 @@ STUDENT_T_RUNS = {
                    p.dof)),
     "student_t_weights": _call(
         "student_t_weights", lambda p: (p.X, p.Y, p.W, p.coef, p.intercept, p.variance, p.dof)),
+    # the one-pass nu step's candidates: the current nu, 2 nu, 8 nu and MIN_DOF
+    "student_t_log1p_sums": _call(
+        "student_t_log1p_sums",
+        lambda p: (p.X, p.Y, p.W, p.coef, p.intercept, p.variance,
+                   np.column_stack([p.dof, 2 * p.dof, 8 * p.dof, np.full_like(p.dof, 0.5)]))),
 }
 
 

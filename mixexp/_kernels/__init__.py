@@ -42,7 +42,8 @@ KERNEL_NAMES = (
 # still serve the other families (the family raises a ValueError naming the
 # backend); the CPU backends have all of them.
 FAMILY_KERNEL_NAMES = ("poisson_log_density", "poisson_e_step", "poisson_newton_moments",
-                       "student_t_log_density", "student_t_e_step", "student_t_weights")
+                       "student_t_log_density", "student_t_e_step", "student_t_weights",
+                       "student_t_log1p_sums")
 
 # Fast paths a backend may provide; without one, callers compose the kernels
 # above (the composition is the fast path's oracle).

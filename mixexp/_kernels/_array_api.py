@@ -344,6 +344,27 @@ class ArrayKernels:
             w_sum += xp.sum(w, axis=0)
         return weighted, self.to_host(log_weight_sum), self.to_host(w_sum)
 
+    def student_t_log1p_sums(self, X, Y, W, coef, intercept, variance, dofs):
+        """sum_i W_ik log1p(delta_ik / nu_kj) at candidate degrees of freedom ``dofs``
+        (K, J): float64 (K, J) on the host."""
+        xp = self.xp
+        dtype = self._data_dtype(X)
+        X, Y, W = self._rows(X, dtype), self._rows(Y, dtype), self._rows(W, dtype)
+        dofs = np.asarray(self.to_host(dofs), dtype=np.float64)
+        weights, bias, variance, _, _, _ = self._student_t_parts(
+            coef, intercept, variance, dofs[:, 0])
+        n_experts, n_targets = variance.shape
+        candidates = self._param(dofs, np.float64)
+        sums = xp.zeros(dofs.shape, dtype=np.float64)
+        width = X.shape[1] + n_targets + n_experts * (3 * n_targets + 6)
+        for rows in self._blocks(X.shape[0], width):
+            delta = self._student_t_delta(self._f64(X[rows]), self._f64(Y[rows]), weights, bias,
+                                          variance)
+            w = self._f64(W[rows])
+            for j in range(dofs.shape[1]):
+                sums[:, j] += xp.sum(w * xp.log1p(delta / candidates[:, j]), axis=0)
+        return self.to_host(sums)
+
     def gaussian_predict(self, X, coef, intercept):
         """Each expert's mean: (n, K, t)."""
         dtype = self._data_dtype(X)

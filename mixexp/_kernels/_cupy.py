@@ -681,3 +681,4 @@ poisson_newton_moments = _KERNELS.poisson_newton_moments
 student_t_log_density = _KERNELS.student_t_log_density
 student_t_e_step = _KERNELS.student_t_e_step
 student_t_weights = _KERNELS.student_t_weights
+student_t_log1p_sums = _KERNELS.student_t_log1p_sums

@@ -1030,12 +1030,14 @@ def _gaussian_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision,
 
 @njit(**_JIT)
 def _student_t_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision,
-                         two_over_dof, half_power, log_const, stride, bounds, log_lik, moments,
-                         linear, rss, curv, hessian_weight, log_sum, w_sum):
+                         two_over_dof, half_power, log_const, two_over_dofs, stride, bounds,
+                         log_lik, moments, linear, rss, curv, hessian_weight, log_sum, w_sum,
+                         dof_sums):
     """:func:`_gaussian_pass_rows` with Student-t experts: the joint from the t
     densities, and the experts' moments at the weights W u (u the latent
     weights at the given parameters); per chunk also log_sum[c, k] = sum_i
-    W_ik (log u_ik - u_ik) and w_sum[c, k] = sum_i W_ik."""
+    W_ik (log u_ik - u_ik), w_sum[c, k] = sum_i W_ik and dof_sums[c, k, j] =
+    sum_i W_ik log1p(delta_ik / nu_kj) at the candidates 2 / two_over_dofs."""
     n_experts, n_targets, d = gate_b.shape[0], Y.shape[1], X.shape[1]
     n_means = mean_b.shape[0]
     zt = _new_features(d, 0)
@@ -1049,6 +1051,7 @@ def _student_t_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision
     quad = np.empty((n_experts, _BLOCK))
     # log1p(delta / nu) per expert: the joint's, and log u = log1p(p / nu) - it
     l1p = np.empty((n_experts, _BLOCK))
+    cand = np.empty(_BLOCK)
     weighted = np.empty((n_experts + n_means, _BLOCK))
     wt = np.empty((n_experts, _BLOCK))
     rt = np.empty((n_means, _BLOCK))
@@ -1100,6 +1103,20 @@ def _student_t_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision
             log_lik[chunk] += ll
             # W = s h; the gate's residuals W - g s' (from W, not W u)
             _posterior_weights(e, total, s_row, g, nb, wt, w_row, weighted)
+            # the nu step's candidates (the current nu's log1p is the joint's)
+            for k in range(n_experts):
+                q_row, w_k = quad[k], wt[k]
+                for j in range(two_over_dofs.shape[1]):
+                    b = two_over_dofs[k, j]
+                    if b == two_over_dof[k]:
+                        l_row = l1p[k]
+                    else:
+                        _log1p_of_quad(q_row, nb, b, arg, lg, cand)
+                        l_row = cand
+                    total_j = 0.0
+                    for i in range(nb):
+                        total_j += w_k[i] * l_row[i]
+                    dof_sums[chunk, k, j] += total_j
             # the latent weights: W u replaces W for the experts' moments
             for k in range(n_experts):
                 q_row, w_k, l_row = quad[k], wt[k], l1p[k]
@@ -1626,6 +1643,48 @@ def _student_t_weights_rows(X, Y, W, mean_w, mean_b, half_precision, dof, power,
                 w_sum[chunk, k] += total
                 log_sum[chunk, k] += log_total
             _write_transposed(u, nb, out[s0:s0 + nb])
+
+
+@njit(**_JIT)
+def _log1p_of_quad(q_row, nb, b, arg, lg, out):
+    """out[i] = log1p(q_row[i] * b) for i < nb: log(1 + x), then corrected for the
+    rounding of 1 + x (as the t joint's)."""
+    for i in range(nb):
+        arg[i] = 1.0 + q_row[i] * b
+    _log_block(arg, nb, lg)
+    for i in range(nb):
+        u = arg[i]
+        x = q_row[i] * b
+        out[i] = lg[i] - (((u - 1.0) - x) / u if u < np.inf else 0.0)
+
+
+@njit(**_JIT)
+def _student_t_log1p_sums_rows(X, Y, W, mean_w, mean_b, half_precision, two_over_dofs, bounds,
+                               sums):
+    """Per chunk c, sums[c, k, j] += W_ik log1p(delta_ik / nu_kj), two_over_dofs = 2 / nu."""
+    n_targets = Y.shape[1]
+    n_experts, n_candidates = two_over_dofs.shape
+    xt = np.empty((X.shape[1], _BLOCK))
+    yt = np.empty((n_targets, _BLOCK))
+    wt = np.empty((n_experts, _BLOCK))
+    mu = np.empty((mean_b.shape[0], _BLOCK))
+    arg, lg, l1p = np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK)
+    for chunk in range(bounds.shape[0]):
+        for s0 in range(bounds[chunk, 0], bounds[chunk, 1], _BLOCK):
+            nb = min(_BLOCK, bounds[chunk, 1] - s0)
+            _load_transposed(X[s0:s0 + nb], xt)
+            _load_transposed(Y[s0:s0 + nb], yt)
+            _load_transposed(W[s0:s0 + nb], wt)
+            _linear_block(xt, nb, mean_w, mean_b, mu)
+            _student_t_quad_block(yt, nb, mu, half_precision)
+            for k in range(n_experts):
+                quad, w_row = mu[k * n_targets], wt[k]
+                for j in range(n_candidates):
+                    _log1p_of_quad(quad, nb, two_over_dofs[k, j], arg, lg, l1p)
+                    total = 0.0
+                    for i in range(nb):
+                        total += w_row[i] * l1p[i]
+                    sums[chunk, k, j] += total
 
 
 def _n_threads():
@@ -2359,18 +2418,33 @@ def student_t_weights(X, Y, W, coef, intercept, variance, dof):
     return weighted, log_sum, w_sum
 
 
+def student_t_log1p_sums(X, Y, W, coef, intercept, variance, dofs):
+    """sum_i W_ik log1p(delta_ik / nu_kj) at candidate degrees of freedom ``dofs`` (K, J):
+    float64 (K, J), as the reference."""
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    W = _rows(W, X.dtype)
+    dofs = _f64(dofs)
+    mean_w, mean_b, half_precision, _, _, _ = _student_t_params(coef, intercept, variance,
+                                                                dofs[:, 0])
+    return _reduce(_student_t_log1p_sums_rows, coef.shape[0], (X, Y, W),
+                   (mean_w, mean_b, half_precision, 2.0 / dofs), [dofs.shape])[0]
+
+
 def student_t_pass(X, Y, sample_weight, gate_coef, gate_intercept, coef, intercept, variance,
-                   dof, hessian_stride):
+                   dof, hessian_stride, dofs):
     """One-pass EM statistics of a softmax gate over Student-t experts, from one sweep.
 
     As :func:`gaussian_pass`, with the experts' sums at the weights W u (u the
     ECM's latent weights at the given parameters, see
     :func:`student_t_weights`): returns float64 ``(log_likelihood, gram,
     x_sum, wu_sum, xr, r_sum, rss, gate_gradient, gate_hessian,
-    hessian_weight, log_weight_sum, w_sum)``, the last two sum_i W_ik (log
-    u_ik - u_ik) and sum_i W_ik (K,). What ``MixtureModel.pass_statistics``
-    composes from :func:`student_t_e_step`, :func:`student_t_weights`,
-    :func:`weighted_moments`, :func:`gaussian_residual_moments` and
+    hessian_weight, log_weight_sum, w_sum, log1p_sums)``, log_weight_sum and
+    w_sum sum_i W_ik (log u_ik - u_ik) and sum_i W_ik (K,), log1p_sums (K, J)
+    :func:`student_t_log1p_sums` at the candidates ``dofs`` (K, J). What
+    ``MixtureModel.pass_statistics`` composes from :func:`student_t_e_step`,
+    :func:`student_t_weights`, :func:`weighted_moments`,
+    :func:`gaussian_residual_moments`, :func:`student_t_log1p_sums` and
     :func:`gate_gradient_hessian`.
     """
     X = _rows(X, X.dtype)
@@ -2384,18 +2458,20 @@ def student_t_pass(X, Y, sample_weight, gate_coef, gate_intercept, coef, interce
     n_means = n_experts * n_targets
     n_tri = (d + 1) * (d + 2) // 2
     n_pairs = n_experts * (n_experts + 1) // 2
-    log_lik, moments, linear, rss, curv, hessian_weight, log_sum, w_sum = _reduce(
+    dofs = _f64(dofs)
+    log_lik, moments, linear, rss, curv, hessian_weight, log_sum, w_sum, dof_sums = _reduce(
         _student_t_pass_rows, n_experts, (X, Y, S),
-        (_f64(gate_coef), _f64(gate_intercept), *params, stride),
+        (_f64(gate_coef), _f64(gate_intercept), *params, 2.0 / dofs, stride),
         [(), (n_experts, n_tri), (n_experts + n_means, d + 1), (n_means, 1), (n_pairs, n_tri),
-         (), (n_experts,), (n_experts,)])
+         (), (n_experts,), (n_experts,), dofs.shape])
     tri = moments[:, _triangle_index(d + 1)]
     moving = linear[n_experts:].reshape(n_experts, n_targets, d + 1)
     pair = _triangle_index(n_experts)
     hessian = -curv[pair[:, None, :, None], _triangle_index(d + 1)[None, :, None, :]]
     return (float(log_lik), tri[:, :d, :d].copy(), tri[:, d, :d].copy(), tri[:, d, d].copy(),
             moving[:, :, :d].copy(), moving[:, :, d].copy(), rss.reshape(n_experts, n_targets),
-            linear[:n_experts].copy(), hessian, float(hessian_weight), log_sum, w_sum)
+            linear[:n_experts].copy(), hessian, float(hessian_weight), log_sum, w_sum,
+            dof_sums)
 
 
 def logistic_pass(X, Y, sample_weight, gate_coef, gate_intercept, coef, intercept,

@@ -496,3 +496,21 @@ def student_t_weights(X, Y, W, coef, intercept, variance, dof):
         log_weight_sum[k] = w @ (np.log(u) - u)
         w_sum[k] = w.sum()
     return weighted, log_weight_sum, w_sum
+
+
+def student_t_log1p_sums(X, Y, W, coef, intercept, variance, dofs):
+    """sum_i W_ik log1p(delta_ik / nu) at candidate degrees of freedom: float64 (K, J).
+
+    ``dofs`` (K, J) holds J candidate values of nu per expert. With the
+    expert's line and scale fixed, these sums give its weighted t
+    log-likelihood at each candidate exactly (the one-pass nu step of
+    ``StudentTExperts.solve``).
+    """
+    dofs = np.asarray(dofs, dtype=np.float64)
+    sums = np.zeros(dofs.shape)
+    for k in range(coef.shape[0]):
+        delta = _student_t_delta(X, Y, coef, intercept, variance, k).astype(np.float64)
+        w = W[:, k].astype(np.float64)
+        for j, nu in enumerate(dofs[k]):
+            sums[k, j] = w @ np.log1p(delta / nu)
+    return sums

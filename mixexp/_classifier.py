@@ -4,9 +4,10 @@ import warnings
 
 import numpy as np
 from scipy.special import logsumexp
-from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.base import ClassifierMixin, _fit_context, clone
 from sklearn.exceptions import DataConversionWarning
 from sklearn.metrics import accuracy_score
+from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets
 from sklearn.utils.validation import column_or_1d
@@ -20,6 +21,7 @@ from ._backend import (
 )
 from ._base import BaseMixtureOfExperts
 from ._experts import LogisticExperts
+from ._experts._estimator import EstimatorClassificationExperts, check_expert_estimator
 from ._experts._family import user_scale_penalty
 from ._experts._logistic import class_penalty_factor
 from ._inference import InferenceMixin
@@ -256,6 +258,11 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
     (3, 2, 2)
     """
 
+    _parameter_constraints: dict = {
+        **BaseMixtureOfExperts._parameter_constraints,
+        # or any scikit-learn classifier (checked by check_expert_estimator when fitting)
+        "expert": [StrOptions({"logistic"}), HasMethods(["fit", "predict"])],
+    }
     _y_numeric = False
     _multi_output = False
 
@@ -263,6 +270,7 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
         self,
         n_experts=3,
         *,
+        expert="logistic",
         gate_features=None,
         expert_features=None,
         solver="em",
@@ -307,6 +315,7 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
             random_state=random_state,
             verbose=verbose,
         )
+        self.expert = expert
 
     @available_if(BaseMixtureOfExperts._check_partial_fit_solver)
     @_fit_context(prefer_skip_nested_validation=True)
@@ -403,10 +412,52 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
             codes = xp.searchsorted(xp.asarray(self.classes_), y)
         return (codes.reshape(-1, 1) == xp.arange(self.classes_.size)).astype(np.float64)
 
+    def _expert_option(self):
+        # (the hierarchical classifier has no ``expert`` option: logistic experts)
+        return getattr(self, "expert", "logistic")
+
     def _family_class(self):
+        if getattr(self, "_expert_kind", "logistic") == "estimator":
+            return EstimatorClassificationExperts
         return LogisticExperts
 
-    def _make_family(self, x_scale, Y, sample_weight, alpha):
+    def _same_family(self):
+        kind = "logistic" if isinstance(self._expert_option(), str) else "estimator"
+        return getattr(self, "_expert_kind", "logistic") == kind
+
+    def _check_solver_options(self):
+        super()._check_solver_options()
+        expert = self._expert_option()
+        if not isinstance(expert, str):
+            check_expert_estimator(expert, "classifier")
+            if self.solver != "em":
+                raise ValueError(
+                    f"solver={self.solver!r} cannot train expert={type(expert).__name__}: "
+                    "scikit-learn estimators as experts have no gradient in their "
+                    "parameters, so they are trained by generalised EM only. Use "
+                    "solver='em'."
+                )
+
+    def _warm_startable(self, n_features, n_targets, columns):
+        startable = super()._warm_startable(n_features, n_targets, columns)
+        if (startable and getattr(self, "_expert_kind", "logistic") == "estimator"
+                and self.n_experts > self._fitted_n_experts):
+            raise ValueError(
+                f"warm_start cannot grow classifier estimator experts from "
+                f"{self._fitted_n_experts} to n_experts={self.n_experts}: a split expert's "
+                "halves are the same fitted clone with the same gate, and EM would never "
+                "tell them apart. Fit from scratch (warm_start=False)."
+            )
+        return startable
+
+    def _make_family(self, x_scale, Y, sample_weight, alpha, x_mean=None):
+        expert = self._expert_option()
+        self._expert_kind = "logistic" if isinstance(expert, str) else "estimator"
+        if self._expert_kind == "estimator":
+            # the estimator's own regularisation stands in for alpha (the gate's only)
+            return EstimatorClassificationExperts(
+                estimator=clone(expert), x_mean=to_host(x_mean), x_scale=to_host(x_scale),
+                n_classes=Y.shape[1])
         factor = class_penalty_factor(Y.shape[1])
         return LogisticExperts(weight_penalty=factor * user_scale_penalty(alpha, x_scale))
 

@@ -3,9 +3,9 @@
 from numbers import Real
 
 import numpy as np
-from sklearn.base import RegressorMixin
+from sklearn.base import RegressorMixin, clone
 from sklearn.metrics import r2_score
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array
 
@@ -18,6 +18,7 @@ from ._backend import (
 )
 from ._base import BaseMixtureOfExperts
 from ._experts import GaussianExperts, PoissonExperts
+from ._experts._estimator import EstimatorRegressionExperts, check_expert_estimator
 from ._experts._family import user_scale_penalty
 from ._experts._gaussian import variance_floor
 from ._experts._poisson import check_counts, target_means
@@ -27,6 +28,13 @@ from ._validation import check_device_array, dask_support, is_dask_input
 
 # expert= -> the family's class
 _FAMILIES = {"gaussian": GaussianExperts, "poisson": PoissonExperts}
+# the family of scikit-learn estimators as experts (``expert=`` an estimator object)
+_ESTIMATOR_FAMILIES = {"estimator": EstimatorRegressionExperts}
+
+
+def expert_kind(expert):
+    """The name a fit remembers its family by: the ``expert`` string, or "estimator"."""
+    return expert if isinstance(expert, str) else "estimator"
 
 
 def restandardised_gram(gram, scaling, x_mean, x_scale):
@@ -305,6 +313,9 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         "expert": [StrOptions({"gaussian", "poisson"})],
         "variance_floor": [Interval(Real, 0, None, closed="neither")],
     }
+    # or any scikit-learn regressor (checked by check_expert_estimator when fitting)
+    _parameter_constraints["expert"] = [*_parameter_constraints["expert"],
+                                        HasMethods(["fit", "predict"])]
     _y_numeric = True
     _multi_output = True
 
@@ -410,13 +421,25 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         return Y
 
     def _family_class(self):
-        return _FAMILIES[getattr(self, "_expert_kind", "gaussian")]
+        kind = getattr(self, "_expert_kind", "gaussian")
+        return _ESTIMATOR_FAMILIES.get(kind) or _FAMILIES[kind]
 
     def _same_family(self):
-        return getattr(self, "_expert_kind", "gaussian") == self.expert
+        return getattr(self, "_expert_kind", "gaussian") == expert_kind(self.expert)
 
-    def _make_family(self, x_scale, Y, sample_weight, alpha):
-        self._expert_kind = self.expert
+    def _check_solver_options(self):
+        super()._check_solver_options()
+        if not isinstance(self.expert, str):
+            check_expert_estimator(self.expert, "regressor")
+            _check_estimator_solver(self)
+
+    def _make_family(self, x_scale, Y, sample_weight, alpha, x_mean=None):
+        self._expert_kind = expert_kind(self.expert)
+        if self._expert_kind == "estimator":
+            # the estimator's own regularisation stands in for alpha (the gate's only)
+            return EstimatorRegressionExperts(
+                estimator=clone(self.expert), x_mean=to_host(x_mean), x_scale=to_host(x_scale),
+                variance_floor=variance_floor(Y, sample_weight, self.variance_floor))
         if self.expert == "poisson":
             return PoissonExperts(weight_penalty=user_scale_penalty(alpha, x_scale),
                                   target_mean=target_means(Y, sample_weight))
@@ -621,3 +644,13 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
             return dask_support().r2_score(self.predict(X), y, sample_weight)
         y_pred = to_host(self.predict(X))
         return r2_score(to_host(y), y_pred, sample_weight=to_host(sample_weight))
+
+
+def _check_estimator_solver(est):
+    """Estimator experts are trained by EM only (they have no gradient)."""
+    if est.solver != "em":
+        raise ValueError(
+            f"solver={est.solver!r} cannot train expert={type(est.expert).__name__}: "
+            "scikit-learn estimators as experts have no gradient in their parameters, so "
+            "they are trained by generalised EM only. Use solver='em'."
+        )

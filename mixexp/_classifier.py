@@ -7,6 +7,7 @@ from scipy.special import logsumexp
 from sklearn.base import ClassifierMixin, _fit_context, clone
 from sklearn.exceptions import DataConversionWarning
 from sklearn.metrics import accuracy_score
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets
@@ -457,7 +458,8 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
             # the estimator's own regularisation stands in for alpha (the gate's only)
             return EstimatorClassificationExperts(
                 estimator=clone(expert), x_mean=to_host(x_mean), x_scale=to_host(x_scale),
-                n_classes=Y.shape[1])
+                n_classes=Y.shape[1],
+                seed=check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         factor = class_penalty_factor(Y.shape[1])
         return LogisticExperts(weight_penalty=factor * user_scale_penalty(alpha, x_scale))
 

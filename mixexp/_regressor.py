@@ -5,6 +5,7 @@ from numbers import Real
 import numpy as np
 from sklearn.base import RegressorMixin, clone
 from sklearn.metrics import r2_score
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array
@@ -439,7 +440,8 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
             # the estimator's own regularisation stands in for alpha (the gate's only)
             return EstimatorRegressionExperts(
                 estimator=clone(self.expert), x_mean=to_host(x_mean), x_scale=to_host(x_scale),
-                variance_floor=variance_floor(Y, sample_weight, self.variance_floor))
+                variance_floor=variance_floor(Y, sample_weight, self.variance_floor),
+                seed=check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         if self.expert == "poisson":
             return PoissonExperts(weight_penalty=user_scale_penalty(alpha, x_scale),
                                   target_mean=target_means(Y, sample_weight))

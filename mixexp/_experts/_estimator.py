@@ -167,13 +167,15 @@ class _EstimatorExperts(ExpertFamily):
 
     kind = None  # "regressor" or "classifier"
 
-    def __init__(self, estimator, x_mean, x_scale):
+    def __init__(self, estimator, x_mean, x_scale, seed=0):
         self.estimator = estimator
         self.x_mean = np.asarray(x_mean, dtype=float)
         self.x_scale = np.asarray(x_scale, dtype=float)
+        self.seed = int(seed)
 
     def state(self):
-        return {"estimator": self.estimator, "x_mean": self.x_mean, "x_scale": self.x_scale}
+        return {"estimator": self.estimator, "x_mean": self.x_mean, "x_scale": self.x_scale,
+                "seed": self.seed}
 
     def n_parameters(self, n_experts, n_features, n_outputs):
         """Free parameters of the experts (BIC, AIC), where mixexp can count them.
@@ -197,8 +199,19 @@ class _EstimatorExperts(ExpertFamily):
     def _n_noise_parameters(n_outputs):
         return 0
 
-    def _fit_clone(self, X_user, y, weight):
-        return clone(self.estimator).fit(X_user, y, sample_weight=weight)
+    def _fit_clone(self, X_user, y, weight, k):
+        """A clone of the prototype fitted as expert ``k``."""
+        estimator = clone(self.estimator)
+        # randomised estimators (a tree's tie-breaking among features) get a seed
+        # of their own per expert, the same every iteration, so that a fit is
+        # reproducible; a random_state the user fixed is kept
+        unset = {key: np.random.default_rng([self.seed, k, i]).integers(2**31 - 1)
+                 for i, (key, value) in enumerate(sorted(estimator.get_params().items()))
+                 if key.split("__")[-1] == "random_state"
+                 and (value is None or isinstance(value, np.random.RandomState))}
+        if unset:
+            estimator.set_params(**{key: int(value) for key, value in unset.items()})
+        return estimator.fit(X_user, y, sample_weight=weight)
 
     # ---- gradient solvers: refused -------------------------------------------
     def gradient(self, kernels, X, Y, W, experts, penalty_scale=1.0):
@@ -225,12 +238,15 @@ class EstimatorRegressionExperts(_EstimatorExperts):
         ``X * x_scale + x_mean``, the rows as the user gave them.
     variance_floor : ndarray of shape (t,)
         Smallest variance an expert may take, per target.
+    seed : int, default=0
+        Seeds the clones' ``random_state`` where the prototype leaves it None
+        (one seed per expert, the same every iteration).
     """
 
     kind = "regressor"
 
-    def __init__(self, estimator, x_mean, x_scale, variance_floor):
-        super().__init__(estimator, x_mean, x_scale)
+    def __init__(self, estimator, x_mean, x_scale, variance_floor, seed=0):
+        super().__init__(estimator, x_mean, x_scale, seed)
         self.variance_floor = np.asarray(variance_floor, dtype=float)
 
     def state(self):
@@ -311,10 +327,10 @@ class EstimatorRegressionExperts(_EstimatorExperts):
             if not active[k]:
                 if previous is None:  # a start with an empty expert: the pooled fit
                     weight = np.ones(Y.shape[0])
-                    estimators[k] = self._fit_clone(X_user, self._targets(Y), weight)
+                    estimators[k] = self._fit_clone(X_user, self._targets(Y), weight, k)
                 continue
             weight = W[:, k]
-            fitted = self._fit_clone(X_user, self._targets(Y), weight)
+            fitted = self._fit_clone(X_user, self._targets(Y), weight, k)
             new_variance, q = self._scored(fitted, X_user, Y, weight, w_sum[k])
             if previous is not None:
                 old_variance, q_old = self._scored(previous, X_user, Y, weight, w_sum[k])
@@ -382,12 +398,14 @@ class EstimatorClassificationExperts(_EstimatorExperts):
         :class:`EstimatorRegressionExperts`).
     n_classes : int
         Number of classes C.
+    seed : int, default=0
+        As :class:`EstimatorRegressionExperts`'s.
     """
 
     kind = "classifier"
 
-    def __init__(self, estimator, x_mean, x_scale, n_classes):
-        super().__init__(estimator, x_mean, x_scale)
+    def __init__(self, estimator, x_mean, x_scale, n_classes, seed=0):
+        super().__init__(estimator, x_mean, x_scale, seed)
         self.n_classes = int(n_classes)
 
     def state(self):
@@ -444,10 +462,10 @@ class EstimatorClassificationExperts(_EstimatorExperts):
             previous = estimators[k]
             if not active[k]:
                 if previous is None:  # a start with an empty expert: the pooled fit
-                    estimators[k] = self._fit_clone(X_user, labels, np.ones(Y.shape[0]))
+                    estimators[k] = self._fit_clone(X_user, labels, np.ones(Y.shape[0]), k)
                 continue
             weight = W[:, k]
-            fitted = self._fit_clone(X_user, labels, weight)
+            fitted = self._fit_clone(X_user, labels, weight, k)
             if previous is not None and (self._score(previous, X_user, Y, weight)
                                          > self._score(fitted, X_user, Y, weight)):
                 fitted = previous  # the clone fitted these weights worse: keep the expert

@@ -58,6 +58,26 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
         the fit; otherwise it is kept with a zero gate and a
         ``ConvergenceWarning`` names it (see the user guide, "Vanished
         experts").
+    expert : "logistic" or estimator, default="logistic"
+        The experts. ``"logistic"``: multinomial logistic regressions (the
+        model above). Or any scikit-learn classifier whose ``fit`` takes
+        ``sample_weight`` and that has ``predict_proba`` (for example
+        ``DecisionTreeClassifier(max_depth=3)``), trained by generalised
+        EM: each expert is a clone fitted on the class indices, the
+        experts' columns on the user's scale, and the responsibilities
+        times the sample weights as ``sample_weight``; its density is its
+        ``predict_proba``, aligned to the classes by the clone's
+        ``classes_`` (a class it never saw gets probability 0) and floored
+        at 1e-10 before the log. A new clone that fits its weights worse
+        than the expert it replaces is dropped, so EM never lowers its
+        objective. ``alpha`` then penalises the gate only; an L2
+        ``LogisticRegression(C=1 / (2 * alpha))`` expert has the penalty of
+        ``expert="logistic"`` with that alpha, and is counted in the
+        objective. EM only; no ``summary``; ``bic`` / ``aic`` count
+        ``LogisticRegression`` experts as logistic ones and raise a
+        ValueError for other estimators; ``warm_start`` cannot add experts.
+        The fitted clones are ``experts_``. See the user guide,
+        "Scikit-learn estimators as experts".
     gate_features : array-like or None, default=None
         Columns of X the gate sees (flexmix's *concomitant variables*):
         integer indices, column names (DataFrame input only) or a boolean
@@ -202,6 +222,10 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
         without a selection).
     expert_intercept_ : ndarray of shape (n_experts, n_classes)
         Each expert's class intercepts b_kc (centred over classes).
+    experts_ : list of estimators
+        The fitted clones, one per expert (only when ``expert`` is a
+        scikit-learn classifier, which then leaves no ``expert_coef_`` or
+        ``expert_intercept_``).
     expert_usage_ : ndarray of shape (n_experts,)
         Fraction of the training weight each expert takes: the weighted
         mean of the gate that prediction uses (one-hot for hard gating,

@@ -94,6 +94,23 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         deviation, whose variance is ``sum_k g_k mu_k`` (a count's variance
         is its rate) plus the experts' disagreement. Not available in
         ``summary`` / ``parameter_covariance`` yet.
+
+        Or any scikit-learn regressor whose ``fit`` takes ``sample_weight``
+        (for example ``DecisionTreeRegressor(max_depth=3)``), trained by
+        generalised EM: each expert is a clone fitted on the experts'
+        columns, on the user's scale, with the responsibilities times the
+        sample weights as ``sample_weight``; its noise is Gaussian with a
+        variance per target from the weighted residuals (floored by
+        ``variance_floor``). A new clone that fits its weights worse than
+        the expert it replaces is dropped, so EM never lowers its objective
+        whatever the estimator. ``alpha`` then penalises the gate only (the
+        estimator brings its own regularisation; ``Ridge``'s is counted in
+        the objective). EM only (``solver="lbfgs"`` or ``"adam"`` raise a
+        ValueError); ``predict(return_std=True)`` mixes the experts' noise
+        variances; ``bic`` / ``aic`` count ``LinearRegression`` and
+        ``Ridge`` experts as Gaussian ones and raise a ValueError for other
+        estimators; no ``summary``. The fitted clones are ``experts_``.
+        See the user guide, "Scikit-learn estimators as experts".
     gate_features : array-like or None, default=None
         Columns of X the gate sees (flexmix's *concomitant variables*):
         integer indices, column names (DataFrame input only) or a boolean
@@ -246,7 +263,12 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
     expert_intercept_ : ndarray of shape (n_experts,) or (n_experts, n_targets)
         Expert intercepts c_k.
     expert_variance_ : ndarray of shape (n_experts,) or (n_experts, n_targets)
-        Expert noise variances sigma_k^2 (``expert="gaussian"`` only).
+        Expert noise variances sigma_k^2 (``expert="gaussian"`` or a
+        scikit-learn regressor).
+    experts_ : list of estimators
+        The fitted clones, one per expert (only when ``expert`` is a
+        scikit-learn regressor, which then leaves no ``expert_coef_`` or
+        ``expert_intercept_``).
     expert_usage_ : ndarray of shape (n_experts,)
         Fraction of the training weight each expert takes: the weighted
         mean of the gate that prediction uses (one-hot for hard gating,

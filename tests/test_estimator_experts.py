@@ -347,3 +347,25 @@ def test_gradient_solvers_are_refused(estimator_class, expert, solver):
                                       random_state=0)
     with pytest.raises(ValueError, match="trained by generalised EM only"):
         estimator_class(2, expert=expert, solver=solver).fit(X, y)
+
+
+@NOT_CONVERGED
+def test_hierarchical_regressor_and_plot_experts_take_estimator_experts():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mixexp import HierarchicalMixtureOfExpertsRegressor
+    from mixexp.plotting import plot_experts
+
+    X, y = _regimes(300, seed=7)
+    tree = HierarchicalMixtureOfExpertsRegressor(
+        branching=(2, 2), expert=DecisionTreeRegressor(max_depth=2), max_iter=30,
+        random_state=0).fit(X, y)
+    assert len(tree.experts_) == 4 and tree.score(X, y) > 0.9
+    flat = MixtureOfExpertsRegressor(2, expert=DecisionTreeRegressor(max_depth=2),
+                                     max_iter=30, random_state=0).fit(X[:, :1], y)
+    ax = plot_experts(flat, X[:, :1], y)
+    assert len(ax.get_lines()) == 3  # two experts and the mean
+    plt.close("all")

@@ -369,3 +369,28 @@ def test_hierarchical_regressor_and_plot_experts_take_estimator_experts():
     ax = plot_experts(flat, X[:, :1], y)
     assert len(ax.get_lines()) == 3  # two experts and the mean
     plt.close("all")
+
+
+@NOT_CONVERGED
+def test_pipeline_experts_weight_their_final_step():
+    """Quadratic experts as a Pipeline: the feature map is fitted unweighted, the final
+    LinearRegression with the responsibilities; the same as the Gaussian family on
+    the expanded features (a map of x alone: no fitted state)."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PolynomialFeatures
+
+    rng = np.random.default_rng(8)
+    x = rng.uniform(-2, 2, size=300)
+    y = np.where(x < 0, x**2, 2.0 - x**2) + 0.1 * rng.normal(size=300)
+    kwargs = dict(n_experts=2, alpha=0.0, gate_features=[0], tol=1e-10, max_iter=1000,
+                  random_state=0)
+    pipeline = make_pipeline(PolynomialFeatures(2, include_bias=False), LinearRegression())
+    quadratic = MixtureOfExpertsRegressor(expert=pipeline, expert_features=[0],
+                                          **kwargs).fit(x[:, None], y)
+    X2 = np.column_stack([x, x**2])
+    gaussian = MixtureOfExpertsRegressor(expert_features=[0, 1], **kwargs).fit(X2, y)
+    assert_allclose(quadratic.log_likelihood_, gaussian.log_likelihood_, rtol=1e-7)
+    assert_allclose(quadratic.predict(x[:, None]), gaussian.predict(X2), atol=1e-4)
+    with pytest.raises(ValueError, match="KNeighborsRegressor does not accept"):
+        MixtureOfExpertsRegressor(expert=make_pipeline(PolynomialFeatures(),
+                                                       KNeighborsRegressor())).fit(X2, y)

@@ -41,10 +41,12 @@ import numbers
 import numpy as np
 from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import has_fit_parameter
 
 from .._parameters import append_expert
 from ._family import SPLIT_STEP, ExpertFamily, active_experts
+from ._gaussian import target_moments
 
 # Smallest probability a classifier expert gives a class (before the log): a
 # tree's pure leaf says 0 for the other classes, and log 0 = -inf would make
@@ -61,11 +63,24 @@ def estimator_name(estimator):
     return type(estimator).__name__
 
 
+def sample_weight_key(estimator):
+    """The keyword that passes sample weights to ``estimator.fit``: ``sample_weight``, or
+    ``<last step>__sample_weight`` for a Pipeline (its final estimator is weighted, the
+    steps before it, such as feature maps and scalers, are fitted unweighted); None if
+    the estimator takes none."""
+    if isinstance(estimator, Pipeline):
+        name, last = estimator.steps[-1]
+        inner = sample_weight_key(last) if last not in (None, "passthrough") else None
+        return None if inner is None else f"{name}__{inner}"
+    return "sample_weight" if has_fit_parameter(estimator, "sample_weight") else None
+
+
 def check_expert_estimator(estimator, kind):
     """ValueError unless ``estimator`` can be a ``kind`` ("regressor", "classifier") expert.
 
     It must be cloneable, of the right kind, take ``sample_weight`` in
-    ``fit``, and (classifiers) have ``predict_proba``.
+    ``fit`` (a Pipeline: its final step), and (classifiers) have
+    ``predict_proba``.
     """
     name = estimator_name(estimator)
     try:
@@ -86,7 +101,9 @@ def check_expert_estimator(estimator, kind):
             f"expert={name} is {what}, but this estimator needs a scikit-learn {kind} as its "
             f"experts.{hint}"
         )
-    if not has_fit_parameter(estimator, "sample_weight"):
+    if sample_weight_key(estimator) is None:
+        if isinstance(estimator, Pipeline):
+            name = f"{name} whose final step {estimator_name(estimator.steps[-1][1])}"
         raise ValueError(
             f"expert={name} does not accept sample_weight in fit: each expert is fitted with "
             "the responsibilities as sample weights (generalised EM). Use an estimator "
@@ -211,7 +228,7 @@ class _EstimatorExperts(ExpertFamily):
                  and (value is None or isinstance(value, np.random.RandomState))}
         if unset:
             estimator.set_params(**{key: int(value) for key, value in unset.items()})
-        return estimator.fit(X_user, y, sample_weight=weight)
+        return estimator.fit(X_user, y, **{sample_weight_key(estimator): weight})
 
     # ---- gradient solvers: refused -------------------------------------------
     def gradient(self, kernels, X, Y, W, experts, penalty_scale=1.0):
@@ -258,8 +275,6 @@ class EstimatorRegressionExperts(_EstimatorExperts):
 
     def neutral(self, Y, sample_weight, n_experts, n_features):
         """No fitted expert yet (the first M-step fits them), the target's variance."""
-        from ._gaussian import target_moments
-
         variance = np.maximum(target_moments(Y, sample_weight)[1], self.variance_floor)
         return {"estimator": _object_array([None] * n_experts),
                 "variance": np.tile(variance, (n_experts, 1))}

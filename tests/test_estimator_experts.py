@@ -12,7 +12,7 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor, select_n_experts
 from mixexp._experts import GaussianExperts
 from mixexp._experts._estimator import (
     PROBA_FLOOR,
@@ -305,8 +305,11 @@ def test_bic_counts_linear_experts_and_refuses_trees():
     assert linear._n_parameters() == gaussian._n_parameters()
     trees = MixtureOfExpertsRegressor(expert=DecisionTreeRegressor(max_depth=2),
                                       **kwargs).fit(X, y)
+    for criterion in (trees.bic, trees.aic, trees.icl):
+        with pytest.raises(ValueError, match="DecisionTreeRegressor experts is not defined"):
+            criterion(X, y)
     with pytest.raises(ValueError, match="DecisionTreeRegressor experts is not defined"):
-        trees.bic(X, y)
+        select_n_experts(trees, X, y, n_experts=[1, 2])
     with pytest.raises(ValueError, match="not available"):
         trees.summary(X, y)
 
@@ -457,3 +460,59 @@ def test_emulated_cupy_fit_equals_the_numpy_fit(emulated_cupy, kind):
     if kind != "trees":
         assert_allclose(emulated_cupy.asnumpy(out), reference.predict_experts(X), rtol=rtol,
                         atol=1e-12)
+
+
+# ---- the family protocol (as tests/test_conformance.py checks the parametric ones) ----
+def _family(kind):
+    rng = np.random.default_rng(10)
+    X = rng.normal(size=(200, 2))
+    if kind == "regressor":
+        Y = np.column_stack([np.sign(X[:, 0]) + 0.3 * rng.normal(size=200),
+                             X[:, 1] ** 2 + 0.3 * rng.normal(size=200)])
+        family = EstimatorRegressionExperts(DecisionTreeRegressor(max_depth=2), np.zeros(2),
+                                            np.ones(2), np.full(2, 1e-6))
+    else:
+        Y = np.eye(3)[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)]
+        family = EstimatorClassificationExperts(DecisionTreeClassifier(max_depth=2),
+                                                np.zeros(2), np.ones(2), n_classes=3)
+    return family, X, Y, rng
+
+
+@pytest.mark.parametrize("kind", ["regressor", "classifier"])
+def test_m_step_never_lowers_the_expected_objective(kind):
+    """Q(new) >= Q(old) under the same weights, for weights that keep changing."""
+    family, X, Y, rng = _family(kind)
+    experts = family.m_step(NUMPY, X, Y, rng.dirichlet(np.ones(3), size=200),
+                            family.neutral(Y, np.ones(200), 3, 2))
+    for _ in range(10):
+        W = rng.dirichlet(np.ones(3), size=200) * rng.uniform(0.5, 2.0, size=(200, 1))
+
+        def objective(experts, W=W):
+            return (float(np.sum(W * family.log_density(NUMPY, X, Y, experts)))
+                    - family.penalty(experts))
+
+        new = family.m_step(NUMPY, X, Y, W, experts)
+        assert objective(new) >= objective(experts) - 1e-9 * abs(objective(experts))
+        experts = new
+
+
+@pytest.mark.parametrize("kind", ["regressor", "classifier"])
+def test_user_scale_round_trip_take_and_split(kind):
+    family, X, Y, rng = _family(kind)
+    experts = family.m_step(NUMPY, X, Y, rng.dirichlet(np.ones(3), size=200),
+                            family.neutral(Y, np.ones(200), 3, 2))
+    public = family.to_user(experts, np.zeros(2), np.ones(2))
+    back = family.from_user(public, 3, np.zeros(2), np.ones(2))
+    assert_allclose(family.log_density(NUMPY, X, Y, back),
+                    family.log_density(NUMPY, X, Y, experts))
+    taken = family.take(experts, np.array([2, 0]))
+    assert_allclose(family.log_density(NUMPY, X, Y, taken),
+                    family.log_density(NUMPY, X, Y, experts)[:, [2, 0]])
+    grown = family.split(experts, 1, np.random.default_rng(0))
+    density = family.log_density(NUMPY, X, Y, grown)
+    assert density.shape == (200, 4)
+    # the halves are expert 1 up to the symmetry-breaking step (regressors: the noise)
+    assert_allclose(density[:, [1, 3]], density[:, [1, 1]], rtol=0.03, atol=0.02)
+    assert_allclose(density[:, [0, 2]], family.log_density(NUMPY, X, Y, experts)[:, [0, 2]])
+    if kind == "regressor":
+        assert not np.allclose(density[:, 1], density[:, 3])

@@ -12,7 +12,11 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor, select_n_experts
+from mixexp import (
+    MixtureOfExpertsClassifier,
+    MixtureOfExpertsRegressor,
+    select_n_experts,
+)
 from mixexp._experts import GaussianExperts
 from mixexp._experts._estimator import (
     PROBA_FLOOR,
@@ -324,12 +328,12 @@ class _NotCloneable:
 
 
 @pytest.mark.parametrize("estimator_class, expert, match", [
-    (MixtureOfExpertsRegressor, KNeighborsRegressor(), "KNeighborsRegressor does not accept "
-                                                        "sample_weight"),
-    (MixtureOfExpertsRegressor, DecisionTreeClassifier(), "DecisionTreeClassifier is a "
-                                                          "classifier"),
-    (MixtureOfExpertsClassifier, DecisionTreeRegressor(), "DecisionTreeRegressor is a "
-                                                          "regressor"),
+    (MixtureOfExpertsRegressor, KNeighborsRegressor(),
+     "KNeighborsRegressor does not accept sample_weight"),
+    (MixtureOfExpertsRegressor, DecisionTreeClassifier(),
+     "DecisionTreeClassifier is a classifier"),
+    (MixtureOfExpertsClassifier, DecisionTreeRegressor(),
+     "DecisionTreeRegressor is a regressor"),
     (MixtureOfExpertsClassifier, LinearSVC(), "LinearSVC has no predict_proba"),
     (MixtureOfExpertsRegressor, _NotCloneable(), "_NotCloneable cannot be cloned"),
 ])
@@ -444,12 +448,12 @@ def test_emulated_cupy_fit_equals_the_numpy_fit(emulated_cupy, kind):
     if kind != "classifier":
         X, y = _regimes(300, seed=9)
         expert = DecisionTreeRegressor(max_depth=2) if kind == "trees" else LinearRegression()
-        make = lambda **kw: MixtureOfExpertsRegressor(  # noqa: E731
+        make = lambda **kw: MixtureOfExpertsRegressor(
             2, expert=expert, max_iter=20, random_state=0, **kw)
     else:
         X, y, _ = make_moe_classification(n_samples=300, n_features=2, n_experts=2,
                                           random_state=0)
-        make = lambda **kw: MixtureOfExpertsClassifier(  # noqa: E731
+        make = lambda **kw: MixtureOfExpertsClassifier(
             2, expert=LogisticRegression(), max_iter=20, random_state=0, **kw)
     reference = make(backend="numpy").fit(X, y)
     device = make(backend="cupy").fit(emulated_cupy.asarray(X), emulated_cupy.asarray(y))

@@ -292,9 +292,11 @@ def _parser():
     p.add_argument("data", help="CSV file with a header line")
     p.add_argument("--target", required=True, help="name of the target column")
     p.add_argument("--n-experts", type=_positive_int, default=3)
-    p.add_argument("--expert", choices=["gaussian", "poisson"], default="gaussian",
-                   help="the experts: linear-Gaussian (default) or Poisson regressions with "
-                        "a log link, for non-negative integer counts")
+    p.add_argument("--expert", choices=["gaussian", "student_t", "poisson"], default="gaussian",
+                   help="the experts: linear-Gaussian (default), robust linear regressions "
+                        "with Student-t noise (student_t: per-expert scale and degrees of "
+                        "freedom), or Poisson regressions with a log link, for non-negative "
+                        "integer counts")
     p.add_argument("--gate-features", type=_column_names, default=None, metavar="NAMES",
                    help="comma-separated columns the gate sees (default: every feature; "
                         "'' for a gate of constant mixing proportions)")

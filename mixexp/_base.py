@@ -186,6 +186,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Whether the fitted experts are of the family the parameters now ask for."""
         return True
 
+    def _warm_family(self):
+        """Whether ``warm_start`` can continue the fitted experts in the family asked for."""
+        return self._same_family()
+
+    def _complete_warm_params(self, model, kernels, rows, params):
+        """Warm-start parameters, completed where the fitted family lacked some."""
+        return params
+
     # ---- the model -------------------------------------------------------
     def _penalty_alpha(self, weight_exponent):
         """alpha against weights rescaled by 2^-weight_exponent (see rescaled_sample_weight)."""
@@ -275,7 +283,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 # a different n_experts grows (splits) or prunes the previous fit
                 params = resize_experts(model, kernels, rows.whole(), params, self.n_experts,
                                         np.random.default_rng([seed, 2]))
-            starts = [("warm", params)]
+            starts = [("warm", self._complete_warm_params(model, kernels, rows, params))]
         else:
             starts = self._initial_starts(Y, sample_weight, rows, model, kernels)
 
@@ -560,7 +568,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if not hasattr(self, "_params"):
             return False
         # any number of experts: resize_experts adds or removes experts
-        return (self._fitted_shape == (n_features, n_targets) and self._same_family()
+        return (self._fitted_shape == (n_features, n_targets) and self._warm_family()
                 and _same_columns(getattr(self, "_columns", (None, None)), columns))
 
     def _check_same_columns(self, n_features):

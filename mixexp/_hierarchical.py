@@ -206,7 +206,7 @@ class HierarchicalMixtureOfExpertsRegressor(_HierarchicalMixin, MixtureOfExperts
         Children of each node, level by level from the root: (2, 2) is a
         root with two children, each with two leaf experts. The number of
         experts is the product.
-    expert : {"gaussian", "poisson"}, default="gaussian"
+    expert : {"gaussian", "student_t", "poisson"}, default="gaussian"
         The leaf experts' family, as in :class:`MixtureOfExpertsRegressor`.
     gate_features, expert_features : array-like of int, str or bool, default=None
         The columns every node gate and the experts see (flexmix's

@@ -420,9 +420,10 @@ def _with_intercept(X):
 def _check_supported(est, what):
     check_is_fitted(est)
     name = type(est).__name__
-    if getattr(est, "_expert_kind", "gaussian") == "poisson":
+    kind = getattr(est, "_expert_kind", "gaussian")
+    if kind in ("poisson", "student_t"):
         raise ValueError(
-            f"{what} is not available for expert='poisson' yet: the observed information "
+            f"{what} is not available for expert={kind!r} yet: the observed information "
             "and the coefficient tables are implemented for Gaussian and logistic experts "
             "only (bic, aic and icl are available)."
         )

@@ -24,7 +24,7 @@ listed in ``FUSED_E_STEPS``; the composition is their oracle.
 import numpy as np
 
 from ._backend import array_namespace
-from ._experts import GaussianExperts, LogisticExperts, PoissonExperts
+from ._experts import GaussianExperts, LogisticExperts, PoissonExperts, StudentTExperts
 from ._gates import SoftmaxGate
 from ._gates._softmax import GATE_NEWTON_STEPS
 
@@ -41,6 +41,7 @@ FUSED_E_STEPS = {
     (SoftmaxGate, GaussianExperts): _softmax_fused_e_step,
     (SoftmaxGate, LogisticExperts): _softmax_fused_e_step,
     (SoftmaxGate, PoissonExperts): _softmax_fused_e_step,
+    (SoftmaxGate, StudentTExperts): _softmax_fused_e_step,
 }
 
 
@@ -64,7 +65,8 @@ def _softmax_fused_pass(model, kernels, chunk, params, hessian_stride):
 # (gate type, family type) -> fused one-pass EM statistics (where the backend
 # has the kernel); ``MixtureModel.pass_statistics`` composes them otherwise.
 FUSED_PASSES = {(SoftmaxGate, GaussianExperts): _softmax_fused_pass,
-                (SoftmaxGate, PoissonExperts): _softmax_fused_pass}
+                (SoftmaxGate, PoissonExperts): _softmax_fused_pass,
+                (SoftmaxGate, StudentTExperts): _softmax_fused_pass}
 
 
 class ModelCoordinates:

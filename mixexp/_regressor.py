@@ -1,4 +1,4 @@
-"""MixtureOfExpertsRegressor: linear-Gaussian (or Poisson) experts behind a softmax gate."""
+"""MixtureOfExpertsRegressor: linear-Gaussian (Student-t, Poisson) experts behind a softmax gate."""
 
 from numbers import Real
 
@@ -18,7 +18,7 @@ from ._backend import (
     to_host,
 )
 from ._base import BaseMixtureOfExperts
-from ._experts import GaussianExperts, PoissonExperts
+from ._experts import GaussianExperts, PoissonExperts, StudentTExperts
 from ._experts._estimator import EstimatorRegressionExperts, check_expert_estimator
 from ._experts._family import user_scale_penalty
 from ._experts._gaussian import variance_floor
@@ -28,7 +28,8 @@ from ._routing import expert_design_gram
 from ._validation import check_device_array, dask_support, is_dask_input
 
 # expert= -> the family's class
-_FAMILIES = {"gaussian": GaussianExperts, "poisson": PoissonExperts}
+_FAMILIES = {"gaussian": GaussianExperts, "poisson": PoissonExperts,
+             "student_t": StudentTExperts}
 # the family of scikit-learn estimators as experts (``expert=`` an estimator object)
 _ESTIMATOR_FAMILIES = {"estimator": EstimatorRegressionExperts}
 
@@ -54,7 +55,7 @@ def restandardised_gram(gram, scaling, x_mean, x_scale):
 
 
 class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExperts):
-    r"""Mixture of linear-Gaussian or Poisson experts with a softmax gate, fitted by EM or gradient.
+    r"""Mixture of linear-Gaussian, Student-t or Poisson experts with a softmax gate, fit by EM or gradient.
 
     The conditional density of the target is a gated mixture of linear
     regressions (Jacobs et al. 1991; Jordan & Jacobs 1994):
@@ -80,9 +81,24 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         the fit; otherwise it is kept with a zero gate and a
         ``ConvergenceWarning`` names it (see the user guide, "Vanished
         experts").
-    expert : {"gaussian", "poisson"}, default="gaussian"
+    expert : {"gaussian", "student_t", "poisson"} or estimator, default="gaussian"
         The experts' family. ``"gaussian"``: linear regressions with
         Gaussian noise of their own variance (the model above).
+        ``"student_t"``: robust linear regressions with Student-t noise,
+        p_k(y | x) = t(y; x w_k + c_k, sigma_k^2, nu_k), each expert with
+        its own scale ``expert_variance_`` and degrees of freedom
+        ``expert_dof_`` (kept in [0.5, 1e6]; several targets form one
+        multivariate t per expert with a diagonal scale). The M-step is one
+        ECM cycle (Peel & McLachlan 2000; Chamroukhi 2016): weighted least
+        squares with the rows down-weighted by u_ik = (nu_k + p) / (nu_k +
+        delta_ik), then the scale, then nu_k by a 1-D root; EM stays
+        monotone. The gradient solvers move nu on a log scale. Prediction
+        is the mixture of the experts' locations (their means where
+        nu_k > 1); ``predict(return_std=True)`` uses the variance
+        sigma_k^2 nu_k / (nu_k - 2), which is infinite for nu_k <= 2: the
+        std is then ``inf`` on every row where such an expert has a
+        positive gate (never NaN). Not available in ``summary`` /
+        ``parameter_covariance`` yet.
         ``"poisson"``: Poisson regressions with a log link for non-negative
         integer counts, p_k(y | x) = Poisson(y; exp(x w_k + c_k)) (each
         target an independent count); ``fit`` refuses negative or
@@ -264,7 +280,11 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         Expert intercepts c_k.
     expert_variance_ : ndarray of shape (n_experts,) or (n_experts, n_targets)
         Expert noise variances sigma_k^2 (``expert="gaussian"`` or a
-        scikit-learn regressor).
+        scikit-learn regressor), or the squared scales of the t noise
+        (``expert="student_t"``); absent for Poisson experts.
+    expert_dof_ : ndarray of shape (n_experts,)
+        Degrees of freedom nu_k of each expert's t noise
+        (``expert="student_t"`` only).
     experts_ : list of estimators
         The fitted clones, one per expert (only when ``expert`` is a
         scikit-learn regressor, which then leaves no ``expert_coef_`` or
@@ -333,7 +353,7 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
 
     _parameter_constraints: dict = {
         **BaseMixtureOfExperts._parameter_constraints,
-        "expert": [StrOptions({"gaussian", "poisson"})],
+        "expert": [StrOptions({"gaussian", "poisson", "student_t"})],
         "variance_floor": [Interval(Real, 0, None, closed="neither")],
     }
     # or any scikit-learn regressor (checked by check_expert_estimator when fitting)
@@ -450,6 +470,26 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
     def _same_family(self):
         return getattr(self, "_expert_kind", "gaussian") == expert_kind(self.expert)
 
+    def _warm_family(self):
+        # Student-t experts nest Gaussian ones (nu -> inf): a Gaussian fit is a start
+        return self._same_family() or (
+            getattr(self, "_expert_kind", "gaussian") == "gaussian"
+            and self.expert == "student_t")
+
+    def _complete_warm_params(self, model, kernels, rows, params):
+        """From a Gaussian fit, Student-t experts get the degrees of freedom that maximise
+        each expert's weighted likelihood at its line and scale (the Gaussian limit
+        among them), so the t fit starts no lower than the Gaussian one."""
+        if not isinstance(model.family, StudentTExperts) or hasattr(self, "expert_dof_"):
+            return params
+        data = rows.whole()
+        resp = kernels.xp.empty((data.X.shape[0], model.n_experts(params)), dtype=data.X.dtype)
+        model.e_step(kernels, data.X, data.Y, params, resp)
+        resp *= data.sample_weight[:, None]
+        experts = model.family.fit_dof(kernels, model.expert_view(data.X), data.Y, resp,
+                                       params["experts"])
+        return {**params, "experts": experts}
+
     def _check_solver_options(self):
         super()._check_solver_options()
         if not isinstance(self.expert, str):
@@ -467,7 +507,8 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         if self.expert == "poisson":
             return PoissonExperts(weight_penalty=user_scale_penalty(alpha, x_scale),
                                   target_mean=target_means(Y, sample_weight))
-        return GaussianExperts(
+        family = StudentTExperts if self.expert == "student_t" else GaussianExperts
+        return family(
             weight_penalty=user_scale_penalty(alpha, x_scale),
             variance_floor=variance_floor(Y, sample_weight, self.variance_floor),
         )
@@ -505,7 +546,10 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
             region and grows with the squared distance from the rows it was
             fitted on, so the std widens where the gate extrapolates far
             outside the training data (see the user guide, "The mixture").
-            For Poisson experts ``s_k^2`` is the rate ``mu_k``.
+            For Poisson experts ``s_k^2`` is the rate ``mu_k``; for
+            Student-t experts ``sigma_k^2 nu_k / (nu_k - 2)``, infinite where
+            ``nu_k <= 2``: the std is ``inf`` on the rows where such an
+            expert has a positive gate.
 
         The gate g is the one ``gating`` and ``top_k`` define: the argmax
         expert alone for hard gating, the renormalised top-k mixture with
@@ -564,8 +608,11 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         terms = xp.concatenate([spread, noise], axis=1)
         scale = terms.max(axis=1)
         scale = xp.where(scale > 0, scale, 1.0)
+        infinite = xp.isinf(scale)  # an infinite variance (Student-t experts with nu <= 2)
+        if bool(infinite.any()):
+            scale = xp.where(infinite, 1.0, scale)  # inf / inf would be NaN
         std = scale * xp.sqrt(((terms / scale[:, None, :]) ** 2).sum(axis=1))
-        return mean, std
+        return mean, xp.where(infinite, xp.asarray(np.inf, dtype=std.dtype), std)
 
     def _precision_inverse_roots(self):
         """R_k with R R^T = A_k^-1 for every expert: (K, d + 1, d + 1).
@@ -631,8 +678,8 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
 
     @single_threaded_blas
     def predict_experts(self, X):
-        """Each expert's prediction: x w_k + c_k, or the rate exp(x w_k + c_k) for
-        ``expert="poisson"`` (x: the expert's columns).
+        """Each expert's prediction: x w_k + c_k (a Student-t expert's location), or the
+        rate exp(x w_k + c_k) for ``expert="poisson"`` (x: the expert's columns).
 
         Parameters
         ----------

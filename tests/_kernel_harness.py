@@ -50,6 +50,9 @@ def make_problem(n, n_experts, dtype=np.float64, *, d=3, n_targets=2, n_classes=
     p.counts[::97] = 5000.0
     p.count_coef = 0.5 * rng.normal(size=(n_experts, n_targets, d))
     p.count_intercept = rng.normal(1.0, 1.0, size=(n_experts, n_targets))
+    # Student-t experts: degrees of freedom from heavier than Cauchy to nearly Gaussian
+    # (their own generator: the draws above stay as they were)
+    p.dof = np.random.default_rng(seed + 1).choice([0.6, 3.0, 30.0, 1e5], size=n_experts)
     return p
 
 
@@ -116,6 +119,21 @@ POISSON_RUNS = {
 }
 
 
+# The Student-t family's kernels (FAMILY_KERNEL_NAMES), on the Gaussian problem's
+# targets and parameters with ``p.dof``.
+STUDENT_T_RUNS = {
+    "student_t_log_density": _call(
+        "student_t_log_density",
+        lambda p: (p.X, p.Y, p.coef, p.intercept, p.variance, p.dof)),
+    "student_t_e_step": _e_step(
+        "student_t_e_step",
+        lambda p: (p.X, p.Y, p.gate_coef, p.gate_intercept, p.coef, p.intercept, p.variance,
+                   p.dof)),
+    "student_t_weights": _call(
+        "student_t_weights", lambda p: (p.X, p.Y, p.W, p.coef, p.intercept, p.variance, p.dof)),
+}
+
+
 def assert_matches(actual, desired, dtype, n_samples):
     """Within the dtype's rtol, with -inf exactly where the reference has it."""
     actual = np.asarray(actual, dtype=np.float64)
@@ -139,4 +157,4 @@ def assert_matches(actual, desired, dtype, n_samples):
 def run_reference(name, p):
     # the reference warns on the edge cases (overflow to inf, -inf - -inf)
     with np.errstate(all="ignore"):
-        return {**RUNS, **POISSON_RUNS}[name](REFERENCE, p, np.empty)
+        return {**RUNS, **POISSON_RUNS, **STUDENT_T_RUNS}[name](REFERENCE, p, np.empty)

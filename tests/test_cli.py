@@ -262,3 +262,21 @@ def test_fit_poisson_experts_with_a_concomitant_gate(tmp_path, capsys):
     assert_user_error(capsys, ["fit", data, "--target", "Patents", "--gate-features",
                                "Patents", "--model", path],
                       r"fit: error: gate_features names columns that X does not have")
+
+
+# (ECM's step in nu is slow where the likelihood is flat in it: see the estimator's docs)
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_fit_student_t_experts(table, tmp_path, capsys):
+    path = tmp_path / "student_t.pkl"
+    status, out, _ = run(capsys, "fit", table, "--target", "accel", "--n-experts", "2",
+                         "--expert", "student_t", "--model", path)
+    assert status == 0, out
+    with open(path, "rb") as f:
+        est = pickle.load(f)
+    assert est.expert == "student_t" and est.expert_dof_.shape == (2,)
+    status, out, _ = run(capsys, "predict", path, table)
+    assert status == 0
+    assert np.all(np.isfinite(np.loadtxt(out.splitlines()[1:], delimiter=",")[:, 0]))
+    # the help names the family
+    assert main(["fit", "--help"]) == 0
+    assert "Student-t" in capsys.readouterr().out

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from mixexp._experts import GaussianExperts, LogisticExperts, PoissonExperts
+from mixexp._experts import GaussianExperts, LogisticExperts, PoissonExperts, StudentTExperts
 from mixexp._balance import balance_terms
 from mixexp._gates import SoftmaxGate, TreeGate
 from mixexp._kernels import get_kernels
@@ -50,7 +50,19 @@ def _poisson(rng, n_outputs=2):
     return family, experts, Y
 
 
-FAMILIES = {"gaussian": _gaussian, "logistic": _logistic, "poisson": _poisson}
+def _student_t(rng, n_outputs=2):
+    family = StudentTExperts(weight_penalty=rng.uniform(0.1, 1.0, D),
+                             variance_floor=np.full(n_outputs, 1e-3))
+    experts = {"coef": rng.normal(size=(K, n_outputs, D)),
+               "intercept": rng.normal(size=(K, n_outputs)),
+               "variance": rng.uniform(0.5, 2.0, size=(K, n_outputs)),
+               "dof": np.array([0.9, 4.0, 50.0])}
+    Y = rng.standard_t(3.0, size=(N, n_outputs))
+    return family, experts, Y
+
+
+FAMILIES = {"gaussian": _gaussian, "logistic": _logistic, "poisson": _poisson,
+            "student_t": _student_t}
 
 
 def _tree(rng, branching=(2, 2)):

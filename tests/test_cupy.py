@@ -178,6 +178,25 @@ def test_poisson_kernel_matches_reference(harness, name, dtype, shape):
         assert_matches(harness.to_host(a), b, dtype, p.X.shape[0])
 
 
+@pytest.mark.parametrize("name", sorted(HARNESS.STUDENT_T_RUNS))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("shape", SHAPES, ids=["n1", "K1", "n300", "K9"])
+def test_student_t_kernel_matches_reference(harness, name, dtype, shape):
+    # the Student-t family's kernels (FAMILY_KERNEL_NAMES): the generic code on every
+    # harness (the emulated module runs it on its stand-in arrays)
+    p = make_problem(*shape, dtype=dtype)
+    outputs = HARNESS.STUDENT_T_RUNS[name](harness.kernels, on_device(harness, p),
+                                           harness.empty)
+    for i, out in enumerate(outputs):
+        # student_t_weights: W u on the device, then its two sums, host float64
+        host_sum = name == "student_t_weights" and i > 0
+        assert (type(out) is np.ndarray) if host_sum else isinstance(out, harness.device_type)
+        float64 = host_sum or (name == "student_t_e_step" and i == 0)
+        assert out.dtype == (np.float64 if float64 else dtype), (name, i, out.dtype)
+    for a, b in zip(outputs, run_reference(name, p), strict=True):
+        assert_matches(harness.to_host(a), b, dtype, p.X.shape[0])
+
+
 @pytest.mark.parametrize("name", sorted(RUNS))
 @pytest.mark.parametrize("layout", ["fortran", "strided"])
 def test_kernel_accepts_any_memory_layout(harness, name, layout):

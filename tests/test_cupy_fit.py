@@ -524,3 +524,20 @@ def test_poisson_experts_on_the_device_equal_the_numpy_fit(device, dtype):
                     strict=True):
         assert isinstance(a, device.array_type)
         assert_allclose(device.to_host(a), b, rtol=RTOL[dtype], atol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_student_t_experts_on_the_device_equal_the_numpy_fit(device, dtype):
+    X, y = regression(dtype=dtype)
+    y = y.copy()
+    y[::25] += 20.0 * np.std(y)  # gross outliers, which the t experts down-weight
+    kwargs = dict(expert="student_t")
+    reference = _quiet(ESTIMATORS["regressor"][0](backend="numpy", **kwargs).fit, X, y)
+    fitted = _quiet(ESTIMATORS["regressor"][0](backend="cupy", **kwargs).fit,
+                    device.to_device(X), device.to_device(y))
+    assert_same_fit(fitted, reference, dtype)
+    assert_allclose(fitted.expert_dof_, reference.expert_dof_, rtol=RTOL[dtype] * 10)
+    for a, b in zip(predictions(fitted, device.to_device(X)), predictions(reference, X),
+                    strict=True):
+        assert isinstance(a, device.array_type)
+        assert_allclose(device.to_host(a), b, rtol=RTOL[dtype], atol=RTOL[dtype])

@@ -137,3 +137,29 @@ def test_poisson_fused_pass_equals_the_composition(dtype, rtol, n, d, n_experts,
     fused = _statistics(model, params, X, Y, sample_weight, stride, fused=True)
     composed = _statistics(model, params, X, Y, sample_weight, stride, fused=False)
     _assert_same(fused, composed, rtol)
+
+
+def _student_t_problem(n, d, n_experts, n_targets, dtype, seed):
+    """The Gaussian problem with t(2) noise and per-expert degrees of freedom."""
+    from mixexp._experts import StudentTExperts
+
+    _, params, X, Y, sample_weight = _problem(n, d, n_experts, n_targets, np.float64, seed)
+    rng = np.random.default_rng(seed + 1)
+    Y = Y + rng.standard_t(2.0, size=Y.shape)
+    params["experts"]["dof"] = rng.choice([0.7, 3.0, 40.0, 1e5], size=n_experts)
+    model = MixtureModel(SoftmaxGate(0.0), StudentTExperts(np.zeros(d), np.zeros(n_targets)))
+    return model, params, X.astype(dtype), Y.astype(dtype), sample_weight
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+@pytest.mark.parametrize("n, d, n_experts, n_targets, stride", [
+    (1, 2, 2, 1, 1), (300, 3, 4, 2, 3), (5000, 10, 8, 1, 1), (3001, 5, 3, 2, 7),
+    (700, 1, 1, 1, 2),
+])
+def test_student_t_fused_pass_equals_the_composition(dtype, rtol, n, d, n_experts, n_targets,
+                                                     stride):
+    model, params, X, Y, sample_weight = _student_t_problem(n, d, n_experts, n_targets, dtype,
+                                                            seed=n + d)
+    fused = _statistics(model, params, X, Y, sample_weight, stride, fused=True)
+    composed = _statistics(model, params, X, Y, sample_weight, stride, fused=False)
+    _assert_same(fused, composed, rtol)

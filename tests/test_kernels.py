@@ -40,8 +40,8 @@ REFERENCE = get_kernels("numpy")
 
 
 RTOL, DTYPES = HARNESS.RTOL, HARNESS.DTYPES
-# the CPU backends have the Poisson family's kernels too
-RUNS = {**HARNESS.RUNS, **HARNESS.POISSON_RUNS}
+# the CPU backends have the Poisson and Student-t families' kernels too
+RUNS = {**HARNESS.RUNS, **HARNESS.POISSON_RUNS, **HARNESS.STUDENT_T_RUNS}
 REDUCTIONS = HARNESS.REDUCTIONS | HARNESS.POISSON_REDUCTIONS
 make_problem, assert_matches = HARNESS.make_problem, HARNESS.assert_matches
 run_reference = HARNESS.run_reference
@@ -115,7 +115,8 @@ def test_kernel_accepts_any_memory_layout(kernels, name, layout):
 @pytest.mark.parametrize("name", ["log_gate", "normalize_log_joint", "gaussian_e_step",
                                   "gaussian_predict", "logistic_e_step", "top_k_log_gate",
                                   "classify_log_joint", "poisson_e_step",
-                                  "poisson_log_density"])
+                                  "poisson_log_density", "student_t_e_step",
+                                  "student_t_log_density"])
 def test_parallel_path_gives_each_row_the_serial_result(kernels, name, monkeypatch):
     if kernels.name != "numba":
         pytest.skip("the serial/parallel switch is Numba's")
@@ -205,14 +206,15 @@ def test_wide_gram_reductions_do_not_depend_on_the_thread_count(kernels, name, m
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
-@pytest.mark.parametrize("family", ["gaussian", "logistic", "poisson"])
+@pytest.mark.parametrize("family", ["gaussian", "logistic", "poisson", "student_t"])
 @pytest.mark.parametrize("n", [200, 6000], ids=["serial", "parallel"])
 def test_e_step_also_writes_the_log_gate(kernels, family, dtype, n):
     # EM's gate M-step starts from the E-step's log gate instead of a pass of its own
     p = make_problem(n, 4, dtype)
     expert = {"gaussian": (p.Y, p.coef, p.intercept, p.variance),
               "logistic": (p.labels, p.class_coef, p.class_intercept),
-              "poisson": (p.counts, p.count_coef, p.count_intercept)}[family]
+              "poisson": (p.counts, p.count_coef, p.count_intercept),
+              "student_t": (p.Y, p.coef, p.intercept, p.variance, p.dof)}[family]
     args = (p.X, expert[0], p.gate_coef, p.gate_intercept, *expert[1:])
     e_step = getattr(kernels, f"{family}_e_step")
     resp, resp_with_gate = (np.empty(p.W.shape, dtype=dtype) for _ in range(2))

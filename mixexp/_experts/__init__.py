@@ -10,5 +10,7 @@ from ._family import ExpertFamily
 from ._gaussian import GaussianExperts
 from ._logistic import LogisticExperts
 from ._poisson import PoissonExperts
+from ._student_t import StudentTExperts
 
-__all__ = ["ExpertFamily", "GaussianExperts", "LogisticExperts", "PoissonExperts"]
+__all__ = ["ExpertFamily", "GaussianExperts", "LogisticExperts", "PoissonExperts",
+           "StudentTExperts"]

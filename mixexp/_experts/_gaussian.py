@@ -75,6 +75,45 @@ def variance_floor(Y, sample_weight, relative_floor):
     return np.maximum(floor, _MIN_VARIANCE)
 
 
+def ridge_step(statistics, experts, weight_penalty, active):
+    """Weighted ridge weights and intercepts of the ``active`` experts, and their RSS.
+
+    ``statistics``: weighted moments of (x, 1) and of the residuals at the
+    current parameters (see :meth:`GaussianExperts.statistics`). Returns
+    ``(coef, intercept, rss)``, the RSS (K, t) at the new parameters (not
+    penalised); inactive experts keep their parameters and RSS. The system
+    is solved for the step from the current parameters (right-hand side: the
+    residual moments): where an ill-conditioned system is solved by
+    truncated least squares, truncated directions then stay put instead of
+    jumping to zero, so the penalised RSS can only go down. The new RSS is
+    the current one updated by the step, r' = r - [x, 1] . step, so no
+    second pass over the rows is needed; its rounding error is relative to
+    the current RSS, not to the targets' spread.
+    """
+    gram, x_sum, w_sum = statistics["gram"], statistics["x_sum"], statistics["w_sum"]
+    xr, r_sum, rss = statistics["xr"], statistics["r_sum"], statistics["rss"]
+    coef = experts["coef"].copy()
+    intercept = experts["intercept"].copy()
+    d = coef.shape[2]
+    new_rss = rss.copy()
+    moments = np.empty((d + 1, d + 1))
+    for k in np.flatnonzero(active):
+        moments[:d, :d] = gram[k]
+        moments[:d, d] = moments[d, :d] = x_sum[k]
+        moments[d, d] = w_sum[k]
+        system = moments.copy()
+        system[np.arange(d), np.arange(d)] += weight_penalty
+        residual = np.concatenate([xr[k].T, r_sum[k][None, :]], axis=0)  # (d + 1, t)
+        rhs = residual.copy()
+        rhs[:d] -= weight_penalty[:, None] * coef[k].T
+        step = solve_psd(system, rhs)
+        coef[k] += step[:d].T
+        intercept[k] += step[d]
+        new_rss[k] = (rss[k] - 2.0 * np.sum(step * residual, axis=0)
+                      + np.sum(step * (moments @ step), axis=0))
+    return coef, intercept, new_rss
+
+
 class _GaussianCoordinates(Coordinates):
     """Each expert in units of its noise level at the start.
 
@@ -216,31 +255,10 @@ class GaussianExperts(ExpertFamily):
         the rows is needed; its rounding error is relative to the current
         RSS, not to the targets' spread.
         """
-        gram, x_sum, w_sum = statistics["gram"], statistics["x_sum"], statistics["w_sum"]
-        xr, r_sum, rss = statistics["xr"], statistics["r_sum"], statistics["rss"]
-        coef = experts["coef"].copy()
-        intercept = experts["intercept"].copy()
-        variance = experts["variance"].copy()
-        d = coef.shape[2]
+        w_sum = statistics["w_sum"]
         active = active_experts(w_sum)
-        new_rss = rss.copy()
-
-        moments = np.empty((d + 1, d + 1))
-        for k in np.flatnonzero(active):
-            moments[:d, :d] = gram[k]
-            moments[:d, d] = moments[d, :d] = x_sum[k]
-            moments[d, d] = w_sum[k]
-            system = moments.copy()
-            system[np.arange(d), np.arange(d)] += self.weight_penalty
-            residual = np.concatenate([xr[k].T, r_sum[k][None, :]], axis=0)  # (d + 1, t)
-            rhs = residual.copy()
-            rhs[:d] -= self.weight_penalty[:, None] * coef[k].T
-            step = solve_psd(system, rhs)
-            coef[k] += step[:d].T
-            intercept[k] += step[d]
-            new_rss[k] = (rss[k] - 2.0 * np.sum(step * residual, axis=0)
-                          + np.sum(step * (moments @ step), axis=0))
-
+        coef, intercept, new_rss = ridge_step(statistics, experts, self.weight_penalty, active)
+        variance = experts["variance"].copy()
         new_rss += self._weight_penalties(coef)
         # inactive experts (masked below) may divide by a vanishing weight
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):

@@ -38,16 +38,18 @@ KERNEL_NAMES = (
     "logistic_gradient",
 )
 
-# Kernels of the Poisson family. Every built-in backend has them; a backend
-# without them can still serve the other families (the Poisson family raises
-# a ValueError naming the backend).
-FAMILY_KERNEL_NAMES = ("poisson_log_density", "poisson_e_step", "poisson_newton_moments")
+# Kernels of the Poisson and Student-t families. A backend without them can
+# still serve the other families (the family raises a ValueError naming the
+# backend); the CPU backends have all of them.
+FAMILY_KERNEL_NAMES = ("poisson_log_density", "poisson_e_step", "poisson_newton_moments",
+                       "student_t_log_density", "student_t_e_step", "student_t_weights")
 
 # Fast paths a backend may provide; without one, callers compose the kernels
 # above (the composition is the fast path's oracle).
 OPTIONAL_KERNEL_NAMES = (
     "gaussian_pass",  # one-pass EM statistics, softmax gate + Gaussian experts
     "poisson_pass",  # the same with Poisson experts
+    "student_t_pass",  # the same with Student-t experts
     "tree_log_gate",  # the leaves' log priors of a tree of softmax gates, in one pass
 )
 

@@ -32,6 +32,8 @@ dtype.
 
 import numpy as np
 
+from ._numpy import student_t_log_constant
+
 LOG_2PI = float(np.log(2.0 * np.pi))
 
 
@@ -184,6 +186,37 @@ class ArrayKernels:
         quad = xp.sum(resid * resid / variance, axis=2)
         return -0.5 * (quad + xp.sum(LOG_2PI + xp.log(variance), axis=1))
 
+    def _student_t_parts(self, coef, intercept, variance, dof):
+        """Float64 device parameters of Student-t experts: the stacked linear map, the
+        scales, nu, (nu + p) / 2 and the log normaliser (computed on the host)."""
+        variance_host = np.asarray(self.to_host(variance), dtype=np.float64)
+        dof_host = np.asarray(self.to_host(dof), dtype=np.float64)
+        weights, bias = self._stacked(coef, intercept, np.float64)
+        return (weights, bias, self._param(variance_host, np.float64),
+                self._param(dof_host, np.float64),
+                self._param(0.5 * (dof_host + variance_host.shape[1]), np.float64),
+                self._param(student_t_log_constant(variance_host, dof_host), np.float64))
+
+    def _student_t_delta(self, X64, Y64, weights, bias, variance):
+        """Squared Mahalanobis residuals of every expert, float64: (n, K)."""
+        n_experts, n_targets = variance.shape
+        mean = (X64 @ weights.T + bias).reshape(X64.shape[0], n_experts, n_targets)
+        resid = Y64[:, None, :] - mean
+        return self.xp.sum(resid * resid / variance, axis=2)
+
+    def _student_t_rows(self, X, Y, parts):
+        """Log-densities of every expert, float64, block by block: (n, K)."""
+        xp = self.xp
+        weights, bias, variance, dof, half_power, log_const = parts
+        n_experts, n_targets = variance.shape
+        result = xp.empty((X.shape[0], n_experts), dtype=np.float64)
+        width = X.shape[1] + n_targets + n_experts * (3 * n_targets + 6)
+        for rows in self._blocks(X.shape[0], width):
+            delta = self._student_t_delta(self._f64(X[rows]), self._f64(Y[rows]), weights, bias,
+                                          variance)
+            result[rows] = log_const - half_power * xp.log1p(delta / dof)
+        return result
+
     def _e_step(self, X, expert_log_density, gate_coef, gate_intercept, width, resp,
                 log_gate_out=None):
         """Fill ``resp`` from float64 log joints, block by block; return the log-likelihood.
@@ -261,6 +294,55 @@ class ArrayKernels:
         width = X.shape[1] + n_targets + n_experts * (3 * n_targets + 6)
         return self._e_step(X, log_density, gate_coef, gate_intercept, width, resp,
                             log_gate_out)
+
+    def student_t_log_density(self, X, Y, coef, intercept, variance, dof, out=None):
+        """log t_p(y_i; x_i w_k + c_k, diag(variance_k), dof_k): (n, K), float64 arithmetic."""
+        dtype = self._data_dtype(X)
+        X, Y = self._rows(X, dtype), self._rows(Y, dtype)
+        result = self._student_t_rows(X, Y, self._student_t_parts(coef, intercept, variance, dof))
+        return self._deliver(result.astype(dtype, copy=False), out)
+
+    def student_t_e_step(self, X, Y, gate_coef, gate_intercept, coef, intercept, variance, dof,
+                         resp, log_gate_out=None):
+        """Whole E-step for Student-t experts: fills ``resp`` (n, K), returns log p(y_i | x_i)."""
+        dtype = self._data_dtype(X)
+        X, Y = self._rows(X, dtype), self._rows(Y, dtype)
+        weights, bias, variance, dof, half_power, log_const = self._student_t_parts(
+            coef, intercept, variance, dof)
+
+        def log_density(rows, X64):
+            delta = self._student_t_delta(X64, self._f64(Y[rows]), weights, bias, variance)
+            return log_const - half_power * self.xp.log1p(delta / dof)
+
+        n_experts, n_targets = variance.shape
+        width = X.shape[1] + n_targets + n_experts * (3 * n_targets + 6)
+        return self._e_step(X, log_density, gate_coef, gate_intercept, width, resp,
+                            log_gate_out)
+
+    def student_t_weights(self, X, Y, W, coef, intercept, variance, dof):
+        """The ECM's latent weights applied to ``W``, and the nu step's sums:
+        ``(weighted (n, K) in X's dtype, log_weight_sum (K,), w_sum (K,))``, the sums
+        float64 on the host."""
+        xp = self.xp
+        dtype = self._data_dtype(X)
+        X, Y, W = self._rows(X, dtype), self._rows(Y, dtype), self._rows(W, dtype)
+        weights, bias, variance, dof, half_power, _ = self._student_t_parts(
+            coef, intercept, variance, dof)
+        n_experts, n_targets = variance.shape
+        weighted = xp.empty((X.shape[0], n_experts), dtype=dtype)
+        log_weight_sum = xp.zeros(n_experts, dtype=np.float64)
+        w_sum = xp.zeros(n_experts, dtype=np.float64)
+        tiny = float(np.finfo(np.float64).tiny)
+        width = X.shape[1] + n_targets + n_experts * (3 * n_targets + 6)
+        for rows in self._blocks(X.shape[0], width):
+            delta = self._student_t_delta(self._f64(X[rows]), self._f64(Y[rows]), weights, bias,
+                                          variance)
+            u = xp.maximum(2.0 * half_power / (dof + delta), tiny)
+            w = self._f64(W[rows])
+            weighted[rows] = w * u
+            log_weight_sum += xp.sum(w * (xp.log(u) - u), axis=0)
+            w_sum += xp.sum(w, axis=0)
+        return weighted, self.to_host(log_weight_sum), self.to_host(w_sum)
 
     def gaussian_predict(self, X, coef, intercept):
         """Each expert's mean: (n, K, t)."""

@@ -677,3 +677,7 @@ logistic_gradient = _KERNELS.logistic_gradient
 poisson_log_density = _KERNELS.poisson_log_density
 poisson_e_step = _KERNELS.poisson_e_step
 poisson_newton_moments = _KERNELS.poisson_newton_moments
+# Student-t experts: the generic code (their log normaliser is computed on the host)
+student_t_log_density = _KERNELS.student_t_log_density
+student_t_e_step = _KERNELS.student_t_e_step
+student_t_weights = _KERNELS.student_t_weights

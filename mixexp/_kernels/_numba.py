@@ -49,6 +49,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
+from ._numpy import student_t_log_constant
+
 LOG_2PI = float(np.log(2.0 * np.pi))
 
 # Per-sample work (n * K) below which the serial twin runs: threads pay from
@@ -73,6 +75,7 @@ _SQRT2 = 1.4142135623730951
 _MANTISSA = 0x000FFFFFFFFFFFFF
 _EXPONENT_OF_ONE = 0x3FF0000000000000
 _SMALLEST_NORMAL = 2.2250738585072014e-308
+_LOG_SMALLEST_NORMAL = math.log(_SMALLEST_NORMAL)
 
 # Every kernel: no GIL (the parallel twin runs on threads), cached on disk,
 # and IEEE division (x / 0 is inf or NaN as in NumPy, not an exception, which
@@ -1018,6 +1021,112 @@ def _gaussian_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision,
             _gate_curvature_block(hz, hg, hs, n_held, f, curvature, curv[chunk])
 
 
+@njit(**_JIT)
+def _student_t_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision,
+                         two_over_dof, half_power, log_const, stride, bounds, log_lik, moments,
+                         linear, rss, curv, hessian_weight, log_sum, w_sum):
+    """:func:`_gaussian_pass_rows` with Student-t experts: the joint from the t
+    densities, and the experts' moments at the weights W u (u the latent
+    weights at the given parameters); per chunk also log_sum[c, k] = sum_i
+    W_ik (log u_ik - u_ik) and w_sum[c, k] = sum_i W_ik."""
+    n_experts, n_targets, d = gate_b.shape[0], Y.shape[1], X.shape[1]
+    n_means = mean_b.shape[0]
+    zt = _new_features(d, 0)
+    yt = np.empty((n_targets, _BLOCK))
+    z = np.empty((n_experts, _BLOCK))
+    e = np.empty((n_experts, _BLOCK))
+    g = np.empty((n_experts, _BLOCK))
+    shift, total, norm = _new_lse_scratch()
+    gate_norm, s_row, w_row = np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK)
+    arg, lg = np.empty(_BLOCK), np.empty(_BLOCK)
+    quad = np.empty((n_experts, _BLOCK))
+    # log1p(delta / nu) per expert: the joint's, and log u = log1p(p / nu) - it
+    l1p = np.empty((n_experts, _BLOCK))
+    weighted = np.empty((n_experts + n_means, _BLOCK))
+    wt = np.empty((n_experts, _BLOCK))
+    rt = np.empty((n_means, _BLOCK))
+    f = np.empty((moments.shape[2], _BLOCK))
+    hz = _new_features(d, 0)
+    hg = np.empty((n_experts, _BLOCK))
+    hs = np.empty(_BLOCK)
+    curvature = np.empty((curv.shape[1], _BLOCK))
+    for chunk in range(bounds.shape[0]):
+        n_held = 0
+        for s0 in range(bounds[chunk, 0], bounds[chunk, 1], _BLOCK):
+            nb = min(_BLOCK, bounds[chunk, 1] - s0)
+            _load_transposed(X[s0:s0 + nb], zt)
+            _load_transposed(Y[s0:s0 + nb], yt)
+            for i in range(nb):
+                s_row[i] = S[s0 + i]
+            _gate_probabilities(zt, nb, gate_w, gate_b, z, e, shift, total, gate_norm, g)
+            _linear_block(zt, nb, mean_w, mean_b, rt)
+            for m in range(n_means):
+                y_row, r_row = yt[m % n_targets], rt[m]
+                for i in range(nb):
+                    r_row[i] = y_row[i] - r_row[i]
+            # delta / 2 per expert, then the t joint (as _student_t_joint_block)
+            for k in range(n_experts):
+                first = k * n_targets
+                q_row, r_row, h = quad[k], rt[first], half_precision[first]
+                for i in range(nb):
+                    q_row[i] = r_row[i] * r_row[i] * h
+                for s in range(1, n_targets):
+                    r_row, h = rt[first + s], half_precision[first + s]
+                    for i in range(nb):
+                        q_row[i] += r_row[i] * r_row[i] * h
+                b = two_over_dof[k]
+                for i in range(nb):
+                    arg[i] = 1.0 + q_row[i] * b
+                _log_block(arg, nb, lg)
+                z_row, c, a, l_row = z[k], log_const[k], half_power[k], l1p[k]
+                for i in range(nb):
+                    u = arg[i]
+                    x = q_row[i] * b
+                    fix = ((u - 1.0) - x) / u if u < np.inf else 0.0
+                    l_row[i] = lg[i] - fix
+                    z_row[i] += c - a * l_row[i]
+            _lse_block(z, nb, e, shift, total, norm)
+            ll = 0.0
+            for i in range(nb):
+                ll += s_row[i] * (norm[i] - gate_norm[i])
+                total[i] = 1.0 / total[i] if total[i] > 0.0 else 0.0
+            log_lik[chunk] += ll
+            # W = s h; the gate's residuals W - g s' (from W, not W u)
+            _posterior_weights(e, total, s_row, g, nb, wt, w_row, weighted)
+            # the latent weights: W u replaces W for the experts' moments
+            for k in range(n_experts):
+                q_row, w_k, l_row = quad[k], wt[k], l1p[k]
+                nu, power = 2.0 / two_over_dof[k], 2.0 * half_power[k]
+                log_ratio = math.log1p(n_targets / nu)
+                sum_w, sum_log = 0.0, 0.0
+                for i in range(nb):
+                    v = power / (nu + 2.0 * q_row[i])
+                    small = v < _SMALLEST_NORMAL  # (floored, as the reference)
+                    u = _SMALLEST_NORMAL if small else v
+                    log_u = _LOG_SMALLEST_NORMAL if small else log_ratio - l_row[i]
+                    w = w_k[i]
+                    sum_w += w
+                    sum_log += w * (log_u - u)
+                    wu = w * u
+                    w_k[i] = wu if wu >= _SMALLEST_NORMAL else 0.0
+                w_sum[chunk, k] += sum_w
+                log_sum[chunk, k] += sum_log
+            for m in range(n_means):
+                w_k, r_row, out = wt[m // n_targets], rt[m], weighted[n_experts + m]
+                for i in range(nb):
+                    out[i] = w_k[i] * r_row[i]
+            _pair_products(zt, nb, f)
+            _accumulate_products_4x2(wt, nb, f, moments[chunk])
+            _accumulate_products(weighted, nb, zt, linear[chunk])
+            for m in range(n_means):
+                _accumulate_products(weighted[n_experts + m:n_experts + m + 1], nb,
+                                     rt[m:m + 1], rss[chunk, m:m + 1])
+            n_held = _sample_hessian_rows(zt, g, w_row, s0, nb, stride, d, hz, hg, hs, n_held,
+                                          f, curvature, curv[chunk], hessian_weight, chunk)
+        if n_held > 0:
+            _gate_curvature_block(hz, hg, hs, n_held, f, curvature, curv[chunk])
+
+
 # ---------------------------------------------------------------------------
 # Poisson experts (log link): the E-step fused as the Gaussian one, and the
 # Newton moments of the M-step. Rates are exp(min(eta, _POISSON_MAX_ETA)), as
@@ -1245,6 +1354,140 @@ def _poisson_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, table, stride, b
 # driver per kernel does the same, but compiling it cost two to three times
 # as much as the kernel itself (2-7 s per kernel and dtype here): with
 # fifteen kernels and two dtypes, over a minute of every cold start.
+
+
+# ---------------------------------------------------------------------------
+# Student-t experts: the E-step fused as the Gaussian one (the quadratic form
+# delta / 2 of each expert, then its log1p), and the ECM's latent weights.
+
+
+@njit(**_JIT)
+def _student_t_quad_block(yt, nb, mu, half_precision):
+    """mu[k * t, i] = delta_ik / 2 = sum_s r_iks^2 / (2 sigma2_ks) for a block; overwrites mu."""
+    n_targets = yt.shape[0]
+    for k in range(mu.shape[0] // n_targets):
+        first = k * n_targets
+        quad, y_row, h = mu[first], yt[0], half_precision[first]
+        for i in range(nb):
+            resid = y_row[i] - quad[i]
+            quad[i] = resid * resid * h
+        for s in range(1, n_targets):
+            mu_row, y_row, h = mu[first + s], yt[s], half_precision[first + s]
+            for i in range(nb):
+                resid = y_row[i] - mu_row[i]
+                quad[i] += resid * resid * h
+
+
+@njit(**_JIT)
+def _student_t_joint_block(yt, nb, mu, half_precision, two_over_dof, half_power, log_const,
+                           arg, lg, z):
+    """z[k, i] += log_const_k - (nu_k + p) / 2 log1p(delta_ik / nu_k) for a block.
+
+    log1p(x) as log(u) - ((u - 1) - x) / u with u = 1 + x (vectorised log;
+    the correction restores the bits of x lost in forming u); overwrites mu.
+    """
+    n_targets = yt.shape[0]
+    _student_t_quad_block(yt, nb, mu, half_precision)
+    for k in range(z.shape[0]):
+        quad, b = mu[k * n_targets], two_over_dof[k]
+        for i in range(nb):
+            arg[i] = 1.0 + quad[i] * b
+        _log_block(arg, nb, lg)
+        z_row, c, a = z[k], log_const[k], half_power[k]
+        for i in range(nb):
+            u = arg[i]
+            x = quad[i] * b
+            fix = ((u - 1.0) - x) / u if u < np.inf else 0.0
+            z_row[i] += c - a * (lg[i] - fix)
+
+
+@njit(**_JIT)
+def _student_t_log_density_rows(X, Y, mean_w, mean_b, half_precision, two_over_dof, half_power,
+                                log_const, out, start, stop):
+    xt = np.empty((X.shape[1], _BLOCK))
+    yt = np.empty((Y.shape[1], _BLOCK))
+    mu = np.empty((mean_b.shape[0], _BLOCK))
+    z = np.empty((log_const.shape[0], _BLOCK))
+    arg = np.empty(_BLOCK)
+    lg = np.empty(_BLOCK)
+    for s0 in range(start, stop, _BLOCK):
+        nb = min(_BLOCK, stop - s0)
+        _load_transposed(X[s0:s0 + nb], xt)
+        _load_transposed(Y[s0:s0 + nb], yt)
+        _linear_block(xt, nb, mean_w, mean_b, mu)
+        z[:] = 0.0
+        _student_t_joint_block(yt, nb, mu, half_precision, two_over_dof, half_power, log_const,
+                               arg, lg, z)
+        _write_transposed(z, nb, out[s0:s0 + nb])
+
+
+@njit(**_JIT)
+def _student_t_e_step_rows(X, Y, gate_w, gate_b, mean_w, mean_b, half_precision, two_over_dof,
+                           half_power, log_const, resp, log_norm, log_g, start, stop):
+    n_experts = gate_b.shape[0]
+    xt = np.empty((X.shape[1], _BLOCK))
+    yt = np.empty((Y.shape[1], _BLOCK))
+    mu = np.empty((mean_b.shape[0], _BLOCK))
+    z = np.empty((n_experts, _BLOCK))
+    e = np.empty((n_experts, _BLOCK))
+    arg = np.empty(_BLOCK)
+    lg = np.empty(_BLOCK)
+    shift, total, norm = _new_lse_scratch()
+    gate_norm = np.empty(_BLOCK)
+    for s0 in range(start, stop, _BLOCK):
+        nb = min(_BLOCK, stop - s0)
+        _load_transposed(X[s0:s0 + nb], xt)
+        _load_transposed(Y[s0:s0 + nb], yt)
+        # as the Gaussian E-step: the joint's log-sum-exp on the raw logits
+        _linear_block(xt, nb, gate_w, gate_b, z)
+        _lse_block(z, nb, e, shift, total, gate_norm)
+        if log_g.shape[0] > 0:
+            _write_log_softmax(z, gate_norm, nb, log_g[s0:s0 + nb])
+        _linear_block(xt, nb, mean_w, mean_b, mu)
+        _student_t_joint_block(yt, nb, mu, half_precision, two_over_dof, half_power, log_const,
+                               arg, lg, z)
+        _lse_block(z, nb, e, shift, total, norm)
+        _write_posterior(e, total, norm, gate_norm, nb, resp[s0:s0 + nb],
+                         log_norm[s0:s0 + nb])
+
+
+@njit(**_JIT)
+def _student_t_weights_rows(X, Y, W, mean_w, mean_b, half_precision, dof, power, out, bounds,
+                            log_sum, w_sum):
+    """out[i, k] = W_ik u_ik, u_ik = (nu_k + p) / (nu_k + delta_ik) (floored at the
+    smallest normal), and per chunk c log_sum[c, k] += W_ik (log u_ik - u_ik),
+    w_sum[c, k] += W_ik."""
+    n_targets = Y.shape[1]
+    n_experts = dof.shape[0]
+    xt = np.empty((X.shape[1], _BLOCK))
+    yt = np.empty((n_targets, _BLOCK))
+    wt = np.empty((n_experts, _BLOCK))
+    mu = np.empty((mean_b.shape[0], _BLOCK))
+    u = np.empty((n_experts, _BLOCK))
+    lg = np.empty(_BLOCK)
+    for chunk in range(bounds.shape[0]):
+        for s0 in range(bounds[chunk, 0], bounds[chunk, 1], _BLOCK):
+            nb = min(_BLOCK, bounds[chunk, 1] - s0)
+            _load_transposed(X[s0:s0 + nb], xt)
+            _load_transposed(Y[s0:s0 + nb], yt)
+            _load_transposed(W[s0:s0 + nb], wt)
+            _linear_block(xt, nb, mean_w, mean_b, mu)
+            _student_t_quad_block(yt, nb, mu, half_precision)
+            for k in range(n_experts):
+                quad, u_row, w_row, nu, a = mu[k * n_targets], u[k], wt[k], dof[k], power[k]
+                for i in range(nb):
+                    v = a / (nu + 2.0 * quad[i])
+                    u_row[i] = v if v > _SMALLEST_NORMAL else _SMALLEST_NORMAL
+                _log_block(u_row, nb, lg)
+                total, log_total = 0.0, 0.0
+                for i in range(nb):
+                    w = w_row[i]
+                    total += w
+                    log_total += w * (lg[i] - u_row[i])
+                    u_row[i] = w * u_row[i]
+                w_sum[chunk, k] += total
+                log_sum[chunk, k] += log_total
+            _write_transposed(u, nb, out[s0:s0 + nb])
 
 
 def _n_threads():
@@ -1927,3 +2170,91 @@ def poisson_pass(X, Y, sample_weight, gate_coef, gate_intercept, coef, intercept
             linear[n_experts:].reshape(n_experts, n_targets, d + 1),
             hess[:, _triangle_index(d + 1)].reshape(n_experts, n_targets, d + 1, d + 1),
             w_sum, linear[:n_experts].copy(), gate_hessian, float(hessian_weight))
+
+
+def _student_t_params(coef, intercept, variance, dof):
+    """Row-kernel parameters: the stacked linear map, 1 / (2 sigma2), 2 / nu,
+    (nu + p) / 2 and the log normaliser per expert."""
+    mean_w, mean_b = _stacked_linear_params(coef, intercept)
+    variance, dof = _f64(variance), _f64(dof)
+    half_precision = np.ravel(0.5 / variance)
+    half_power = 0.5 * (dof + variance.shape[1])
+    return (mean_w, mean_b, half_precision, 2.0 / dof, half_power,
+            student_t_log_constant(variance, dof))
+
+
+def student_t_log_density(X, Y, coef, intercept, variance, dof, out=None):
+    """log t_p(y_i; x_i w_k + c_k, diag(variance_k), dof_k): (n, K)."""
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    result = _output(out, (X.shape[0], coef.shape[0]), X.dtype)
+    _row_wise(_student_t_log_density_rows, coef.shape[0], X, Y,
+              *_student_t_params(coef, intercept, variance, dof), result)
+    return _deliver(result, out)
+
+
+def student_t_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, variance, dof, resp,
+                     log_gate_out=None):
+    """Whole fused E-step for Student-t experts: fills ``resp`` (n, K), returns log p(y_i | x_i).
+
+    The log-likelihood (n,) is float64 whatever X's dtype; ``log_gate_out``
+    as in :func:`gaussian_e_step`.
+    """
+    return _fused_e_step(_student_t_e_step_rows, X, Y, gate_coef, gate_intercept,
+                         _student_t_params(coef, intercept, variance, dof), resp, log_gate_out)
+
+
+def student_t_weights(X, Y, W, coef, intercept, variance, dof):
+    """The ECM's latent weights applied to ``W``, and the nu step's sums, in one pass:
+    ``(weighted (n, K) in X's dtype, log_weight_sum (K,), w_sum (K,))`` as the reference."""
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    W = _rows(W, X.dtype)
+    n_experts = coef.shape[0]
+    weighted = np.empty((X.shape[0], n_experts), dtype=X.dtype)
+    mean_w, mean_b, half_precision, _, half_power, _ = _student_t_params(
+        coef, intercept, variance, dof)
+    log_sum, w_sum = _reduce(_student_t_weights_rows, n_experts, (X, Y, W),
+                             (mean_w, mean_b, half_precision, _f64(dof), 2.0 * half_power,
+                              weighted),
+                             [(n_experts,), (n_experts,)])
+    return weighted, log_sum, w_sum
+
+
+def student_t_pass(X, Y, sample_weight, gate_coef, gate_intercept, coef, intercept, variance,
+                   dof, hessian_stride):
+    """One-pass EM statistics of a softmax gate over Student-t experts, from one sweep.
+
+    As :func:`gaussian_pass`, with the experts' sums at the weights W u (u the
+    ECM's latent weights at the given parameters, see
+    :func:`student_t_weights`): returns float64 ``(log_likelihood, gram,
+    x_sum, wu_sum, xr, r_sum, rss, gate_gradient, gate_hessian,
+    hessian_weight, log_weight_sum, w_sum)``, the last two sum_i W_ik (log
+    u_ik - u_ik) and sum_i W_ik (K,). What ``MixtureModel.pass_statistics``
+    composes from :func:`student_t_e_step`, :func:`student_t_weights`,
+    :func:`weighted_moments`, :func:`gaussian_residual_moments` and
+    :func:`gate_gradient_hessian`.
+    """
+    X = _rows(X, X.dtype)
+    Y = _rows(Y, X.dtype)
+    S = _rows(sample_weight, np.float64)
+    n_experts, n_targets, d = coef.shape
+    stride = int(hessian_stride)
+    if stride < 1:
+        raise ValueError(f"hessian_stride must be at least 1, got {hessian_stride}.")
+    params = _student_t_params(coef, intercept, variance, dof)
+    n_means = n_experts * n_targets
+    n_tri = (d + 1) * (d + 2) // 2
+    n_pairs = n_experts * (n_experts + 1) // 2
+    log_lik, moments, linear, rss, curv, hessian_weight, log_sum, w_sum = _reduce(
+        _student_t_pass_rows, n_experts, (X, Y, S),
+        (_f64(gate_coef), _f64(gate_intercept), *params, stride),
+        [(), (n_experts, n_tri), (n_experts + n_means, d + 1), (n_means, 1), (n_pairs, n_tri),
+         (), (n_experts,), (n_experts,)])
+    tri = moments[:, _triangle_index(d + 1)]
+    moving = linear[n_experts:].reshape(n_experts, n_targets, d + 1)
+    pair = _triangle_index(n_experts)
+    hessian = -curv[pair[:, None, :, None], _triangle_index(d + 1)[None, :, None, :]]
+    return (float(log_lik), tri[:, :d, :d].copy(), tri[:, d, :d].copy(), tri[:, d, d].copy(),
+            moving[:, :, :d].copy(), moving[:, :, d].copy(), rss.reshape(n_experts, n_targets),
+            linear[:n_experts].copy(), hessian, float(hessian_weight), log_sum, w_sum)

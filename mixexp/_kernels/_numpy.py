@@ -418,3 +418,81 @@ def poisson_newton_moments(X, Y, W, coef, intercept, hessian=True):
 
     value, grad, hess = _sum_over_blocks(block_moments, X, Y, W)
     return value, grad, (hess if hessian else None)
+
+
+# ---------------------------------------------------------------------------
+# Student-t experts: p_k(y | x) = t_p(y; x w_k + c_k, diag(variance_k), dof_k),
+# a p-variate t (p targets) with a diagonal scale. Parameters ``coef`` (K, t, d),
+# ``intercept`` (K, t), ``variance`` (K, t) (the scale's diagonal) and ``dof``
+# (K,). delta_ik = sum_s r_iks^2 / variance_ks is the squared Mahalanobis
+# residual.
+
+
+def student_t_log_constant(variance, dof):
+    """log of the t density's normaliser per expert, from host float64 parameters: (K,).
+
+    lgamma((nu + p) / 2) - lgamma(nu / 2) - p/2 log(nu pi) - 1/2 sum_s log sigma2_s.
+    """
+    variance, dof = np.asarray(variance, dtype=float), np.asarray(dof, dtype=float)
+    p = variance.shape[1]
+    return (gammaln(0.5 * (dof + p)) - gammaln(0.5 * dof) - 0.5 * p * np.log(dof * np.pi)
+            - 0.5 * np.log(variance).sum(axis=1))
+
+
+def _student_t_delta(X, Y, coef, intercept, variance, k):
+    resid = Y - (X @ coef[k].T + intercept[k])
+    return (resid**2 / variance[k]).sum(axis=1)
+
+
+def student_t_log_density(X, Y, coef, intercept, variance, dof, out=None):
+    """log t_p(y_i; x_i w_k + c_k, diag(variance_k), dof_k): (n, K).
+
+    The constant of :func:`student_t_log_constant` minus
+    (nu_k + p) / 2 log1p(delta_ik / nu_k).
+    """
+    n_experts, p = coef.shape[0], coef.shape[1]
+    if out is None:
+        out = np.empty((X.shape[0], n_experts), dtype=X.dtype)
+    log_const = student_t_log_constant(variance, dof)
+    for k in range(n_experts):
+        delta = _student_t_delta(X, Y, coef, intercept, variance, k)
+        out[:, k] = log_const[k] - 0.5 * (dof[k] + p) * np.log1p(delta / dof[k])
+    return out
+
+
+def student_t_e_step(X, Y, gate_coef, gate_intercept, coef, intercept, variance, dof, resp,
+                     log_gate_out=None):
+    """Whole E-step for Student-t experts: fills ``resp`` (n, K), returns log p(y_i | x_i).
+
+    The log-likelihood (n,) is float64; ``log_gate_out`` as in
+    :func:`gaussian_e_step`.
+    """
+    return _composed_e_step(
+        X, gate_coef, gate_intercept, resp, log_gate_out,
+        lambda out: student_t_log_density(X, Y, coef, intercept, variance, dof, out=out))
+
+
+def student_t_weights(X, Y, W, coef, intercept, variance, dof):
+    """The ECM's latent weights, applied to ``W``, and the sums the nu step needs.
+
+    With u_ik = (nu_k + p) / (nu_k + delta_ik), E[tau_ik | y_i, expert k]
+    of the t's Gamma(nu/2, nu/2) scale variable (small for rows far from
+    expert k's line, which its weighted least squares then down-weights;
+    Peel & McLachlan 2000), returns ``(weighted, log_weight_sum, w_sum)``:
+    W_ik u_ik (n, K) in X's dtype, and in float64 sum_i W_ik (log u_ik -
+    u_ik) and sum_i W_ik, (K,) each. u is floored at the smallest normal
+    number (a row infinitely far from an expert), so the log is finite.
+    """
+    n_experts, p = coef.shape[0], coef.shape[1]
+    weighted = np.empty((X.shape[0], n_experts), dtype=X.dtype)
+    log_weight_sum = np.zeros(n_experts)
+    w_sum = np.zeros(n_experts)
+    tiny = np.finfo(np.float64).tiny
+    for k in range(n_experts):
+        delta = _student_t_delta(X, Y, coef, intercept, variance, k)
+        u = np.maximum((dof[k] + p) / (dof[k] + delta), tiny)
+        w = W[:, k].astype(np.float64)
+        weighted[:, k] = w * u
+        log_weight_sum[k] = w @ (np.log(u) - u)
+        w_sum[k] = w.sum()
+    return weighted, log_weight_sum, w_sum

@@ -85,7 +85,7 @@ def check_expert_estimator(estimator, kind):
     name = estimator_name(estimator)
     try:
         clone(estimator)
-    except Exception as error:  # noqa: BLE001 (any failure to clone is the user's to fix)
+    except Exception as error:  # any failure to clone is the user's to fix
         raise ValueError(
             f"expert={name} cannot be cloned ({error}); each expert is a clone of it. Pass a "
             "scikit-learn estimator (get_params / set_params)."

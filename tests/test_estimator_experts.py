@@ -135,18 +135,19 @@ def test_tree_experts_fit_piecewise_constant_regimes_linear_experts_cannot():
 
 
 @NOT_CONVERGED
-@pytest.mark.parametrize("estimator, gating", [
-    (DecisionTreeRegressor(max_depth=3), "soft"),
-    (DecisionTreeRegressor(max_depth=3), "hard"),
-    (Ridge(alpha=10.0), "soft"),
+@pytest.mark.parametrize("estimator, options", [
+    (DecisionTreeRegressor(max_depth=3), {}),
+    (DecisionTreeRegressor(max_depth=3), {"gating": "hard"}),
+    (DecisionTreeRegressor(max_depth=3), {"top_k": 2, "balance": 0.5, "n_init": 2}),
+    (Ridge(alpha=10.0), {}),
 ])
-def test_objective_history_never_decreases(estimator, gating):
+def test_objective_history_never_decreases(estimator, options):
     """The guarded M-step (a clone that fits its weights worse than the expert it
     replaces is dropped) keeps EM monotone for any estimator; the suite's fit check
     (tests/conftest.py) asserts it on every fit, this test states it."""
     X, y = _regimes(400, seed=2)
-    est = MixtureOfExpertsRegressor(3, expert=estimator, gating=gating, max_iter=60,
-                                    random_state=0).fit(X, y)
+    est = MixtureOfExpertsRegressor(3, expert=estimator, max_iter=60, random_state=0,
+                                    **options).fit(X, y)
     history = est.objective_history_
     assert history.size == est.n_iter_ > 1
     assert np.diff(history).min() >= -1e-12 * np.abs(history).max()
@@ -298,6 +299,19 @@ def test_fitted_experts_pickle():
                                     max_iter=20, random_state=0).fit(X, y)
     loaded = pickle.loads(pickle.dumps(est))
     assert_allclose(loaded.predict(X, return_std=True), est.predict(X, return_std=True))
+
+
+@NOT_CONVERGED
+def test_skops_lists_the_clones_types_to_trust():
+    sio = pytest.importorskip("skops.io")
+    X, y = _regimes(200, seed=6)
+    est = MixtureOfExpertsRegressor(2, expert=DecisionTreeRegressor(max_depth=2),
+                                    max_iter=20, random_state=0).fit(X, y)
+    dumped = sio.dumps(est)
+    untrusted = sio.get_untrusted_types(data=dumped)
+    assert "sklearn.tree._tree.Tree" in untrusted
+    loaded = sio.loads(dumped, trusted=untrusted)
+    assert_allclose(loaded.predict(X), est.predict(X))
 
 
 @NOT_CONVERGED

@@ -169,8 +169,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Validated targets as a 2-D float array (n, t); sets target attributes when fitting."""
 
     @abstractmethod
-    def _make_family(self, x_scale, Y, sample_weight, alpha):
-        """The expert family for this fit (configured from the data), with penalty ``alpha``."""
+    def _make_family(self, x_scale, Y, sample_weight, alpha, x_mean=None):
+        """The expert family for this fit (configured from the data), with penalty ``alpha``;
+        ``x_mean`` and ``x_scale``: the standardisation of the experts' columns (``x_mean``
+        is only needed by estimator experts, which fit on the user's scale)."""
 
     @abstractmethod
     def _family_class(self):
@@ -269,7 +271,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         warm = self.warm_start and self._warm_startable(rows.n_features, Y.shape[1], columns)
         model = self._make_model(
             self._make_family(select_columns(x_scale, columns[1]), Y, sample_weight,
-                              self._penalty_alpha(weight_exponent)),
+                              self._penalty_alpha(weight_exponent),
+                              x_mean=select_columns(x_mean, columns[1])),
             weight_exponent, columns)
         solve = SOLVERS[self.solver]
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)

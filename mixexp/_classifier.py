@@ -4,9 +4,11 @@ import warnings
 
 import numpy as np
 from scipy.special import logsumexp
-from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.base import ClassifierMixin, _fit_context, clone
 from sklearn.exceptions import DataConversionWarning
 from sklearn.metrics import accuracy_score
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets
 from sklearn.utils.validation import column_or_1d
@@ -20,6 +22,7 @@ from ._backend import (
 )
 from ._base import BaseMixtureOfExperts
 from ._experts import LogisticExperts
+from ._experts._estimator import EstimatorClassificationExperts, check_expert_estimator
 from ._experts._family import user_scale_penalty
 from ._experts._logistic import class_penalty_factor
 from ._inference import InferenceMixin
@@ -60,6 +63,26 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
         the fit; otherwise it is kept with a zero gate and a
         ``ConvergenceWarning`` names it (see the user guide, "Vanished
         experts").
+    expert : "logistic" or estimator, default="logistic"
+        The experts. ``"logistic"``: multinomial logistic regressions (the
+        model above). Or any scikit-learn classifier whose ``fit`` takes
+        ``sample_weight`` and that has ``predict_proba`` (for example
+        ``DecisionTreeClassifier(max_depth=3)``), trained by generalised
+        EM: each expert is a clone fitted on the class indices, the
+        experts' columns on the user's scale, and the responsibilities
+        times the sample weights as ``sample_weight``; its density is its
+        ``predict_proba``, aligned to the classes by the clone's
+        ``classes_`` (a class it never saw gets probability 0) and floored
+        at 1e-10 before the log. A new clone that fits its weights worse
+        than the expert it replaces is dropped, so EM never lowers its
+        objective. ``alpha`` then penalises the gate only; an L2
+        ``LogisticRegression(C=1 / (2 * alpha))`` expert has the penalty of
+        ``expert="logistic"`` with that alpha, and is counted in the
+        objective. EM only; no ``summary``; ``bic`` / ``aic`` count
+        ``LogisticRegression`` experts as logistic ones and raise a
+        ValueError for other estimators; ``warm_start`` cannot add experts.
+        The fitted clones are ``experts_``. See the user guide,
+        "Scikit-learn estimators as experts".
     gate_features : array-like or None, default=None
         Columns of X the gate sees (flexmix's *concomitant variables*):
         integer indices, column names (DataFrame input only) or a boolean
@@ -204,6 +227,10 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
         without a selection).
     expert_intercept_ : ndarray of shape (n_experts, n_classes)
         Each expert's class intercepts b_kc (centred over classes).
+    experts_ : list of estimators
+        The fitted clones, one per expert (only when ``expert`` is a
+        scikit-learn classifier, which then leaves no ``expert_coef_`` or
+        ``expert_intercept_``).
     expert_usage_ : ndarray of shape (n_experts,)
         Fraction of the training weight each expert takes: the weighted
         mean of the gate that prediction uses (one-hot for hard gating,
@@ -261,6 +288,11 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
     (3, 2, 2)
     """
 
+    _parameter_constraints: dict = {
+        **BaseMixtureOfExperts._parameter_constraints,
+        # or any scikit-learn classifier (checked by check_expert_estimator when fitting)
+        "expert": [StrOptions({"logistic"}), HasMethods(["fit", "predict"])],
+    }
     _y_numeric = False
     _multi_output = False
 
@@ -268,6 +300,7 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
         self,
         n_experts=3,
         *,
+        expert="logistic",
         gate_features=None,
         expert_features=None,
         solver="em",
@@ -312,6 +345,7 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
             random_state=random_state,
             verbose=verbose,
         )
+        self.expert = expert
 
     @available_if(BaseMixtureOfExperts._check_partial_fit_solver)
     @_fit_context(prefer_skip_nested_validation=True)
@@ -408,10 +442,53 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
             codes = xp.searchsorted(xp.asarray(self.classes_), y)
         return (codes.reshape(-1, 1) == xp.arange(self.classes_.size)).astype(np.float64)
 
+    def _expert_option(self):
+        # (the hierarchical classifier has no ``expert`` option: logistic experts)
+        return getattr(self, "expert", "logistic")
+
     def _family_class(self):
+        if getattr(self, "_expert_kind", "logistic") == "estimator":
+            return EstimatorClassificationExperts
         return LogisticExperts
 
-    def _make_family(self, x_scale, Y, sample_weight, alpha):
+    def _same_family(self):
+        kind = "logistic" if isinstance(self._expert_option(), str) else "estimator"
+        return getattr(self, "_expert_kind", "logistic") == kind
+
+    def _check_solver_options(self):
+        super()._check_solver_options()
+        expert = self._expert_option()
+        if not isinstance(expert, str):
+            check_expert_estimator(expert, "classifier")
+            if self.solver != "em":
+                raise ValueError(
+                    f"solver={self.solver!r} cannot train expert={type(expert).__name__}: "
+                    "scikit-learn estimators as experts have no gradient in their "
+                    "parameters, so they are trained by generalised EM only. Use "
+                    "solver='em'."
+                )
+
+    def _warm_startable(self, n_features, n_targets, columns):
+        startable = super()._warm_startable(n_features, n_targets, columns)
+        if (startable and getattr(self, "_expert_kind", "logistic") == "estimator"
+                and self.n_experts > self._fitted_n_experts):
+            raise ValueError(
+                f"warm_start cannot grow classifier estimator experts from "
+                f"{self._fitted_n_experts} to n_experts={self.n_experts}: a split expert's "
+                "halves are the same fitted clone with the same gate, and EM would never "
+                "tell them apart. Fit from scratch (warm_start=False)."
+            )
+        return startable
+
+    def _make_family(self, x_scale, Y, sample_weight, alpha, x_mean=None):
+        expert = self._expert_option()
+        self._expert_kind = "logistic" if isinstance(expert, str) else "estimator"
+        if self._expert_kind == "estimator":
+            # the estimator's own regularisation stands in for alpha (the gate's only)
+            return EstimatorClassificationExperts(
+                estimator=clone(expert), x_mean=to_host(x_mean), x_scale=to_host(x_scale),
+                n_classes=Y.shape[1],
+                seed=check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         factor = class_penalty_factor(Y.shape[1])
         return LogisticExperts(weight_penalty=factor * user_scale_penalty(alpha, x_scale))
 

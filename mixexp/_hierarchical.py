@@ -206,8 +206,9 @@ class HierarchicalMixtureOfExpertsRegressor(_HierarchicalMixin, MixtureOfExperts
         Children of each node, level by level from the root: (2, 2) is a
         root with two children, each with two leaf experts. The number of
         experts is the product.
-    expert : {"gaussian", "student_t", "poisson"}, default="gaussian"
-        The leaf experts' family, as in :class:`MixtureOfExpertsRegressor`.
+    expert : {"gaussian", "student_t", "poisson"} or estimator, default="gaussian"
+        The leaf experts' family, as in :class:`MixtureOfExpertsRegressor`
+        (a scikit-learn regressor too: generalised EM, ``solver="em"``).
     gate_features, expert_features : array-like of int, str or bool, default=None
         The columns every node gate and the experts see (flexmix's
         concomitant variables), as in :class:`MixtureOfExpertsRegressor`;

@@ -570,6 +570,13 @@ def _check_supported(est, what):
             "likelihood, whose curvature the standard errors describe. Refit with "
             "balance=0 (warm_start=True starts from the current fit)."
         )
+    if getattr(est, "_expert_kind", None) == "estimator":
+        raise ValueError(
+            f"{what} is not available for scikit-learn estimators as experts: their "
+            "parameters are the estimator's own, which mixexp does not differentiate. "
+            "Compare models by held-out log_likelihood (bic and aic count linear "
+            "estimators only)."
+        )
 
 
 def _validated(est, X, y, sample_weight):

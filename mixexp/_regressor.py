@@ -3,9 +3,10 @@
 from numbers import Real
 
 import numpy as np
-from sklearn.base import RegressorMixin
+from sklearn.base import RegressorMixin, clone
 from sklearn.metrics import r2_score
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array
 
@@ -18,6 +19,7 @@ from ._backend import (
 )
 from ._base import BaseMixtureOfExperts
 from ._experts import GaussianExperts, PoissonExperts, StudentTExperts
+from ._experts._estimator import EstimatorRegressionExperts, check_expert_estimator
 from ._experts._family import user_scale_penalty
 from ._experts._gaussian import variance_floor
 from ._experts._poisson import check_counts, target_means
@@ -28,6 +30,13 @@ from ._validation import check_device_array, dask_support, is_dask_input
 # expert= -> the family's class
 _FAMILIES = {"gaussian": GaussianExperts, "poisson": PoissonExperts,
              "student_t": StudentTExperts}
+# the family of scikit-learn estimators as experts (``expert=`` an estimator object)
+_ESTIMATOR_FAMILIES = {"estimator": EstimatorRegressionExperts}
+
+
+def expert_kind(expert):
+    """The name a fit remembers its family by: the ``expert`` string, or "estimator"."""
+    return expert if isinstance(expert, str) else "estimator"
 
 
 def restandardised_gram(gram, scaling, x_mean, x_scale):
@@ -72,7 +81,7 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         the fit; otherwise it is kept with a zero gate and a
         ``ConvergenceWarning`` names it (see the user guide, "Vanished
         experts").
-    expert : {"gaussian", "student_t", "poisson"}, default="gaussian"
+    expert : {"gaussian", "student_t", "poisson"} or estimator, default="gaussian"
         The experts' family. ``"gaussian"``: linear regressions with
         Gaussian noise of their own variance (the model above).
         ``"student_t"``: robust linear regressions with Student-t noise,
@@ -102,6 +111,23 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         is its rate) plus the experts' disagreement. ``summary`` /
         ``parameter_covariance`` report each expert's log-rate intercept and
         weights.
+
+        Or any scikit-learn regressor whose ``fit`` takes ``sample_weight``
+        (for example ``DecisionTreeRegressor(max_depth=3)``), trained by
+        generalised EM: each expert is a clone fitted on the experts'
+        columns, on the user's scale, with the responsibilities times the
+        sample weights as ``sample_weight``; its noise is Gaussian with a
+        variance per target from the weighted residuals (floored by
+        ``variance_floor``). A new clone that fits its weights worse than
+        the expert it replaces is dropped, so EM never lowers its objective
+        whatever the estimator. ``alpha`` then penalises the gate only (the
+        estimator brings its own regularisation; ``Ridge``'s is counted in
+        the objective). EM only (``solver="lbfgs"`` or ``"adam"`` raise a
+        ValueError); ``predict(return_std=True)`` mixes the experts' noise
+        variances; ``bic`` / ``aic`` count ``LinearRegression`` and
+        ``Ridge`` experts as Gaussian ones and raise a ValueError for other
+        estimators; no ``summary``. The fitted clones are ``experts_``.
+        See the user guide, "Scikit-learn estimators as experts".
     gate_features : array-like or None, default=None
         Columns of X the gate sees (flexmix's *concomitant variables*):
         integer indices, column names (DataFrame input only) or a boolean
@@ -254,12 +280,16 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
     expert_intercept_ : ndarray of shape (n_experts,) or (n_experts, n_targets)
         Expert intercepts c_k.
     expert_variance_ : ndarray of shape (n_experts,) or (n_experts, n_targets)
-        Expert noise variances sigma_k^2 (``expert="gaussian"``), or the
-        squared scales of the t noise (``expert="student_t"``); absent for
-        Poisson experts.
+        Expert noise variances sigma_k^2 (``expert="gaussian"`` or a
+        scikit-learn regressor), or the squared scales of the t noise
+        (``expert="student_t"``); absent for Poisson experts.
     expert_dof_ : ndarray of shape (n_experts,)
         Degrees of freedom nu_k of each expert's t noise
         (``expert="student_t"`` only).
+    experts_ : list of estimators
+        The fitted clones, one per expert (only when ``expert`` is a
+        scikit-learn regressor, which then leaves no ``expert_coef_`` or
+        ``expert_intercept_``).
     expert_usage_ : ndarray of shape (n_experts,)
         Fraction of the training weight each expert takes: the weighted
         mean of the gate that prediction uses (one-hot for hard gating,
@@ -327,6 +357,9 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         "expert": [StrOptions({"gaussian", "poisson", "student_t"})],
         "variance_floor": [Interval(Real, 0, None, closed="neither")],
     }
+    # or any scikit-learn regressor (checked by check_expert_estimator when fitting)
+    _parameter_constraints["expert"] = [*_parameter_constraints["expert"],
+                                        HasMethods(["fit", "predict"])]
     _y_numeric = True
     _multi_output = True
 
@@ -432,10 +465,11 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         return Y
 
     def _family_class(self):
-        return _FAMILIES[getattr(self, "_expert_kind", "gaussian")]
+        kind = getattr(self, "_expert_kind", "gaussian")
+        return _ESTIMATOR_FAMILIES.get(kind) or _FAMILIES[kind]
 
     def _same_family(self):
-        return getattr(self, "_expert_kind", "gaussian") == self.expert
+        return getattr(self, "_expert_kind", "gaussian") == expert_kind(self.expert)
 
     def _warm_family(self):
         # Student-t experts nest Gaussian ones (nu -> inf): a Gaussian fit is a start
@@ -457,8 +491,20 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
                                        params["experts"])
         return {**params, "experts": experts}
 
-    def _make_family(self, x_scale, Y, sample_weight, alpha):
-        self._expert_kind = self.expert
+    def _check_solver_options(self):
+        super()._check_solver_options()
+        if not isinstance(self.expert, str):
+            check_expert_estimator(self.expert, "regressor")
+            _check_estimator_solver(self)
+
+    def _make_family(self, x_scale, Y, sample_weight, alpha, x_mean=None):
+        self._expert_kind = expert_kind(self.expert)
+        if self._expert_kind == "estimator":
+            # the estimator's own regularisation stands in for alpha (the gate's only)
+            return EstimatorRegressionExperts(
+                estimator=clone(self.expert), x_mean=to_host(x_mean), x_scale=to_host(x_scale),
+                variance_floor=variance_floor(Y, sample_weight, self.variance_floor),
+                seed=check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         if self.expert == "poisson":
             return PoissonExperts(weight_penalty=user_scale_penalty(alpha, x_scale),
                                   target_mean=target_means(Y, sample_weight))
@@ -670,3 +716,13 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
             return dask_support().r2_score(self.predict(X), y, sample_weight)
         y_pred = to_host(self.predict(X))
         return r2_score(to_host(y), y_pred, sample_weight=to_host(sample_weight))
+
+
+def _check_estimator_solver(est):
+    """Estimator experts are trained by EM only (they have no gradient)."""
+    if est.solver != "em":
+        raise ValueError(
+            f"solver={est.solver!r} cannot train expert={type(est.expert).__name__}: "
+            "scikit-learn estimators as experts have no gradient in their parameters, so "
+            "they are trained by generalised EM only. Use solver='em'."
+        )

@@ -344,8 +344,8 @@ def plot_experts(estimator, X, y=None, *, ax=None, n_points=400, margin=0.0, thr
                  n_std=2.0, colors=None):
     """Draw each expert's fit over a 1-D input, with the mixture mean and its band.
 
-    Each expert's line x w_k + c_k (a Poisson expert's rate exp(x w_k + c_k))
-    is drawn (dashed) where its gate
+    Each expert's line x w_k + c_k (a Poisson expert's rate exp(x w_k + c_k),
+    an estimator expert's prediction) is drawn (dashed) where its gate
     probability exceeds ``threshold``, that is where it has a say; the
     mixture mean of :meth:`~mixexp.MixtureOfExpertsRegressor.predict` is the
     solid black line, and the shaded band is the mean +/- ``n_std``
@@ -401,10 +401,11 @@ def plot_experts(estimator, X, y=None, *, ax=None, n_points=400, margin=0.0, thr
             "(plot_gate) or the decision regions."
         )
     _check_n_features(X, (1,), "plot_experts")
-    if np.ndim(model.expert_intercept_) != 1:
+    # (read off the fit, not off expert_intercept_: estimator experts have none)
+    if getattr(model, "_y_ndim", 1) != 1:
         raise ValueError(
             "plot_experts draws a single target, but the model was fitted on "
-            f"{np.shape(model.expert_intercept_)[1]} targets."
+            f"{model._n_targets} targets."
         )
     ax = _get_ax(ax)
     colors = expert_colors(_n_fitted_experts(model)) if colors is None else colors

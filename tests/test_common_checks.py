@@ -1,6 +1,8 @@
 """scikit-learn's common estimator checks over every public estimator, with fast settings."""
 
 import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeRegressor
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mixexp import (
@@ -58,6 +60,14 @@ def fast_estimators():
         MixtureOfExpertsRegressor(n_experts=2, expert="student_t", tol=1e-4, random_state=0),
         MixtureOfExpertsRegressor(n_experts=2, expert="student_t", solver="lbfgs", tol=1e-4,
                                   random_state=0),
+    ]
+    # scikit-learn estimators as experts (generalised EM; EM only): small trees for the
+    # regressor, logistic regressions for the classifier
+    estimators += [
+        MixtureOfExpertsRegressor(n_experts=2, expert=DecisionTreeRegressor(max_depth=2),
+                                  tol=1e-3, random_state=0),
+        MixtureOfExpertsClassifier(n_experts=2, expert=LogisticRegression(), tol=1e-3,
+                                   random_state=0),
     ]
     return estimators
 

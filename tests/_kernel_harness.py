@@ -1,5 +1,6 @@
-"""The kernel-test harness shared by every backend's tests (tests/test_kernels.py for the
-CPU backends, tests/test_cupy.py for the CuPy bundle, emulated or on a GPU).
+"""The kernel-test harness shared by every backend's tests (tests/test_kernel_backends.py
+for the checks every backend passes, tests/test_kernels.py and tests/test_cupy.py for
+each backend's own).
 
 Problems with inputs for every kernel, how each kernel of the seam is called
 (``RUNS``: outputs as a tuple), the NumPy reference's outputs, and the
@@ -10,7 +11,10 @@ Parameters are passed in float64 whatever the data's dtype, as the
 estimators do. Loaded by path (the tests are not a package).
 """
 
+import importlib.util
+import sys
 import types
+from pathlib import Path
 
 import numpy as np
 from numpy.testing import assert_array_equal
@@ -163,3 +167,82 @@ def run_reference(name, p):
     # the reference warns on the edge cases (overflow to inf, -inf - -inf)
     with np.errstate(all="ignore"):
         return {**RUNS, **POISSON_RUNS, **STUDENT_T_RUNS}[name](REFERENCE, p, np.empty)
+
+
+# ---------------------------------------------------------------------------
+# Backends: a kernel bundle, how inputs reach it, what its outputs are
+
+
+def load_emulation():
+    """tests/_cupy_emulation.py, loaded once by path (the tests are not a package)."""
+    name = "mixexp_tests_cupy_emulation"
+    if name not in sys.modules:
+        path = Path(__file__).with_name("_cupy_emulation.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+_EMULATED = {}
+
+
+def emulated_kernels(tmp_path_factory):
+    """``mixexp._kernels._cupy`` with the emulated CuPy, compiled once per session."""
+    if "module" not in _EMULATED:
+        emulation = load_emulation()
+        _EMULATED["module"] = emulation.load_cupy_kernels(
+            emulation.emulated_cupy(tmp_path_factory.mktemp("cuda_on_host")))
+    return _EMULATED["module"]
+
+
+def host_backend(name, kernels):
+    """A bundle that takes and returns host NumPy arrays."""
+    return types.SimpleNamespace(
+        name=name, kernels=kernels, xp=np, to_device=np.asarray, to_host=np.asarray,
+        empty=np.empty, device_type=np.ndarray)
+
+
+def cupy_backend(cupy, kernels):
+    """The CuPy bundle on a real device: per-sample arrays live there."""
+    return types.SimpleNamespace(
+        name="gpu", kernels=kernels, xp=cupy, to_device=cupy.asarray, to_host=cupy.asnumpy,
+        empty=cupy.empty, device_type=cupy.ndarray)
+
+
+def on_device(backend, p):
+    """The problem with its per-sample arrays moved to the backend's device."""
+    moved = types.SimpleNamespace(**vars(p))
+    for field in PER_SAMPLE_FIELDS:
+        setattr(moved, field, backend.to_device(getattr(p, field)))
+    return moved
+
+
+ALL_RUNS = {**RUNS, **POISSON_RUNS, **STUDENT_T_RUNS}
+ALL_REDUCTIONS = REDUCTIONS | POISSON_REDUCTIONS
+
+
+def returns_host_sums(name, i):
+    """Whether output ``i`` of kernel ``name`` is a host float64 sum (not per sample)."""
+    return (name in ALL_REDUCTIONS or name == "student_t_log1p_sums"
+            # student_t_weights: W u on the device, then its two sums
+            or (name == "student_t_weights" and i > 0))
+
+
+def run(backend, name, p):
+    """Outputs of kernel ``name`` as host arrays, after checking where they live."""
+    outputs = ALL_RUNS[name](backend.kernels, on_device(backend, p), backend.empty)
+    for i, out in enumerate(outputs):
+        if returns_host_sums(name, i):
+            assert type(out) is np.ndarray, (name, i, type(out))
+        else:
+            assert isinstance(out, backend.device_type), (name, i, type(out))
+    return tuple(backend.to_host(out) for out in outputs)
+
+
+def assert_same_outputs(backend, name, p, dtype):
+    """Run kernel ``name`` on ``backend`` and compare with the reference; the host outputs."""
+    actual = run(backend, name, p)
+    for a, b in zip(actual, run_reference(name, p), strict=True):
+        assert_matches(a, b, dtype, p.X.shape[0])
+    return actual

@@ -149,6 +149,8 @@ class CandidateSchedule:
             self.skipped = 0
         else:
             self.skipped += 1
+        if self.threshold is None:  # (no gains measured yet)
+            return
         with np.errstate(invalid="ignore"):
             settling = np.any(line_gain <= self.threshold)  # (NaN: False)
         self.wanted = bool(settling or self.skipped + 1 >= REFRESH_ITERATIONS)

@@ -59,7 +59,7 @@ SETTLED_SHARE = 0.01
 # One-pass EM skips them (see CandidateSchedule) while each expert's line gain
 # exceeds PROBE_SHARE times its candidates' last measured gain, and takes them
 # at least every REFRESH_ITERATIONS iterations.
-PROBE_SHARE = 4.0 * SETTLED_SHARE
+PROBE_SHARE = 10.0 * SETTLED_SHARE
 REFRESH_ITERATIONS = 8
 
 

@@ -36,6 +36,11 @@ the penalised log-likelihood does not fall: Dempster et al. 1977). So the
 penalised objective never decreases, as in the multi-pass form, which
 serves the other cases and evaluates the gate's line search on Q itself.
 
+A family may skip optional statistics on some passes: its
+``pass_schedule()`` (the Student-t family's: the nu step's candidate sums,
+see ``CandidateSchedule``) gives each pass its options and learns from each
+solve; it lives in this loop only, not in the parameters.
+
 A family whose host solve is not an exact M-step (``exact_solve = False``:
 the Poisson family's Newton step, which may overshoot) has its step checked
 with the gate's: both are halved together until the next pass's objective

@@ -277,7 +277,7 @@ def test_one_pass_em_with_scheduled_candidates_reaches_the_every_pass_fit(monkey
     # skipping the candidate sums where they cannot pay changes no outcome that
     # matters: the fits converge to the same log-likelihood
     X, y = _two_regimes(2000, seed=2, outliers=0.05)
-    kwargs = dict(n_experts=2, expert="student_t", n_init=3, random_state=0)
+    kwargs = {"n_experts": 2, "expert": "student_t", "n_init": 3, "random_state": 0}
     calls = {True: 0, False: 0}
     options = CandidateSchedule.options
 

@@ -230,6 +230,14 @@ def test_one_pass_em_equals_the_multi_pass_form(monkeypatch):
     assert_allclose(one_pass.expert_dof_, multi_pass.expert_dof_, rtol=0.05)
 
 
+def test_dof_candidates_stay_within_the_bounds():
+    # (a candidate below MIN_DOF, then ECM's step back to the bound, lowered
+    # EM's objective in sklearn's check_regressors_int)
+    candidates = dof_candidates(np.array([0.6, 3.0, 5e5]))
+    assert candidates.min() >= MIN_DOF and candidates.max() <= MAX_DOF
+    assert_allclose(candidates[:, 0], [0.6, 3.0, 5e5])
+
+
 def test_candidate_schedule_skips_the_sums_until_the_lines_settle_or_a_refresh_is_due():
     schedule = CandidateSchedule()
     assert schedule.options() == {"with_candidates": True}  # (the first pass has them)

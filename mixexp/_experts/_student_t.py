@@ -99,10 +99,13 @@ def dof_equation_root(offset):
 def dof_candidates(dof):
     """The degrees of freedom the nu step compares, per expert: (K, 1 + len(DOF_STEPS)).
 
-    The current nu first, then its multiples ``DOF_STEPS`` (clipped to MAX_DOF).
+    The current nu first, then its multiples ``DOF_STEPS``, clipped to
+    [MIN_DOF, MAX_DOF]: a nu below MIN_DOF would be one ECM's constrained
+    step leaves for MIN_DOF at a loss (EM's objective fell on sklearn's
+    small checks).
     """
     dof = np.asarray(dof, dtype=float)
-    return np.minimum(np.column_stack([dof] + [step * dof for step in DOF_STEPS]), MAX_DOF)
+    return np.clip(np.column_stack([dof] + [step * dof for step in DOF_STEPS]), MIN_DOF, MAX_DOF)
 
 
 def _dof_objective(dofs, w_sum, log1p_sums, p):

@@ -45,7 +45,7 @@ FUSED_E_STEPS = {
 }
 
 
-def _softmax_fused_pass(model, kernels, chunk, params, hessian_stride):
+def _softmax_fused_pass(model, kernels, chunk, params, hessian_stride, family_options):
     """One-pass EM statistics from the backend's fused kernel, or None if it has none."""
     gate = params["gate"]
     if not model.gate.takes_newton_steps(gate):
@@ -53,7 +53,7 @@ def _softmax_fused_pass(model, kernels, chunk, params, hessian_stride):
     coef, intercept = model.gate.linear(gate)
     fused = model.family.fused_pass(
         kernels, model.expert_view(chunk.X), chunk.Y, chunk.sample_weight, coef, intercept,
-        params["experts"], hessian_stride)
+        params["experts"], hessian_stride, **family_options)
     if fused is None:  # the backend has no such kernel
         return None
     log_likelihood, share, experts, gradient, hessian, hessian_weight = fused
@@ -234,8 +234,15 @@ class MixtureModel:
         takes = getattr(self.family, "takes_one_pass", None)
         return self.one_pass and (takes is None or takes(params["experts"]))
 
+    def pass_schedule(self):
+        """A new per-run schedule of the family's optional statistics (its
+        ``pass_schedule``), or None: one-pass EM gives its ``options()`` to
+        each pass and it to the family's ``solve``."""
+        schedule = getattr(self.family, "pass_schedule", None)
+        return None if schedule is None else schedule()
+
     def pass_statistics(self, kernels, chunk, params, resp, log_prior, hessian_stride=1,
-                        fused=True):
+                        fused=True, family_options=None):
         """E-step at ``params`` on one chunk of rows, and all the M-step needs of it.
 
         ``resp`` and ``log_prior`` are scratch (at least the chunk's rows by
@@ -245,9 +252,13 @@ class MixtureModel:
         the weights W = s h. ``hessian_stride``: see the gate's ``statistics``.
         A fused kernel serves the pairs that have one (``FUSED_PASSES``);
         ``fused=False`` forces the composition (its oracle).
+        ``family_options``: keyword options of the family's statistics (from
+        :meth:`pass_schedule`).
         """
+        family_options = family_options or {}
         if fused and self._fused_pass is not None:
-            statistics = self._fused_pass(self, kernels, chunk, params, hessian_stride)
+            statistics = self._fused_pass(self, kernels, chunk, params, hessian_stride,
+                                          family_options)
             if statistics is not None:
                 return statistics
         n = chunk.X.shape[0]
@@ -262,7 +273,7 @@ class MixtureModel:
                    if getattr(self.family, "samples_hessian", False) else {})
         statistics["experts"] = self.family.statistics(kernels, self.expert_view(chunk.X),
                                                        chunk.Y, resp, params["experts"],
-                                                       **sampled)
+                                                       **sampled, **family_options)
         statistics["gate"] = self.gate.statistics(kernels, self.gate_view(chunk.X), resp,
                                                   params["gate"], log_prior,
                                                   hessian_stride=hessian_stride)

@@ -33,12 +33,13 @@ def _problem(n, d, n_experts, n_targets, dtype, seed):
     return model, params, X.astype(dtype), Y.astype(dtype), sample_weight
 
 
-def _statistics(model, params, X, Y, sample_weight, stride, fused):
+def _statistics(model, params, X, Y, sample_weight, stride, fused, family_options=None):
     kernels = get_kernels("numba")
     resp = np.empty((X.shape[0], model.n_experts(params)), dtype=X.dtype)
     chunk = Chunk(X, Y, sample_weight, slice(0, X.shape[0]))
     return model.pass_statistics(kernels, chunk, params, resp, np.empty_like(resp),
-                                 hessian_stride=stride, fused=fused)
+                                 hessian_stride=stride, fused=fused,
+                                 family_options=family_options)
 
 
 def _assert_same(fused, composed, rtol):
@@ -163,6 +164,21 @@ def test_student_t_fused_pass_equals_the_composition(dtype, rtol, n, d, n_expert
     fused = _statistics(model, params, X, Y, sample_weight, stride, fused=True)
     composed = _statistics(model, params, X, Y, sample_weight, stride, fused=False)
     _assert_same(fused, composed, rtol)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+def test_student_t_fused_pass_without_candidates_is_the_rest_of_the_pass(dtype, rtol):
+    # (what one-pass EM asks on iterations where the nu step cannot pay)
+    model, params, X, Y, sample_weight = _student_t_problem(3001, 5, 3, 2, dtype, seed=3)
+    options = {"with_candidates": False}
+    fused = _statistics(model, params, X, Y, sample_weight, 7, fused=True, family_options=options)
+    composed = _statistics(model, params, X, Y, sample_weight, 7, fused=False,
+                           family_options=options)
+    full = _statistics(model, params, X, Y, sample_weight, 7, fused=True)
+    assert "log1p_sums" not in fused["experts"] and "log1p_sums" in full["experts"]
+    _assert_same(fused, composed, rtol)
+    del full["experts"]["log1p_sums"]
+    _assert_same(fused, full, 0.0)
 
 
 def _logistic_problem(n, d, n_experts, n_classes, dtype, seed):

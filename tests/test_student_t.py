@@ -16,6 +16,9 @@ from mixexp import HierarchicalMixtureOfExpertsRegressor, MixtureOfExpertsRegres
 from mixexp._experts._student_t import (
     MAX_DOF,
     MIN_DOF,
+    PROBE_SHARE,
+    REFRESH_ITERATIONS,
+    CandidateSchedule,
     StudentTExperts,
     dof_candidates,
     dof_equation_root,
@@ -225,6 +228,81 @@ def test_one_pass_em_equals_the_multi_pass_form(monkeypatch):
     # Newton step: the paths differ, the optimum is the same)
     assert one_pass.log_likelihood_ == pytest.approx(multi_pass.log_likelihood_, abs=1e-4)
     assert_allclose(one_pass.expert_dof_, multi_pass.expert_dof_, rtol=0.05)
+
+
+def test_dof_candidates_stay_within_the_bounds():
+    # (a candidate below MIN_DOF, then ECM's step back to the bound, lowered
+    # EM's objective in sklearn's check_regressors_int)
+    candidates = dof_candidates(np.array([0.6, 3.0, 5e5]))
+    assert candidates.min() >= MIN_DOF and candidates.max() <= MAX_DOF
+    assert_allclose(candidates[:, 0], [0.6, 3.0, 5e5])
+
+
+def test_candidate_schedule_skips_the_sums_until_the_lines_settle_or_a_refresh_is_due():
+    schedule = CandidateSchedule()
+    assert schedule.options() == {"with_candidates": True}  # (the first pass has them)
+    unsettled = np.array([2.0 * PROBE_SHARE * 10.0, 5.0])
+    schedule.record(unsettled, np.array([10.0, np.nan]))
+    assert schedule.options() == {"with_candidates": False}
+    for _ in range(REFRESH_ITERATIONS - 2):
+        schedule.record(unsettled)
+        assert not schedule.wanted
+    schedule.record(unsettled)
+    assert schedule.wanted  # the refresh
+    schedule.record(np.array([1.0, np.nan]), np.array([1.0, 2.0]))
+    assert not schedule.wanted
+    schedule.record(np.array([PROBE_SHARE * 2.0, PROBE_SHARE * 1.5]))  # the second settles
+    assert schedule.wanted
+
+
+def test_solve_without_candidate_sums_is_the_ecm_cycle():
+    X, y = _two_regimes(600, dofs=(3, 10))
+    est = MixtureOfExpertsRegressor(2, expert="student_t", max_iter=3, tol=0.0,
+                                    random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    family = StudentTExperts(np.zeros(2), np.zeros(1))
+    kernels = get_kernels("numpy")
+    rng = np.random.default_rng(0)
+    W = rng.dirichlet(np.ones(2), size=600)
+    experts = {"coef": est.expert_coef_[:, None, :], "intercept": est.expert_intercept_[:, None],
+               "variance": est.expert_variance_[:, None], "dof": np.array([40.0, 3.0])}
+    Y = y[:, None]
+    full = family.statistics(kernels, X, Y, W, experts)
+    partial = family.statistics(kernels, X, Y, W, experts, with_candidates=False)
+    assert "log1p_sums" not in partial
+    schedule = CandidateSchedule()
+    ecm = family.solve(partial, experts, schedule=schedule)
+    del full["log1p_sums"]
+    expected = family.solve(full, experts)
+    for key in expected:
+        assert_allclose(ecm[key], expected[key], rtol=1e-12)
+    assert schedule.skipped == 1  # (it learnt this iteration's line gains)
+
+
+def test_one_pass_em_with_scheduled_candidates_reaches_the_every_pass_fit(monkeypatch):
+    # skipping the candidate sums where they cannot pay changes no outcome that
+    # matters: the fits converge to the same log-likelihood
+    X, y = _two_regimes(2000, seed=2, outliers=0.05)
+    kwargs = {"n_experts": 2, "expert": "student_t", "n_init": 3, "random_state": 0}
+    calls = {True: 0, False: 0}
+    options = CandidateSchedule.options
+
+    def counted(self):
+        calls[self.wanted] += 1
+        return options(self)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        monkeypatch.setattr(CandidateSchedule, "options", counted)
+        scheduled = MixtureOfExpertsRegressor(**kwargs).fit(X, y)
+        monkeypatch.setattr(CandidateSchedule, "options",
+                            lambda self: {"with_candidates": True})
+        every = MixtureOfExpertsRegressor(**kwargs).fit(X, y)
+    assert calls[False] > 2 * calls[True]  # (measured: 78 without, 23 with)
+    assert scheduled.log_likelihood_ == pytest.approx(every.log_likelihood_, abs=1e-4)
+    assert_allclose(np.sort(scheduled.expert_dof_), np.sort(every.expert_dof_), rtol=0.05)
 
 
 def test_gross_outliers_barely_move_the_t_experts():

@@ -54,6 +54,13 @@ DOF_STEPS = (0.125, 0.5, 2.0, 8.0)
 # gating on t(3, 10) data: -0.718 against -0.713); 0.1 left the motorcycle
 # fit at -4.365, 0.01 reached -4.351.
 SETTLED_SHARE = 0.01
+# The candidates' sums cost a log per row, expert and candidate (about as much
+# as the rest of the fused pass), and serve only where the lines have settled.
+# One-pass EM skips them (see CandidateSchedule) while each expert's line gain
+# exceeds PROBE_SHARE times its candidates' last measured gain, and takes them
+# at least every REFRESH_ITERATIONS iterations.
+PROBE_SHARE = 10.0 * SETTLED_SHARE
+REFRESH_ITERATIONS = 8
 
 
 def _kernel(kernels, name):
@@ -92,10 +99,13 @@ def dof_equation_root(offset):
 def dof_candidates(dof):
     """The degrees of freedom the nu step compares, per expert: (K, 1 + len(DOF_STEPS)).
 
-    The current nu first, then its multiples ``DOF_STEPS`` (clipped to MAX_DOF).
+    The current nu first, then its multiples ``DOF_STEPS``, clipped to
+    [MIN_DOF, MAX_DOF]: a nu below MIN_DOF would be one ECM's constrained
+    step leaves for MIN_DOF at a loss (EM's objective fell on sklearn's
+    small checks).
     """
     dof = np.asarray(dof, dtype=float)
-    return np.minimum(np.column_stack([dof] + [step * dof for step in DOF_STEPS]), MAX_DOF)
+    return np.clip(np.column_stack([dof] + [step * dof for step in DOF_STEPS]), MIN_DOF, MAX_DOF)
 
 
 def _dof_objective(dofs, w_sum, log1p_sums, p):
@@ -110,6 +120,43 @@ def _gamma_objective(dof, offset):
     """The ECM's expected complete-data objective in nu, per unit weight (to a constant)."""
     half = 0.5 * dof
     return half * np.log(half) - gammaln(half) + half * offset
+
+
+class CandidateSchedule:
+    """When one-pass EM's next pass computes the nu step's candidate sums.
+
+    One per EM run, updated by :meth:`StudentTExperts.solve` and read by the
+    passes (``options``); not part of the parameters. The candidates' step
+    needs an expert's line gain at most ``SETTLED_SHARE`` times the
+    candidates' gain. Lines settle gradually, so the sums are skipped while
+    every expert's line gain is above ``PROBE_SHARE`` times its candidates'
+    last measured gain, and computed at least every ``REFRESH_ITERATIONS``
+    iterations (the candidates' gain can grow as the lines move).
+    """
+
+    def __init__(self):
+        self.wanted = True
+        self.threshold = None  # line gain, per expert, below which the sums may pay
+        self.skipped = 0
+
+    def options(self):
+        """Keyword options of the next pass's statistics."""
+        return {"with_candidates": self.wanted}
+
+    def record(self, line_gain, candidate_gain=None):
+        """Decide the next pass from this iteration's line gains and, where the pass
+        had them, the candidates' gains (per expert; NaN for inactive experts)."""
+        if candidate_gain is not None:
+            self.threshold = PROBE_SHARE * np.where(np.isfinite(candidate_gain),
+                                                    np.maximum(candidate_gain, 0.0), 0.0)
+            self.skipped = 0
+        else:
+            self.skipped += 1
+        if self.threshold is None:  # (no gains measured yet)
+            return
+        with np.errstate(invalid="ignore"):
+            settling = np.any(line_gain <= self.threshold)  # (NaN: False)
+        self.wanted = bool(settling or self.skipped + 1 >= REFRESH_ITERATIONS)
 
 
 class _StudentTCoordinates(_GaussianCoordinates):
@@ -188,8 +235,9 @@ class StudentTExperts(ExpertFamily):
         return float(np.sum(self._weight_penalties(experts["coef"]) / (2.0 * experts["variance"])))
 
     # ---- EM ----------------------------------------------------------------
-    def _latent_moments(self, kernels, X, Y, W, experts, gram=True):
-        """Moments of the rows weighted by W u at ``experts`` (float64, host)."""
+    def _latent_moments(self, kernels, X, Y, W, experts, gram=True, candidates=True):
+        """Moments of the rows weighted by W u at ``experts`` (float64, host); the
+        candidates' sums with the Gram matrices where ``candidates``."""
         # W u, and sum_i W_ik (log u_ik - u_ik) (the nu equation's data term)
         weights, log_weight_sum, w_sum = _kernel(kernels, "student_t_weights")(
             X, Y, W, experts["coef"], experts["intercept"], experts["variance"], experts["dof"])
@@ -200,13 +248,13 @@ class StudentTExperts(ExpertFamily):
         xr, r_sum, rss = kernels.gaussian_residual_moments(X, Y, weights, experts["coef"],
                                                           experts["intercept"])
         statistics.update(xr=xr, r_sum=r_sum, rss=rss)
-        if gram:
+        if gram and candidates:
             statistics["log1p_sums"] = _kernel(kernels, "student_t_log1p_sums")(
                 X, Y, W, experts["coef"], experts["intercept"], experts["variance"],
                 dof_candidates(experts["dof"]))
         return statistics
 
-    def statistics(self, kernels, X, Y, W, experts):
+    def statistics(self, kernels, X, Y, W, experts, with_candidates=True):
         """Additive statistics of rows for :meth:`solve` (float64, host).
 
         With u the latent weights at ``experts``: the Gaussian family's
@@ -214,30 +262,39 @@ class StudentTExperts(ExpertFamily):
         ``wu_sum`` (K,), ``xr`` (K, t, d), ``r_sum`` (K, t), ``rss`` (K, t)),
         ``w_sum`` (K,) = sum_i W_ik, ``log_weight_sum`` (K,) =
         sum_i W_ik (log u_ik - u_ik) and ``log1p_sums`` (K, J) = sum_i W_ik
-        log1p(delta_ik / nu) at the candidates :func:`dof_candidates`.
+        log1p(delta_ik / nu) at the candidates :func:`dof_candidates` (only
+        where ``with_candidates``: see :class:`CandidateSchedule`).
         """
-        return self._latent_moments(kernels, X, Y, W, experts)
+        return self._latent_moments(kernels, X, Y, W, experts, candidates=with_candidates)
+
+    @staticmethod
+    def pass_schedule():
+        """A new :class:`CandidateSchedule`: which statistics one-pass EM's passes compute."""
+        return CandidateSchedule()
 
     def fused_pass(self, kernels, X, Y, sample_weight, gate_coef, gate_intercept, experts,
-                   hessian_stride):
+                   hessian_stride, with_candidates=True):
         """One-pass EM statistics of a chunk from the fused softmax-gate kernel
         (``kernels.student_t_pass``; see ``mixexp._model``), as the Gaussian
-        family's; None where the backend has no such kernel."""
+        family's (``with_candidates`` as in :meth:`statistics`); None where the
+        backend has no such kernel."""
         if not hasattr(kernels, "student_t_pass"):
             return None
         (log_likelihood, gram, x_sum, wu_sum, xr, r_sum, rss, gate_gradient, gate_hessian,
          hessian_weight, log_weight_sum, w_sum, log1p_sums) = kernels.student_t_pass(
             X, Y, sample_weight, gate_coef, gate_intercept, experts["coef"],
             experts["intercept"], experts["variance"], experts["dof"], hessian_stride,
-            dof_candidates(experts["dof"]))
+            # (no candidates: none of their logs computed)
+            dof_candidates(experts["dof"])[:, :None if with_candidates else 0])
         statistics = {"w_sum": w_sum, "log_weight_sum": log_weight_sum, "gram": gram,
-                      "x_sum": x_sum, "wu_sum": wu_sum, "xr": xr, "r_sum": r_sum, "rss": rss,
-                      "log1p_sums": log1p_sums}
+                      "x_sum": x_sum, "wu_sum": wu_sum, "xr": xr, "r_sum": r_sum, "rss": rss}
+        if with_candidates:
+            statistics["log1p_sums"] = log1p_sums
         # each expert's share of the weight, sum_i s_i h_ik, is its w_sum
         return (log_likelihood, w_sum.copy(), statistics, gate_gradient, gate_hessian,
                 hessian_weight)
 
-    def solve(self, statistics, experts):
+    def solve(self, statistics, experts, schedule=None):
         """Each expert's M-step from :meth:`statistics`: an ECM cycle, or a step in nu alone.
 
         The ECM cycle: the expected complete-data objective of expert k is,
@@ -257,7 +314,9 @@ class StudentTExperts(ExpertFamily):
         guaranteed gain and the lines have settled (``SETTLED_SHARE``), the
         expert takes that nu and keeps its line and scale. Either step raises F_k,
         so the M-step stays a generalised one (EM stays monotone) and needs
-        no other pass.
+        no other pass. Statistics without the candidates' sums give the ECM
+        cycle. ``schedule`` (a :class:`CandidateSchedule`) learns this
+        iteration's gains.
         """
         w_sum = statistics["w_sum"]
         active = active_experts(w_sum)
@@ -282,7 +341,7 @@ class StudentTExperts(ExpertFamily):
             if np.isfinite(root):
                 dof[k] = root
         ecm = {"coef": coef, "intercept": intercept, "variance": variance, "dof": dof}
-        if "log1p_sums" not in statistics:
+        if "log1p_sums" not in statistics and schedule is None:
             return ecm
         # ECM's guaranteed gain: in the (w, c, sigma2) part of the objective,
         # -S/2 sum log sigma2 - 1/2 sum (RSS at weights W u + penalty) / sigma2, and in nu
@@ -290,10 +349,17 @@ class StudentTExperts(ExpertFamily):
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             line_gain = (-0.5 * w_sum * np.sum(np.log(variance / experts["variance"]), axis=1)
                          - 0.5 * np.sum(new_rss / variance - before, axis=1))
+        line_gain = np.where(active, line_gain, np.nan)
+        if "log1p_sums" not in statistics:
+            schedule.record(line_gain)
+            return ecm
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             ecm_gain = line_gain + w_sum * (_gamma_objective(dof, offset)
                                             - _gamma_objective(experts["dof"], offset))
             candidates = dof_candidates(experts["dof"])
             values = _dof_objective(candidates, w_sum, statistics["log1p_sums"], p)
+        if schedule is not None:
+            schedule.record(line_gain, np.max(values, axis=1) - values[:, 0])
         for k in np.flatnonzero(active):
             best = int(np.argmax(values[k]))
             # (NaN comparisons are False: ECM's step stands)

@@ -36,6 +36,11 @@ the penalised log-likelihood does not fall: Dempster et al. 1977). So the
 penalised objective never decreases, as in the multi-pass form, which
 serves the other cases and evaluates the gate's line search on Q itself.
 
+A family may skip optional statistics on some passes: its
+``pass_schedule()`` (the Student-t family's: the nu step's candidate sums,
+see ``CandidateSchedule``) gives each pass its options and learns from each
+solve; it lives in this loop only, not in the parameters.
+
 A family whose host solve is not an exact M-step (``exact_solve = False``:
 the Poisson family's Newton step, which may overshoot) has its step checked
 with the gate's: both are halved together until the next pass's objective
@@ -156,7 +161,7 @@ class _Revival:
 class _Pass:
     """One pass at given parameters: the objectives and the M-step's statistics."""
 
-    def __init__(self, model, kernels, rows, params, hessian_stride):
+    def __init__(self, model, kernels, rows, params, hessian_stride, family_options=None):
         n_experts = model.n_experts(params)
 
         # (chunk, K) scratch of the rows, reused by every pass: no (n, K)
@@ -165,7 +170,8 @@ class _Pass:
         def chunk_statistics(chunk):
             return model.pass_statistics(kernels, chunk, params,
                                          chunk.scratch("resp", n_experts),
-                                         chunk.scratch("log_prior", n_experts), hessian_stride)
+                                         chunk.scratch("log_prior", n_experts), hessian_stride,
+                                         family_options=family_options)
 
         self.statistics = rows.map_reduce(chunk_statistics)
         total = rows.total_weight
@@ -221,9 +227,16 @@ def run_em(model, kernels, rows, params, *, max_iter, tol, verbose=0, options=No
 def _one_pass(model, kernels, rows, params, max_iter, monitor, options):
     """EM with one pass per iteration (see the module docstring): (last pass, params)."""
     hessian_stride = max(1, rows.n_samples // HESSIAN_SAMPLE_ROWS)
+    # which optional statistics the family wants of the next pass (None: all)
+    schedule = model.pass_schedule()
 
     def evaluate(params):
-        return _Pass(model, kernels, rows, params, hessian_stride)
+        options = None if schedule is None else schedule.options()
+        return _Pass(model, kernels, rows, params, hessian_stride, options)
+
+    def solve(statistics, experts):
+        scheduled = {} if schedule is None else {"schedule": schedule}
+        return model.family.solve(statistics, experts, **scheduled)
 
     current = evaluate(params)
     revival = _Revival(model, kernels, rows, options)
@@ -235,9 +248,9 @@ def _one_pass(model, kernels, rows, params, max_iter, monitor, options):
             params, change = revived[0], np.inf
             current = evaluate(params)
         elif not getattr(model.family, "exact_solve", True):
-            params, current, change, t = _checked_step(model, rows, params, current, evaluate)
+            params, current, change, t = _checked_step(model, rows, params, current, evaluate, solve)
         else:
-            experts = model.family.solve(current.statistics["experts"], params["experts"])
+            experts = solve(current.statistics["experts"], params["experts"])
             direction = model.gate.direction(
                 current.statistics["gate"], params["gate"], rows.total_weight,
                 current.objective * rows.total_weight, rows.dtype)
@@ -267,12 +280,12 @@ def _one_pass(model, kernels, rows, params, max_iter, monitor, options):
     return current, params
 
 
-def _checked_step(model, rows, params, current, evaluate):
+def _checked_step(model, rows, params, current, evaluate, solve):
     """One iteration of one-pass EM for a family without an exact solve (see the module
     docstring): ``(params, evaluation, change, t)``; the gate and experts' steps are
     halved together until the objective does not fall (``t`` the fraction of the step
     taken), or the iterate stays (``change`` 0, ``t`` 1: nothing left to gain)."""
-    experts = model.family.solve(current.statistics["experts"], params["experts"])
+    experts = solve(current.statistics["experts"], params["experts"])
     direction = model.gate.direction(
         current.statistics["gate"], params["gate"], rows.total_weight,
         current.objective * rows.total_weight, rows.dtype)

@@ -28,16 +28,18 @@ over the input's blocks (:func:`map_rows`) and stays lazy.
 """
 
 import threading
+import warnings
 
 import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
 from dask import delayed
+from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.validation import _assert_all_finite, check_is_fitted, validate_data
 
 from ._backend import resolve_backend, single_threaded_blas
-from ._experts import GaussianExperts
+from ._experts import GaussianExperts, LogisticExperts
 from ._rows import (
     InMemoryRows,
     add_statistics,
@@ -81,12 +83,13 @@ def check_supported(estimator, kernels, what="fit"):
         return
     instead = ("Or fit in memory (on NumPy arrays, or on a sample computed from the Dask "
                "collection) and predict on Dask input, which stays lazy.")
-    if not issubclass(estimator._family_class(), GaussianExperts):
+    if not issubclass(estimator._family_class(), (GaussianExperts, LogisticExperts)):
         raise ValueError(
-            f"{name} cannot be fitted on Dask input yet: only MixtureOfExpertsRegressor's "
-            "Gaussian experts are trained on a cluster in this version. Instead, fit it in "
-            "memory (on NumPy arrays, or on a sample computed from the Dask collection) and "
-            "predict on Dask input, which stays lazy."
+            f"{name} cannot be fitted on Dask input yet with expert="
+            f"{getattr(estimator, 'expert', None)!r}: Gaussian experts (the regressor) and "
+            "logistic experts (the classifier) are trained on a cluster in this version. "
+            "Instead, fit it in memory (on NumPy arrays, or on a sample computed from the "
+            "Dask collection) and predict on Dask input, which stays lazy."
         )
     if estimator.solver not in ("em", "lbfgs"):
         raise ValueError(
@@ -94,17 +97,20 @@ def check_supported(estimator, kernels, what="fit"):
             "(one pass over the blocks per iteration) or 'lbfgs' (one pass per function "
             f"evaluation). {instead}"
         )
-    if estimator.gating != "soft":
-        raise ValueError(
-            "gating='hard' is not supported on Dask input: its classification EM needs all "
-            f"rows in one memory. Use gating='soft' (optionally with top_k for prediction). "
-            f"{instead}"
-        )
-    if estimator.balance > 0:
-        raise ValueError(
-            f"balance={estimator.balance} is not supported on Dask input: the load-balancing "
-            f"penalty's gate step needs all rows in one memory. Use balance=0. {instead}"
-        )
+    tree = hasattr(estimator, "branching")  # a tree of gates: soft gating, no balance
+    for setting, value, default in (("gating", estimator.gating, "soft"),
+                                    ("balance", estimator.balance, 0)):
+        if value == default:
+            continue
+        if tree:
+            raise ValueError(
+                f"{setting}={value!r} is not supported on Dask input for {name}: its tree of "
+                f"gates trains on a cluster with gating='soft' and balance=0 only. {instead}")
+        if estimator.solver != "em":
+            raise ValueError(
+                f"{setting}={value!r} with solver={estimator.solver!r} is not supported on "
+                "Dask input: on a cluster only EM trains hard gating and load balancing "
+                f"(several passes per iteration). Use solver='em'. {instead}")
     if (estimator.warm_start and hasattr(estimator, "_params")
             and estimator._fitted_n_experts != estimator.n_experts):
         raise ValueError(
@@ -139,20 +145,25 @@ def _numeric(dtype):
         return False
 
 
-def _as_array(a, name, lengths=True):
-    """A Dask array for a Dask array, DataFrame or Series (numeric columns)."""
+def _as_array(a, name, lengths=True, numeric=True):
+    """A Dask array for a Dask array, DataFrame or Series (numeric columns unless
+    ``numeric`` is False: class labels)."""
     if isinstance(a, da.Array):
         return a
     if hasattr(a, "to_dask_array"):
         dtypes = a.dtypes  # a Series' is one dtype, a DataFrame's one per column
         dtypes = list(dtypes) if isinstance(dtypes, pd.Series) else [dtypes]
         other = sorted({str(t) for t in dtypes if not _numeric(t)})
-        if other:
+        if other and numeric:
             raise ValueError(
                 f"{name} must hold numbers only; found columns of dtype {other}. Encode "
                 "categorical columns as numbers (for example `.cat.codes`) before fitting."
             )
-        return a.to_dask_array(lengths=True if lengths else None)
+        with warnings.catch_warnings():
+            # labels of a pandas string dtype become an object array, as in memory
+            warnings.filterwarnings("ignore", "Dask currently has limited support",
+                                    UserWarning)
+            return a.to_dask_array(lengths=True if lengths else None)
     raise TypeError(f"{name} is a {type(a).__name__}: expected a Dask array, DataFrame or "
                     "Series.")
 
@@ -190,7 +201,7 @@ def _checked_X(estimator, X, reset, lengths=True):
     return X
 
 
-def _aligned(a, X, name):
+def _aligned(a, X, name, numeric=True):
     """``a`` (Dask, NumPy or None) as a Dask array with X's row chunks."""
     if a is None:
         return None
@@ -198,7 +209,7 @@ def _aligned(a, X, name):
         a = np.asarray(a)
         rows = X.chunks[0] if a.shape[0] == X.shape[0] else (a.shape[0],)
         return da.from_array(a, chunks=(rows, *((s,) for s in a.shape[1:])))
-    a = _known_chunks(_as_array(a, name))
+    a = _known_chunks(_as_array(a, name, numeric=numeric))
     if a.shape[0] == X.shape[0] and a.chunks[0] != X.chunks[0]:
         a = a.rechunk({0: X.chunks[0]})
     if a.ndim == 2 and a.numblocks[1] != 1:
@@ -206,8 +217,43 @@ def _aligned(a, X, name):
     return a
 
 
+def _checked_labels(estimator, y, X):
+    """One-hot classes (n, C) with X's chunks; ``classes_`` from one pass over y.
+
+    The distinct labels are found by a reduction (each block's, merged), so
+    only they reach the client; the in-memory checks then run on them.
+    """
+    y = _aligned(y, X, "y", numeric=False)
+    if y.ndim == 2 and y.shape[1] == 1:
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected. Please change the "
+            "shape of y to (n_samples, ), for example using ravel().",
+            DataConversionWarning, stacklevel=5,
+        )
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"y should be a 1d array, got an array of shape {y.shape} instead.")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError("Found input variables with inconsistent numbers of samples: "
+                         f"{[X.shape[0], y.shape[0]]}")
+    classes = np.asarray(dask.compute(da.unique(y))[0])
+    # classes_, its checks (label type, at least two classes) and n_targets, as in memory
+    estimator._encode_targets(classes, fitting=True)
+    classes = estimator.classes_
+    return y.map_blocks(_one_hot, classes, X.dtype, dtype=X.dtype, new_axis=1,
+                        chunks=(y.chunks[0], (classes.size,)), meta=np.empty((0, 0), X.dtype))
+
+
+def _one_hot(labels, classes, dtype):
+    """One-hot rows (n, C) of a block of labels, every one of them in ``classes``."""
+    codes = np.searchsorted(classes, labels)
+    return (codes[:, None] == np.arange(classes.size)).astype(dtype)
+
+
 def _checked_targets(estimator, y, X):
-    """2-D float targets with X's chunks (regression targets: the supported fit)."""
+    """2-D float targets with X's chunks (one-hot classes for a classifier)."""
+    if not estimator._y_numeric:
+        return _checked_labels(estimator, y, X)
     y = _aligned(y, X, "y")
     if y.ndim not in (1, 2):
         raise ValueError(f"Found array with dim {y.ndim}. {type(estimator).__name__} "
@@ -589,7 +635,7 @@ def map_rows(estimator, X, function, encode=None, y=None):
     meta_Y = None
     if y is not None:
         X = _known_chunks(X)
-        y = _aligned(y, X, "y")
+        y = _aligned(y, X, "y", numeric=estimator._y_numeric)
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"X and y have inconsistent numbers of samples: {X.shape[0]} "
                              f"and {y.shape[0]}.")
@@ -668,6 +714,6 @@ def _merge_r2(a, b):
 def accuracy(y_pred, y, sample_weight):
     """scikit-learn's ``accuracy_score`` in one pass."""
     y_pred = _known_chunks(y_pred)
-    y = _aligned(y, y_pred, "y")
+    y = _aligned(y, y_pred, "y", numeric=False)
     correct = (y_pred == y).astype(np.float64)
     return weighted_mean(correct, sample_weight)

@@ -39,7 +39,7 @@ from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.validation import _assert_all_finite, check_is_fitted, validate_data
 
 from ._backend import resolve_backend, single_threaded_blas
-from ._experts import GaussianExperts, LogisticExperts
+from ._experts._poisson import check_counts
 from ._rows import (
     InMemoryRows,
     add_statistics,
@@ -83,14 +83,6 @@ def check_supported(estimator, kernels, what="fit"):
         return
     instead = ("Or fit in memory (on NumPy arrays, or on a sample computed from the Dask "
                "collection) and predict on Dask input, which stays lazy.")
-    if not issubclass(estimator._family_class(), (GaussianExperts, LogisticExperts)):
-        raise ValueError(
-            f"{name} cannot be fitted on Dask input yet with expert="
-            f"{getattr(estimator, 'expert', None)!r}: Gaussian experts (the regressor) and "
-            "logistic experts (the classifier) are trained on a cluster in this version. "
-            "Instead, fit it in memory (on NumPy arrays, or on a sample computed from the "
-            "Dask collection) and predict on Dask input, which stays lazy."
-        )
     if estimator.solver not in ("em", "lbfgs"):
         raise ValueError(
             f"solver={estimator.solver!r} is not supported on Dask input: use solver='em' "
@@ -106,6 +98,11 @@ def check_supported(estimator, kernels, what="fit"):
             raise ValueError(
                 f"{setting}={value!r} is not supported on Dask input for {name}: its tree of "
                 f"gates trains on a cluster with gating='soft' and balance=0 only. {instead}")
+        if getattr(estimator, "expert", "gaussian") != "gaussian":
+            raise ValueError(
+                f"{setting}={value!r} with expert={estimator.expert!r} is not supported on "
+                "Dask input: its M-step needs all rows in one memory there. "
+                f"{instead}")
         if estimator.solver != "em":
             raise ValueError(
                 f"{setting}={value!r} with solver={estimator.solver!r} is not supported on "
@@ -345,6 +342,10 @@ def _block_summary(X, Y, weight):
         # sum of |w| 2^-top in this block's own binary scale: no overflow
         "w_largest": largest, "w_scaled": (float(np.ldexp(magnitude, -top).sum()), top),
         "w_nonzero": int(np.count_nonzero(weight)), "positive": int((weight > 0).sum()),
+        # witnesses for the count check of expert="poisson": the least target,
+        # a few non-integers
+        "y_min": Y.min(axis=0) if Y.shape[0] else np.full(Y.shape[1], np.inf),
+        "y_fraction": Y[np.isfinite(Y) & (Y != np.round(Y))][:3].astype(np.float64),
         "x_max": np.abs(X).max(axis=0) if X.shape[0] else np.zeros(X.shape[1]),
         "y_max": np.abs(Y).max(axis=0) if Y.shape[0] else np.zeros(Y.shape[1]),
         "x": _moments(X, weight), "y": _moments(Y, weight),
@@ -361,6 +362,8 @@ def _merge_summaries(a, b):
         "w_flags": either("w_flags"), "negative": a["negative"] or b["negative"],
         "w_largest": max(a["w_largest"], b["w_largest"]), "w_scaled": (scaled, top),
         "w_nonzero": a["w_nonzero"] + b["w_nonzero"], "positive": a["positive"] + b["positive"],
+        "y_min": np.minimum(a["y_min"], b["y_min"]),
+        "y_fraction": np.concatenate([a["y_fraction"], b["y_fraction"]])[:3],
         "x_max": np.maximum(a["x_max"], b["x_max"]), "y_max": np.maximum(a["y_max"], b["y_max"]),
         "x": _merge_moments(a["x"], b["x"]), "y": _merge_moments(a["y"], b["y"]),
     }
@@ -448,6 +451,8 @@ def training_rows(estimator, X, y, sample_weight, kernels):
     if summary["negative"]:
         raise ValueError("Negative values in data passed to `sample_weight`.")
     _check_magnitudes(summary, X.dtype)
+    if getattr(estimator, "expert", None) == "poisson":  # the in-memory check, on witnesses
+        check_counts(np.concatenate([summary["y_fraction"], summary["y_min"]])[None, :])
     exponent = _weight_exponent(summary)
     moments = summary
     if exponent:
@@ -640,7 +645,8 @@ def map_rows(estimator, X, function, encode=None, y=None):
             raise ValueError(f"X and y have inconsistent numbers of samples: {X.shape[0]} "
                              f"and {y.shape[0]}.")
         # a bad target (dimensions, count) is refused now, not at compute time
-        meta_Y = encode(np.zeros((1,) + y.shape[1:], dtype=y.dtype)).astype(X.dtype)
+        meta_Y = encode(np.zeros((1,) + y.shape[1:], dtype=y.dtype) if estimator._y_numeric
+                        else estimator.classes_[:1]).astype(X.dtype)  # (a known label)
     meta = function(meta_X, kernels) if y is None else function(meta_X, kernels, meta_Y)
     layout, start = [], 0
     for out in meta:

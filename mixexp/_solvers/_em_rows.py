@@ -34,13 +34,18 @@ up to the rounding of sums taken in another order.
 """
 
 import numpy as np
+from scipy.optimize import minimize
 
 from .._balance import squared_cv
+from .._experts import LogisticExperts
 from .._experts._family import active_experts
 from .._gates import SoftmaxGate
 from .._gates._softmax import BALANCED_GATE_STEPS, GATE_NEWTON_STEPS
 from .._logistic import (
     _ARMIJO,
+    _FTOL,
+    _GTOL,
+    _LBFGS_ITER_PER_STEP,
     _MAX_HALVINGS,
     NEWTON_MAX_PARAMS,
     boehning_bound,
@@ -64,10 +69,10 @@ def check_rows_em(model):
             "gates (MixtureOfExpertsHierarchicalRegressor) trains on Dask input with "
             "gating='soft' and balance=0 only. Fit in memory, or use those settings.")
     family = model.family
-    if _has_statistics(family):
-        return
-    if not hasattr(family, "weight_penalty"):  # (the logistic family's configuration)
-        raise ValueError(f"{type(family).__name__} experts cannot be fitted on Dask input.")
+    if not (_has_statistics(family) or isinstance(family, LogisticExperts)):
+        raise ValueError(
+            f"{type(family).__name__} cannot be fitted with gating='hard' or balance > 0 on "
+            "Dask input: its M-step needs all rows in one memory there.")
 
 
 def _has_statistics(family):
@@ -215,6 +220,14 @@ def _chunk_problem(kernels, chunk, X, T, coef, intercept, wants):
         sums["bound"] = (gram[0], x_sum[0], float(w_sum[0]))
     if "gradient" in wants:
         sums["gradient"] = softmax_gradient(kernels, X, T, coef, intercept)
+    if "diagonal" in wants:  # the L-BFGS preconditioner's sums (see _lbfgs_expert)
+        proba = xp.exp(kernels.log_gate(X, coef, intercept))
+        row_weight = T.sum(axis=1)[:, None]
+        curvature = proba * (row_weight - proba * row_weight)
+        diagonal = np.empty((coef.shape[0], coef.shape[1] + 1))
+        diagonal[:, :-1] = kernels.to_host(curvature.T @ (X * X))
+        diagonal[:, -1] = kernels.to_host(curvature.sum(axis=0))
+        sums["diagonal"] = diagonal
     if "objective" in wants or "newton" in wants:
         n_classes = coef.shape[0]
         log_p = kernels.log_gate(X, coef, intercept,
@@ -272,6 +285,47 @@ def _chunk_pass(model, kernels, chunk, params, classify, requests, family_statis
     return sums
 
 
+def _lbfgs_experts(experts):
+    """Whether logistic experts take L-BFGS steps (``fit_multinomial_logistic``'s rule)."""
+    n_classes, d = experts["coef"].shape[1:]
+    return n_classes * (d + 1) > NEWTON_MAX_PARAMS
+
+
+def _lbfgs_expert(sums, coef, intercept, penalty, max_iter):
+    """``mixexp._logistic._lbfgs_ascent`` with one pass per evaluation: an expert
+    of more than ``NEWTON_MAX_PARAMS`` parameters (``sums((coef, intercept, wants))``
+    runs the pass). The experts run one after the other: many passes."""
+    coef, intercept = center(coef, intercept)
+    n_classes, d = coef.shape
+    start_sums = sums((coef, intercept, ("total", "diagonal")))
+    total_weight = max(start_sums["total"], 1e-300)
+    diagonal = start_sums["diagonal"]
+    diagonal[:, :d] += 2.0 * penalty
+    diagonal /= total_weight
+    largest = diagonal.max()
+    diagonal = np.maximum(diagonal, 1e-12 * largest) if largest > 0 else np.ones_like(diagonal)
+    unit = 1.0 / np.sqrt(diagonal)
+
+    def negative_objective(u):
+        flat = u.reshape(n_classes, d + 1) * unit
+        weights = np.ascontiguousarray(flat[:, :d])
+        point = sums((weights, np.ascontiguousarray(flat[:, d]), ("objective", "gradient")))
+        value = point["objective"] - float(np.sum(penalty * weights**2))
+        grad = point["gradient"].copy()
+        grad[:, :d] -= 2.0 * penalty * weights
+        return -value / total_weight, -(grad * unit).ravel() / total_weight
+
+    start = (np.concatenate([coef, intercept[:, None]], axis=1) / unit).ravel()
+    start_value = negative_objective(start)[0]
+    result = minimize(negative_objective, start, jac=True, method="L-BFGS-B",
+                      options={"maxiter": _LBFGS_ITER_PER_STEP * max_iter, "gtol": _GTOL,
+                               "ftol": _FTOL})
+    if not np.all(np.isfinite(result.x)) or not result.fun <= start_value:
+        return coef, intercept
+    flat = result.x.reshape(n_classes, d + 1) * unit
+    return center(flat[:, :d].copy(), flat[:, d].copy())
+
+
 class _Evaluation:
     """A pass at given parameters: objectives, shares and the M-step's first sums."""
 
@@ -300,10 +354,11 @@ def multi_pass_rows(model, kernels, rows, params, max_iter, monitor, options):
         problems = []
         if not family_statistics:
             experts = params["experts"]
-            penalty = model.family.weight_penalty
-            for k in range(experts["coef"].shape[0]):
-                problems.append(_Softmax(k, experts["coef"][k], experts["intercept"][k],
-                                         penalty, _EXPERT_NEWTON_STEPS, dtype))
+            if not _lbfgs_experts(experts):  # (else L-BFGS, in the M-step)
+                for k in range(experts["coef"].shape[0]):
+                    problems.append(_Softmax(k, experts["coef"][k], experts["intercept"][k],
+                                             model.family.weight_penalty,
+                                             _EXPERT_NEWTON_STEPS, dtype))
         gate = params["gate"]
         n_experts, d = gate["coef"].shape
         if n_experts > 1:
@@ -316,15 +371,17 @@ def multi_pass_rows(model, kernels, rows, params, max_iter, monitor, options):
                                      balance=options.balance, total_weight=total))
         return problems
 
-    def run_pass(at, problems, statistics=False):
-        requests = [request for request in (p.request() for p in problems)
-                    if request is not None]
+    def requested(at, requests, statistics=False):
         classify = options.classify
 
         def chunk_function(chunk):
             return _chunk_pass(model, kernels, chunk, at, classify, requests, statistics)
 
-        sums = rows.map_reduce(chunk_function)
+        return rows.map_reduce(chunk_function)
+
+    def run_pass(at, problems, statistics=False):
+        sums = requested(at, [request for request in (p.request() for p in problems)
+                              if request is not None], statistics)
         for problem in problems:
             if not problem.done:
                 problem.update(sums["problems"][problem.key])
@@ -350,6 +407,12 @@ def multi_pass_rows(model, kernels, rows, params, max_iter, monitor, options):
             for problem in problems:
                 if problem.key != "gate" and active[problem.key]:
                     coef[problem.key], intercept[problem.key] = problem.coef, problem.intercept
+            if _lbfgs_experts(at["experts"]):
+                for k in np.flatnonzero(active):
+                    coef[k], intercept[k] = _lbfgs_expert(
+                        lambda request, k=k: requested(at, [(k, *request)])["problems"][k],
+                        coef[k], intercept[k], model.family.weight_penalty,
+                        _EXPERT_NEWTON_STEPS)
             experts = {"coef": coef, "intercept": intercept}
         gates = [p for p in problems if p.key == "gate"]
         gate = ({"coef": gates[0].coef, "intercept": gates[0].intercept} if gates

@@ -19,12 +19,15 @@ distinct rows that an in-memory fit starts from (the same rows, whatever
 the chunking), never all rows.
 
 What runs here is the one-pass EM of a regressor with soft gating
-(``mixexp._solvers._em``), or L-BFGS with one pass per evaluation
-(``mixexp._solvers._gradient.RowsObjective``); everything that needs all
-rows at once in one memory (hard gating, load balancing, Adam,
-partial_fit, the classifier's logistic experts) is refused up front by
-:func:`check_supported`. Prediction maps the estimator's chunk function
-over the input's blocks (:func:`map_rows`) and stays lazy.
+(``mixexp._solvers._em``), the multi-pass EM that recomputes the E-step
+in every pass (``mixexp._solvers._em_rows``: the classifier, hard gating,
+load balancing), or L-BFGS with one pass per evaluation
+(``mixexp._solvers._gradient.RowsObjective``); what needs all rows at
+once in one memory (Adam, partial_fit, resizing experts, a tree gate's
+multi-pass M-step) is refused up front by :func:`check_supported`. A
+classifier's labels are found by one reduction (:func:`_checked_labels`).
+Prediction maps the estimator's chunk function over the input's blocks
+(:func:`map_rows`) and stays lazy.
 """
 
 import threading
@@ -90,6 +93,11 @@ def check_supported(estimator, kernels, what="fit"):
             f"evaluation). {instead}"
         )
     tree = hasattr(estimator, "branching")  # a tree of gates: soft gating, no balance
+    if tree and not estimator._y_numeric:
+        raise ValueError(
+            f"{name} cannot be fitted on Dask input yet: the logistic experts' M-step under "
+            "a tree of gates needs all rows in one memory. Use MixtureOfExpertsClassifier "
+            f"(a single softmax gate), which fits on Dask input. {instead}")
     for setting, value, default in (("gating", estimator.gating, "soft"),
                                     ("balance", estimator.balance, 0)):
         if value == default:

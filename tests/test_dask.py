@@ -539,6 +539,32 @@ def test_classifier_label_errors_match_in_memory(labelled, labels, message):
         MixtureOfExpertsClassifier().fit(_as_dask(X, 700), _as_dask(labels, 700))
 
 
+def test_hierarchical_classifier_is_refused(labelled):
+    from mixexp import HierarchicalMixtureOfExpertsClassifier
+
+    X, labels, _ = labelled
+    with pytest.raises(ValueError, match="Use MixtureOfExpertsClassifier"):
+        HierarchicalMixtureOfExpertsClassifier(branching=(2, 2)).fit(_as_dask(X, 700),
+                                                                    _as_dask(labels, 700))
+
+
+def test_predictions_on_a_dataframe_are_dask_arrays(labelled, classifier_reference):
+    # as dask-ml's ParallelPostFit (and scikit-learn for pandas input): arrays, one
+    # block per partition, which a DataFrame takes back as columns on its index
+    X, labels, _ = labelled
+    frame = pd.DataFrame(X, index=np.arange(X.shape[0]) * 3)
+    ddf = dd.from_pandas(frame, npartitions=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # (fitted without feature names)
+        predicted = classifier_reference.predict(ddf)
+        proba = classifier_reference.predict_proba(ddf)
+    assert isinstance(predicted, da.Array) and isinstance(proba, da.Array)
+    assert predicted.numblocks == (3,) and proba.shape[1] == 3
+    table = ddf.assign(label=predicted).compute()
+    np.testing.assert_array_equal(table.index, frame.index)
+    np.testing.assert_array_equal(table["label"], classifier_reference.predict(X))
+
+
 def test_classifier_on_worker_processes(labelled, classifier_reference):
     X, labels, _ = labelled
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

@@ -242,6 +242,9 @@ def _checked_labels(estimator, y, X):
         raise ValueError("Found input variables with inconsistent numbers of samples: "
                          f"{[X.shape[0], y.shape[0]]}")
     classes = np.asarray(dask.compute(da.unique(y))[0])
+    if classes.dtype.kind == "f":  # NaN or infinite labels: the in-memory message first
+        _raise_non_finite((bool(np.isnan(classes).any()), bool(np.isinf(classes).any())), "y",
+                          classes.dtype, estimator)
     # classes_, its checks (label type, at least two classes) and n_targets, as in memory
     estimator._encode_targets(classes, fitting=True)
     classes = estimator.classes_
@@ -598,8 +601,8 @@ class DaskRows:
     def whole(self):
         raise ValueError(
             "This fit needs all training rows in one memory, which Dask input does not "
-            "offer. Fit in memory, or use the options the Dask path supports (solver='em', "
-            "gating='soft', balance=0)."
+            "offer. Fit in memory, or use the options the Dask path supports (solver='em' "
+            "or 'lbfgs'; see the user guide page 'Data beyond one machine: Dask')."
         )
 
 

@@ -530,6 +530,8 @@ def test_classifier_never_gathers_rows(client, monkeypatch):
 @pytest.mark.parametrize(("labels", "message"), [
     (np.linspace(0.0, 1.0, 2000), "Unknown label type: continuous"),
     (np.ones(2000), "needs samples of at least 2 classes"),
+    (np.where(np.arange(2000) == 1234, np.nan, np.arange(2000) % 2), "Input y contains NaN"),
+    (np.stack([np.arange(2000) % 2] * 2, axis=1), "y should be a 1d array"),
 ])
 def test_classifier_label_errors_match_in_memory(labelled, labels, message):
     X = labelled[0]
@@ -551,7 +553,7 @@ def test_hierarchical_classifier_is_refused(labelled):
 def test_predictions_on_a_dataframe_are_dask_arrays(labelled, classifier_reference):
     # as dask-ml's ParallelPostFit (and scikit-learn for pandas input): arrays, one
     # block per partition, which a DataFrame takes back as columns on its index
-    X, labels, _ = labelled
+    X = labelled[0]
     frame = pd.DataFrame(X, index=np.arange(X.shape[0]) * 3)
     ddf = dd.from_pandas(frame, npartitions=3)
     with warnings.catch_warnings():

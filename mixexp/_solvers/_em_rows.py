@@ -57,16 +57,17 @@ from .._logistic import (
 )
 from .._routing import posterior
 
-# Newton steps of each expert's logistic M-step (fit_multinomial_logistic's default)
+# Newton steps of each expert's logistic M-step: fit_multinomial_logistic's default,
+# which LogisticExperts.m_step uses in memory (the equality tests would see a drift)
 _EXPERT_NEWTON_STEPS = 3
 
 
 def check_rows_em(model):
     """Raise ValueError for a model whose multi-pass EM cannot run over rows on a cluster."""
-    if not isinstance(model.gate, SoftmaxGate):
-        raise ValueError(
+    if not isinstance(model.gate, SoftmaxGate):  # (settings, not an argument's type)
+        raise ValueError(  # noqa: TRY004
             "gating='hard' and balance > 0 need the softmax gate on Dask input: a tree of "
-            "gates (MixtureOfExpertsHierarchicalRegressor) trains on Dask input with "
+            "gates (HierarchicalMixtureOfExpertsRegressor) trains on Dask input with "
             "gating='soft' and balance=0 only. Fit in memory, or use those settings.")
     family = model.family
     if not (_has_statistics(family) or isinstance(family, LogisticExperts)):

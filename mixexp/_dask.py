@@ -18,13 +18,14 @@ Initialisation gathers the hash-chosen sample of at most about 10,000
 distinct rows that an in-memory fit starts from (the same rows, whatever
 the chunking), never all rows.
 
-What runs here is the one-pass EM of a regressor with soft gating
-(``mixexp._solvers._em``), the multi-pass EM that recomputes the E-step
-in every pass (``mixexp._solvers._em_rows``: the classifier, hard gating,
-load balancing), or L-BFGS with one pass per evaluation
-(``mixexp._solvers._gradient.RowsObjective``); what needs all rows at
-once in one memory (Adam, partial_fit, resizing experts, a tree gate's
-multi-pass M-step) is refused up front by :func:`check_supported`. A
+What runs here is one-pass EM with soft gating (``mixexp._solvers._em``),
+the multi-pass EM that recomputes the E-step in every pass
+(``mixexp._solvers._em_rows``: hard gating, load balancing, logistic
+experts above ``NEWTON_MAX_PARAMS`` parameters), or L-BFGS with one pass
+per evaluation (``mixexp._solvers._gradient.RowsObjective``); what needs
+all rows at once in one memory (Adam, partial_fit, resizing experts,
+estimators as experts, a tree gate's multi-pass M-step) is refused up
+front by :func:`check_supported`. A
 classifier's labels are found by one reduction (:func:`_checked_labels`).
 Prediction maps the estimator's chunk function over the input's blocks
 (:func:`map_rows`) and stays lazy.
@@ -92,6 +93,13 @@ def check_supported(estimator, kernels, what="fit"):
             "(one pass over the blocks per iteration) or 'lbfgs' (one pass per function "
             f"evaluation). {instead}"
         )
+    expert = getattr(estimator, "expert", None)
+    if expert is not None and not isinstance(expert, str):
+        raise ValueError(
+            f"expert={type(expert).__name__}(...) cannot be fitted on Dask input: a "
+            "scikit-learn estimator as expert fits on all its rows in one memory. Use a "
+            f"built-in family (expert='gaussian', 'poisson', 'student_t' or 'logistic'). "
+            f"{instead}")
     tree = hasattr(estimator, "branching")  # a tree of gates: soft gating, no balance
     if tree and not estimator._y_numeric:
         raise ValueError(
@@ -106,7 +114,7 @@ def check_supported(estimator, kernels, what="fit"):
             raise ValueError(
                 f"{setting}={value!r} is not supported on Dask input for {name}: its tree of "
                 f"gates trains on a cluster with gating='soft' and balance=0 only. {instead}")
-        if getattr(estimator, "expert", "gaussian") != "gaussian":
+        if expert not in (None, "gaussian", "logistic"):
             raise ValueError(
                 f"{setting}={value!r} with expert={estimator.expert!r} is not supported on "
                 "Dask input: its M-step needs all rows in one memory there. "

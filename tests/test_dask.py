@@ -19,6 +19,7 @@ import dask.base
 import pandas as pd
 
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.tree import DecisionTreeRegressor
 
 from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from mixexp._base import _MAX_INIT_ROWS
@@ -247,6 +248,10 @@ def test_lbfgs_matches_in_memory(data, client):
      "balance=0.1 with solver='lbfgs' is not supported on Dask input"),
     ({"expert": "poisson", "gating": "hard"},
      "gating='hard' with expert='poisson' is not supported on Dask input"),
+    ({"expert": "student_t", "balance": 0.1},
+     "balance=0.1 with expert='student_t' is not supported on Dask input"),
+    ({"expert": DecisionTreeRegressor(max_depth=2)},
+     "expert=DecisionTreeRegressor(...) cannot be fitted on Dask input"),
 ])
 def test_refusals(data, settings, message):
     X, y, _ = data
@@ -575,6 +580,17 @@ def test_classifier_on_worker_processes(labelled, classifier_reference):
         fitted = MixtureOfExpertsClassifier(**CLASSIFIER_SETTINGS).fit(_as_dask(X, 1000),
                                                                        _as_dask(labels, 1000))
     _assert_same_classifier(fitted, classifier_reference, X)
+
+
+def test_student_t_experts_on_dask_match_in_memory(data):
+    X, y, _ = data
+    y = y + 0.2 * np.random.default_rng(0).standard_t(3, size=y.size)
+    settings = {**SETTINGS, "expert": "student_t"}
+    expected = MixtureOfExpertsRegressor(**settings).fit(X, y)
+    fitted = MixtureOfExpertsRegressor(**settings).fit(_as_dask(X, 700), _as_dask(y, 700))
+    assert fitted.n_iter_ == expected.n_iter_
+    assert fitted.log_likelihood_ == pytest.approx(expected.log_likelihood_,
+                                                   abs=LOG_LIKELIHOOD_ATOL)
 
 
 def test_poisson_experts_on_dask_match_in_memory():

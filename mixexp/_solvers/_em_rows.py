@@ -12,12 +12,12 @@ E-step per pass.
 It serves what one-pass EM does not: hard gating (the classification
 E-step), load balancing (a term of the gate alone: its value and gradient
 come from sums of g and of g g x over rows, see :class:`_Softmax`), and
-families without a statistics / solve split (the classifier's logistic
-experts). The M-step takes the in-memory steps with sums over rows in
-place of whole arrays:
+logistic experts above ``NEWTON_MAX_PARAMS`` parameters (whose family asks
+for its multi-pass M-step). The M-step takes the in-memory steps with sums
+over rows in place of whole arrays:
 
-* a family with ``statistics`` / ``solve`` (Gaussian experts): its exact
-  M-step from one pass's statistics at W = s h;
+* Gaussian experts: their exact M-step, ``solve`` of one pass's
+  statistics at W = s h (which is what their ``m_step`` does in memory);
 * logistic experts and the softmax gate: the damped Newton steps of
   ``mixexp._logistic.fit_multinomial_logistic`` (same step, same stopping
   rule, same Armijo line search), or its Boehning bound steps for a gate
@@ -37,7 +37,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from .._balance import squared_cv
-from .._experts import LogisticExperts
+from .._experts import GaussianExperts, LogisticExperts
 from .._experts._family import active_experts
 from .._gates import SoftmaxGate
 from .._gates._softmax import BALANCED_GATE_STEPS, GATE_NEWTON_STEPS
@@ -72,13 +72,14 @@ def check_rows_em(model):
     family = model.family
     if not (_has_statistics(family) or isinstance(family, LogisticExperts)):
         raise ValueError(
-            f"{type(family).__name__} cannot be fitted with gating='hard' or balance > 0 on "
-            "Dask input: its M-step needs all rows in one memory there.")
+            f"{type(family).__name__} cannot take EM's multi-pass M-step (gating='hard', "
+            "balance > 0) on Dask input: it needs all rows in one memory there.")
 
 
 def _has_statistics(family):
-    return (hasattr(family, "statistics") and hasattr(family, "solve")
-            and getattr(family, "exact_solve", True))
+    """Whether the family's multi-pass M-step is its ``solve`` of one pass's statistics
+    (Gaussian experts: ``GaussianExperts.m_step`` is exactly that)."""
+    return isinstance(family, GaussianExperts)
 
 
 class _Softmax:

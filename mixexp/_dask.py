@@ -101,11 +101,6 @@ def check_supported(estimator, kernels, what="fit"):
             f"built-in family (expert='gaussian', 'poisson', 'student_t' or 'logistic'). "
             f"{instead}")
     tree = hasattr(estimator, "branching")  # a tree of gates: soft gating, no balance
-    if tree and not estimator._y_numeric:
-        raise ValueError(
-            f"{name} cannot be fitted on Dask input yet: the logistic experts' M-step under "
-            "a tree of gates needs all rows in one memory. Use MixtureOfExpertsClassifier "
-            f"(a single softmax gate), which fits on Dask input. {instead}")
     for setting, value, default in (("gating", estimator.gating, "soft"),
                                     ("balance", estimator.balance, 0)):
         if value == default:

@@ -546,13 +546,25 @@ def test_classifier_label_errors_match_in_memory(labelled, labels, message):
         MixtureOfExpertsClassifier().fit(_as_dask(X, 700), _as_dask(labels, 700))
 
 
-def test_hierarchical_classifier_is_refused(labelled):
+def test_hierarchical_classifier_on_dask(labelled):
+    from sklearn.datasets import load_digits
+
     from mixexp import HierarchicalMixtureOfExpertsClassifier
 
     X, labels, _ = labelled
-    with pytest.raises(ValueError, match="Use MixtureOfExpertsClassifier"):
-        HierarchicalMixtureOfExpertsClassifier(branching=(2, 2)).fit(_as_dask(X, 700),
-                                                                    _as_dask(labels, 700))
+    settings = {"branching": (2, 2), "random_state": 0, "max_iter": 60}
+    with _no_convergence_warnings():
+        expected = HierarchicalMixtureOfExpertsClassifier(**settings).fit(X, labels)
+        fitted = HierarchicalMixtureOfExpertsClassifier(**settings).fit(_as_dask(X, 700),
+                                                                        _as_dask(labels, 700))
+    assert fitted.n_iter_ == expected.n_iter_
+    assert fitted.log_likelihood_ == pytest.approx(expected.log_likelihood_,
+                                                   abs=LOG_LIKELIHOOD_ATOL)
+    # experts too large for one-pass EM need the multi-pass M-step: not under a tree
+    digits, classes = load_digits(return_X_y=True)
+    with pytest.raises(ValueError, match="a tree of gates .* trains there with one-pass"):
+        HierarchicalMixtureOfExpertsClassifier(branching=(2,), max_iter=2).fit(
+            _as_dask(digits[:300, 20:40], 150), _as_dask(classes[:300], 150))
 
 
 def test_predictions_on_a_dataframe_are_dask_arrays(labelled, classifier_reference):

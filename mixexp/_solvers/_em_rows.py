@@ -66,9 +66,12 @@ def check_rows_em(model):
     """Raise ValueError for a model whose multi-pass EM cannot run over rows on a cluster."""
     if not isinstance(model.gate, SoftmaxGate):  # (settings, not an argument's type)
         raise ValueError(  # noqa: TRY004
-            "gating='hard' and balance > 0 need the softmax gate on Dask input: a tree of "
-            "gates (HierarchicalMixtureOfExpertsRegressor) trains on Dask input with "
-            "gating='soft' and balance=0 only. Fit in memory, or use those settings.")
+            "EM's multi-pass M-step needs the softmax gate on Dask input: a tree of gates "
+            "(the hierarchical estimators) trains there with one-pass EM or L-BFGS only, "
+            "so not with logistic experts of more than "
+            f"{NEWTON_MAX_PARAMS} parameters (n_classes * (n_expert_features + 1)). Use "
+            "solver='lbfgs', MixtureOfExpertsClassifier, fewer expert_features, or fit "
+            "in memory.")
     family = model.family
     if not (_has_statistics(family) or isinstance(family, LogisticExperts)):
         raise ValueError(

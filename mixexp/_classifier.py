@@ -508,7 +508,8 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
         Returns
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
-            Columns follow ``classes_``. A CuPy array for CuPy input.
+            Columns follow ``classes_``. A CuPy array for CuPy input, a lazy
+            Dask array for Dask input.
         """
         def log_proba(Xs, kernels):
             log_joint = (self._log_gate(Xs, kernels)[:, :, None]
@@ -532,7 +533,8 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
         -------
         proba : ndarray of shape (n_samples, n_classes)
             Rows sum to 1; columns follow ``classes_``. A CuPy array for
-            CuPy input.
+            CuPy input, a lazy Dask array for Dask input (also for a Dask
+            DataFrame).
         """
         log_proba = self.predict_log_proba(X)
         proba = array_namespace(log_proba).exp(log_proba)
@@ -550,7 +552,8 @@ class MixtureOfExpertsClassifier(InferenceMixin, ClassifierMixin, BaseMixtureOfE
         -------
         labels : ndarray of shape (n_samples,)
             A CuPy array for CuPy input, unless the classes are labels CuPy
-            cannot hold (strings, objects).
+            cannot hold (strings, objects); a lazy Dask array for Dask
+            input (also for a Dask DataFrame).
         """
         log_proba = self.predict_log_proba(X)  # checks fitted before classes_ is read
         xp = array_namespace(log_proba)

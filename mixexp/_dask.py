@@ -18,26 +18,32 @@ Initialisation gathers the hash-chosen sample of at most about 10,000
 distinct rows that an in-memory fit starts from (the same rows, whatever
 the chunking), never all rows.
 
-What runs here is the one-pass EM of a regressor with soft gating
-(``mixexp._solvers._em``), or L-BFGS with one pass per evaluation
-(``mixexp._solvers._gradient.RowsObjective``); everything that needs all
-rows at once in one memory (hard gating, load balancing, Adam,
-partial_fit, the classifier's logistic experts) is refused up front by
-:func:`check_supported`. Prediction maps the estimator's chunk function
-over the input's blocks (:func:`map_rows`) and stays lazy.
+What runs here is one-pass EM with soft gating (``mixexp._solvers._em``),
+the multi-pass EM that recomputes the E-step in every pass
+(``mixexp._solvers._em_rows``: hard gating, load balancing, logistic
+experts above ``NEWTON_MAX_PARAMS`` parameters), or L-BFGS with one pass
+per evaluation (``mixexp._solvers._gradient.RowsObjective``); what needs
+all rows at once in one memory (Adam, partial_fit, resizing experts,
+estimators as experts, a tree gate's multi-pass M-step) is refused up
+front by :func:`check_supported`. A
+classifier's labels are found by one reduction (:func:`_checked_labels`).
+Prediction maps the estimator's chunk function over the input's blocks
+(:func:`map_rows`) and stays lazy.
 """
 
 import threading
+import warnings
 
 import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
 from dask import delayed
+from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.validation import _assert_all_finite, check_is_fitted, validate_data
 
 from ._backend import resolve_backend, single_threaded_blas
-from ._experts import GaussianExperts
+from ._experts._poisson import check_counts
 from ._rows import (
     InMemoryRows,
     add_statistics,
@@ -81,30 +87,38 @@ def check_supported(estimator, kernels, what="fit"):
         return
     instead = ("Or fit in memory (on NumPy arrays, or on a sample computed from the Dask "
                "collection) and predict on Dask input, which stays lazy.")
-    if not issubclass(estimator._family_class(), GaussianExperts):
-        raise ValueError(
-            f"{name} cannot be fitted on Dask input yet: only MixtureOfExpertsRegressor's "
-            "Gaussian experts are trained on a cluster in this version. Instead, fit it in "
-            "memory (on NumPy arrays, or on a sample computed from the Dask collection) and "
-            "predict on Dask input, which stays lazy."
-        )
     if estimator.solver not in ("em", "lbfgs"):
         raise ValueError(
             f"solver={estimator.solver!r} is not supported on Dask input: use solver='em' "
             "(one pass over the blocks per iteration) or 'lbfgs' (one pass per function "
             f"evaluation). {instead}"
         )
-    if estimator.gating != "soft":
+    expert = getattr(estimator, "expert", None)
+    if expert is not None and not isinstance(expert, str):
         raise ValueError(
-            "gating='hard' is not supported on Dask input: its classification EM needs all "
-            f"rows in one memory. Use gating='soft' (optionally with top_k for prediction). "
-            f"{instead}"
-        )
-    if estimator.balance > 0:
-        raise ValueError(
-            f"balance={estimator.balance} is not supported on Dask input: the load-balancing "
-            f"penalty's gate step needs all rows in one memory. Use balance=0. {instead}"
-        )
+            f"expert={type(expert).__name__}(...) cannot be fitted on Dask input: a "
+            "scikit-learn estimator as expert fits on all its rows in one memory. Use a "
+            f"built-in family (expert='gaussian', 'poisson', 'student_t' or 'logistic'). "
+            f"{instead}")
+    tree = hasattr(estimator, "branching")  # a tree of gates: soft gating, no balance
+    for setting, value, default in (("gating", estimator.gating, "soft"),
+                                    ("balance", estimator.balance, 0)):
+        if value == default:
+            continue
+        if tree:
+            raise ValueError(
+                f"{setting}={value!r} is not supported on Dask input for {name}: its tree of "
+                f"gates trains on a cluster with gating='soft' and balance=0 only. {instead}")
+        if expert not in (None, "gaussian", "logistic"):
+            raise ValueError(
+                f"{setting}={value!r} with expert={estimator.expert!r} is not supported on "
+                "Dask input: its M-step needs all rows in one memory there. "
+                f"{instead}")
+        if estimator.solver != "em":
+            raise ValueError(
+                f"{setting}={value!r} with solver={estimator.solver!r} is not supported on "
+                "Dask input: on a cluster only EM trains hard gating and load balancing "
+                f"(several passes per iteration). Use solver='em'. {instead}")
     if (estimator.warm_start and hasattr(estimator, "_params")
             and estimator._fitted_n_experts != estimator.n_experts):
         raise ValueError(
@@ -139,20 +153,25 @@ def _numeric(dtype):
         return False
 
 
-def _as_array(a, name, lengths=True):
-    """A Dask array for a Dask array, DataFrame or Series (numeric columns)."""
+def _as_array(a, name, lengths=True, numeric=True):
+    """A Dask array for a Dask array, DataFrame or Series (numeric columns unless
+    ``numeric`` is False: class labels)."""
     if isinstance(a, da.Array):
         return a
     if hasattr(a, "to_dask_array"):
         dtypes = a.dtypes  # a Series' is one dtype, a DataFrame's one per column
         dtypes = list(dtypes) if isinstance(dtypes, pd.Series) else [dtypes]
         other = sorted({str(t) for t in dtypes if not _numeric(t)})
-        if other:
+        if other and numeric:
             raise ValueError(
                 f"{name} must hold numbers only; found columns of dtype {other}. Encode "
                 "categorical columns as numbers (for example `.cat.codes`) before fitting."
             )
-        return a.to_dask_array(lengths=True if lengths else None)
+        with warnings.catch_warnings():
+            # labels of a pandas string dtype become an object array, as in memory
+            warnings.filterwarnings("ignore", "Dask currently has limited support",
+                                    UserWarning)
+            return a.to_dask_array(lengths=True if lengths else None)
     raise TypeError(f"{name} is a {type(a).__name__}: expected a Dask array, DataFrame or "
                     "Series.")
 
@@ -190,7 +209,7 @@ def _checked_X(estimator, X, reset, lengths=True):
     return X
 
 
-def _aligned(a, X, name):
+def _aligned(a, X, name, numeric=True):
     """``a`` (Dask, NumPy or None) as a Dask array with X's row chunks."""
     if a is None:
         return None
@@ -198,7 +217,7 @@ def _aligned(a, X, name):
         a = np.asarray(a)
         rows = X.chunks[0] if a.shape[0] == X.shape[0] else (a.shape[0],)
         return da.from_array(a, chunks=(rows, *((s,) for s in a.shape[1:])))
-    a = _known_chunks(_as_array(a, name))
+    a = _known_chunks(_as_array(a, name, numeric=numeric))
     if a.shape[0] == X.shape[0] and a.chunks[0] != X.chunks[0]:
         a = a.rechunk({0: X.chunks[0]})
     if a.ndim == 2 and a.numblocks[1] != 1:
@@ -206,8 +225,46 @@ def _aligned(a, X, name):
     return a
 
 
+def _checked_labels(estimator, y, X):
+    """One-hot classes (n, C) with X's chunks; ``classes_`` from one pass over y.
+
+    The distinct labels are found by a reduction (each block's, merged), so
+    only they reach the client; the in-memory checks then run on them.
+    """
+    y = _aligned(y, X, "y", numeric=False)
+    if y.ndim == 2 and y.shape[1] == 1:
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected. Please change the "
+            "shape of y to (n_samples, ), for example using ravel().",
+            DataConversionWarning, stacklevel=5,
+        )
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"y should be a 1d array, got an array of shape {y.shape} instead.")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError("Found input variables with inconsistent numbers of samples: "
+                         f"{[X.shape[0], y.shape[0]]}")
+    classes = np.asarray(dask.compute(da.unique(y))[0])
+    if classes.dtype.kind == "f":  # NaN or infinite labels: the in-memory message first
+        _raise_non_finite((bool(np.isnan(classes).any()), bool(np.isinf(classes).any())), "y",
+                          classes.dtype, estimator)
+    # classes_, its checks (label type, at least two classes) and n_targets, as in memory
+    estimator._encode_targets(classes, fitting=True)
+    classes = estimator.classes_
+    return y.map_blocks(_one_hot, classes, X.dtype, dtype=X.dtype, new_axis=1,
+                        chunks=(y.chunks[0], (classes.size,)), meta=np.empty((0, 0), X.dtype))
+
+
+def _one_hot(labels, classes, dtype):
+    """One-hot rows (n, C) of a block of labels, every one of them in ``classes``."""
+    codes = np.searchsorted(classes, labels)
+    return (codes[:, None] == np.arange(classes.size)).astype(dtype)
+
+
 def _checked_targets(estimator, y, X):
-    """2-D float targets with X's chunks (regression targets: the supported fit)."""
+    """2-D float targets with X's chunks (one-hot classes for a classifier)."""
+    if not estimator._y_numeric:
+        return _checked_labels(estimator, y, X)
     y = _aligned(y, X, "y")
     if y.ndim not in (1, 2):
         raise ValueError(f"Found array with dim {y.ndim}. {type(estimator).__name__} "
@@ -299,6 +356,10 @@ def _block_summary(X, Y, weight):
         # sum of |w| 2^-top in this block's own binary scale: no overflow
         "w_largest": largest, "w_scaled": (float(np.ldexp(magnitude, -top).sum()), top),
         "w_nonzero": int(np.count_nonzero(weight)), "positive": int((weight > 0).sum()),
+        # witnesses for the count check of expert="poisson": the least target,
+        # a few non-integers
+        "y_min": Y.min(axis=0) if Y.shape[0] else np.full(Y.shape[1], np.inf),
+        "y_fraction": Y[np.isfinite(Y) & (Y != np.round(Y))][:3].astype(np.float64),
         "x_max": np.abs(X).max(axis=0) if X.shape[0] else np.zeros(X.shape[1]),
         "y_max": np.abs(Y).max(axis=0) if Y.shape[0] else np.zeros(Y.shape[1]),
         "x": _moments(X, weight), "y": _moments(Y, weight),
@@ -315,6 +376,8 @@ def _merge_summaries(a, b):
         "w_flags": either("w_flags"), "negative": a["negative"] or b["negative"],
         "w_largest": max(a["w_largest"], b["w_largest"]), "w_scaled": (scaled, top),
         "w_nonzero": a["w_nonzero"] + b["w_nonzero"], "positive": a["positive"] + b["positive"],
+        "y_min": np.minimum(a["y_min"], b["y_min"]),
+        "y_fraction": np.concatenate([a["y_fraction"], b["y_fraction"]])[:3],
         "x_max": np.maximum(a["x_max"], b["x_max"]), "y_max": np.maximum(a["y_max"], b["y_max"]),
         "x": _merge_moments(a["x"], b["x"]), "y": _merge_moments(a["y"], b["y"]),
     }
@@ -402,6 +465,8 @@ def training_rows(estimator, X, y, sample_weight, kernels):
     if summary["negative"]:
         raise ValueError("Negative values in data passed to `sample_weight`.")
     _check_magnitudes(summary, X.dtype)
+    if getattr(estimator, "expert", None) == "poisson":  # the in-memory check, on witnesses
+        check_counts(np.concatenate([summary["y_fraction"], summary["y_min"]])[None, :])
     exponent = _weight_exponent(summary)
     moments = summary
     if exponent:
@@ -539,8 +604,8 @@ class DaskRows:
     def whole(self):
         raise ValueError(
             "This fit needs all training rows in one memory, which Dask input does not "
-            "offer. Fit in memory, or use the options the Dask path supports (solver='em', "
-            "gating='soft', balance=0)."
+            "offer. Fit in memory, or use the options the Dask path supports (solver='em' "
+            "or 'lbfgs'; see the user guide page 'Data beyond one machine: Dask')."
         )
 
 
@@ -589,12 +654,13 @@ def map_rows(estimator, X, function, encode=None, y=None):
     meta_Y = None
     if y is not None:
         X = _known_chunks(X)
-        y = _aligned(y, X, "y")
+        y = _aligned(y, X, "y", numeric=estimator._y_numeric)
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"X and y have inconsistent numbers of samples: {X.shape[0]} "
                              f"and {y.shape[0]}.")
         # a bad target (dimensions, count) is refused now, not at compute time
-        meta_Y = encode(np.zeros((1,) + y.shape[1:], dtype=y.dtype)).astype(X.dtype)
+        meta_Y = encode(np.zeros((1,) + y.shape[1:], dtype=y.dtype) if estimator._y_numeric
+                        else estimator.classes_[:1]).astype(X.dtype)  # (a known label)
     meta = function(meta_X, kernels) if y is None else function(meta_X, kernels, meta_Y)
     layout, start = [], 0
     for out in meta:
@@ -668,6 +734,6 @@ def _merge_r2(a, b):
 def accuracy(y_pred, y, sample_weight):
     """scikit-learn's ``accuracy_score`` in one pass."""
     y_pred = _known_chunks(y_pred)
-    y = _aligned(y, y_pred, "y")
+    y = _aligned(y, y_pred, "y", numeric=False)
     correct = (y_pred == y).astype(np.float64)
     return weighted_mean(correct, sample_weight)

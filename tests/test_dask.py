@@ -19,6 +19,7 @@ import dask.base
 import pandas as pd
 
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.tree import DecisionTreeRegressor
 
 from mixexp import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from mixexp._base import _MAX_INIT_ROWS
@@ -224,8 +225,6 @@ def test_classifier_fitted_in_memory_predicts_on_dask(data):
     assert isinstance(predicted, da.Array)
     np.testing.assert_array_equal(predicted.compute(), clf.predict(X))
     assert clf.score(dX, _as_dask(labels, 1000)) == pytest.approx(clf.score(X, labels))
-    with pytest.raises(ValueError, match="cannot be fitted on Dask input"):
-        MixtureOfExpertsClassifier(n_experts=2).fit(dX, _as_dask(labels, 1000))
 
 
 def test_lbfgs_matches_in_memory(data, client):
@@ -243,8 +242,16 @@ def test_lbfgs_matches_in_memory(data, client):
 
 @pytest.mark.parametrize(("settings", "message"), [
     ({"solver": "adam"}, "solver='adam' is not supported on Dask input: use solver='em'"),
-    ({"gating": "hard"}, "gating='hard' is not supported on Dask input"),
-    ({"balance": 0.1}, "balance=0.1 is not supported on Dask input"),
+    ({"gating": "hard", "solver": "lbfgs"},
+     "gating='hard' with solver='lbfgs' is not supported on Dask input"),
+    ({"balance": 0.1, "solver": "lbfgs"},
+     "balance=0.1 with solver='lbfgs' is not supported on Dask input"),
+    ({"expert": "poisson", "gating": "hard"},
+     "gating='hard' with expert='poisson' is not supported on Dask input"),
+    ({"expert": "student_t", "balance": 0.1},
+     "balance=0.1 with expert='student_t' is not supported on Dask input"),
+    ({"expert": DecisionTreeRegressor(max_depth=2)},
+     "expert=DecisionTreeRegressor(...) cannot be fitted on Dask input"),
 ])
 def test_refusals(data, settings, message):
     X, y, _ = data
@@ -384,3 +391,233 @@ def test_vanished_experts_on_dask_input_are_not_said_to_be_revived():
         est._warn_vanished_experts(np.array([0.5, 0.5, 0.0]), local=False)
     with pytest.warns(ConvergenceWarning, match="EM's attempt to re-initialise"):
         est._warn_vanished_experts(np.array([0.5, 0.5, 0.0]), local=True)
+
+
+# ---- the classifier, hard gating and load balancing ------------------------------
+
+CLASSIFIER_SETTINGS = {"n_experts": 3, "random_state": 0, "tol": 1e-9, "max_iter": 300}
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    from mixexp.datasets import make_moe_classification
+
+    X, y, _ = make_moe_classification(n_samples=2000, n_features=2, n_experts=3, n_classes=3,
+                                      random_state=0)
+    labels = np.array(["cat", "dog", "emu"])[y]
+    weight = np.random.default_rng(2).uniform(0.5, 2.0, size=X.shape[0])
+    return X, labels, weight
+
+
+@pytest.fixture(scope="module")
+def classifier_reference(labelled):
+    X, labels, _ = labelled
+    return MixtureOfExpertsClassifier(**CLASSIFIER_SETTINGS).fit(X, labels)
+
+
+def _assert_same_classifier(fitted, reference, X):
+    np.testing.assert_array_equal(fitted.classes_, reference.classes_)
+    assert fitted.n_iter_ == reference.n_iter_
+    assert fitted.log_likelihood_ == pytest.approx(reference.log_likelihood_,
+                                                   abs=LOG_LIKELIHOOD_ATOL)
+    np.testing.assert_allclose(fitted.objective_history_, reference.objective_history_,
+                               rtol=0, atol=LOG_LIKELIHOOD_ATOL)
+    # per sample: the log-probabilities of the two fits agree within the tolerance
+    np.testing.assert_allclose(fitted.predict_log_proba(X), reference.predict_log_proba(X),
+                               rtol=0, atol=LOG_LIKELIHOOD_ATOL)
+
+
+@pytest.mark.parametrize("rows", [700, 2000])
+@pytest.mark.parametrize("scheduler", ["default", "cluster"])
+def test_classifier_fit_matches_in_memory(labelled, classifier_reference, rows, scheduler,
+                                          request):
+    X, labels, _ = labelled
+    if scheduler == "cluster":
+        request.getfixturevalue("client")
+    dX, dy = _as_dask(X, rows), _as_dask(labels, rows)
+    fitted = MixtureOfExpertsClassifier(**CLASSIFIER_SETTINGS).fit(dX, dy)
+    _assert_same_classifier(fitted, classifier_reference, X)
+    proba = fitted.predict_proba(dX)
+    predicted = fitted.predict(dX)
+    assert isinstance(proba, da.Array) and isinstance(predicted, da.Array)
+    np.testing.assert_allclose(proba.compute(), classifier_reference.predict_proba(X),
+                               rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(predicted.compute(), fitted.predict(X))
+    score = fitted.score(dX, dy)
+    assert isinstance(score, float) and score == pytest.approx(fitted.score(X, labels))
+    log_likelihood = fitted.log_likelihood(dX, dy)
+    assert isinstance(log_likelihood, float)
+    assert log_likelihood == pytest.approx(classifier_reference.log_likelihood(X, labels),
+                                           abs=LOG_LIKELIHOOD_ATOL)
+
+
+def test_classifier_on_dataframes_with_weights(labelled, client):
+    X, labels, weight = labelled
+    X = pd.DataFrame(X, columns=["age", "income"])
+    expected = MixtureOfExpertsClassifier(**CLASSIFIER_SETTINGS).fit(X, labels,
+                                                                     sample_weight=weight)
+    frame = dd.from_pandas(X, npartitions=3)
+    # a pandas string column of labels, in other partitions than X's
+    target = dd.from_pandas(pd.Series(labels, dtype="string"), npartitions=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no conversion warning reaches the user
+        fitted = MixtureOfExpertsClassifier(**CLASSIFIER_SETTINGS).fit(
+            frame, target, sample_weight=_as_dask(weight, 900))
+    assert isinstance(fitted.classes_[0], str)
+    np.testing.assert_array_equal(fitted.feature_names_in_, ["age", "income"])
+    _assert_same_classifier(fitted, expected, X)
+    assert fitted.score(frame, target) == pytest.approx(expected.score(X, labels))
+
+
+@pytest.mark.parametrize("settings", [{"gating": "hard"}, {"balance": 0.5},
+                                      {"gating": "hard", "balance": 0.2}])
+@pytest.mark.parametrize("estimator", ["classifier", "regressor"])
+def test_hard_gating_and_balance_match_in_memory(data, labelled, settings, estimator):
+    if estimator == "classifier":
+        X, y, weight = labelled
+        make = lambda: MixtureOfExpertsClassifier(**CLASSIFIER_SETTINGS, **settings)
+    else:
+        X, y, weight = data
+        make = lambda: MixtureOfExpertsRegressor(**SETTINGS, **settings)
+    expected = make().fit(X, y, sample_weight=weight)
+    fitted = make().fit(_as_dask(X, 700), _as_dask(y, 700), sample_weight=_as_dask(weight, 700))
+    assert fitted.n_iter_ == expected.n_iter_
+    assert fitted.log_likelihood_ == pytest.approx(expected.log_likelihood_,
+                                                   abs=LOG_LIKELIHOOD_ATOL)
+    np.testing.assert_allclose(fitted.objective_history_, expected.objective_history_,
+                               rtol=0, atol=LOG_LIKELIHOOD_ATOL)
+    np.testing.assert_allclose(fitted.expert_usage_, expected.expert_usage_, atol=1e-6)
+    np.testing.assert_allclose(fitted.gate_coef_, expected.gate_coef_, rtol=1e-4, atol=1e-5)
+
+
+def test_classifier_lbfgs_matches_in_memory(labelled, client):
+    X, labels, _ = labelled
+    settings = {**CLASSIFIER_SETTINGS, "solver": "lbfgs", "tol": 1e-12, "max_iter": 2000}
+    with _no_convergence_warnings():
+        expected = MixtureOfExpertsClassifier(**settings).fit(X, labels)
+        fitted = MixtureOfExpertsClassifier(**settings).fit(_as_dask(X, 700),
+                                                            _as_dask(labels, 700))
+    assert fitted.log_likelihood_ == pytest.approx(expected.log_likelihood_,
+                                                   abs=LOG_LIKELIHOOD_ATOL)
+
+
+def test_classifier_experts_solved_by_lbfgs_on_dask():
+    # 10 classes x (20 + 1) weights > NEWTON_MAX_PARAMS: each expert's M-step is L-BFGS
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300, 20:40], y[:300]
+    settings = {"n_experts": 2, "random_state": 0, "max_iter": 3}
+    with _no_convergence_warnings():
+        expected = MixtureOfExpertsClassifier(**settings).fit(X, y)
+        fitted = MixtureOfExpertsClassifier(**settings).fit(_as_dask(X, 150), _as_dask(y, 150))
+    assert fitted.log_likelihood_ == pytest.approx(expected.log_likelihood_,
+                                                   abs=LOG_LIKELIHOOD_ATOL)
+
+
+def test_classifier_never_gathers_rows(client, monkeypatch):
+    from mixexp.datasets import make_moe_classification
+
+    n = 4 * _MAX_INIT_ROWS
+    X, y, _ = make_moe_classification(n_samples=n, n_features=2, n_experts=2, n_classes=2,
+                                      random_state=1)
+    dX, dy = _as_dask(X, 5000), _as_dask(y, 5000)
+    gathered = _Gathered(monkeypatch)
+    with _no_convergence_warnings():
+        est = MixtureOfExpertsClassifier(n_experts=2, gating="hard", random_state=0,
+                                         max_iter=5).fit(dX, dy)
+    assert 0 < gathered.longest <= 1.1 * _MAX_INIT_ROWS
+    before = gathered.calls
+    est.predict(dX), est.predict_proba(dX)
+    assert gathered.calls == before  # lazy
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    (np.linspace(0.0, 1.0, 2000), "Unknown label type: continuous"),
+    (np.ones(2000), "needs samples of at least 2 classes"),
+    (np.where(np.arange(2000) == 1234, np.nan, np.arange(2000) % 2), "Input y contains NaN"),
+    (np.stack([np.arange(2000) % 2] * 2, axis=1), "y should be a 1d array"),
+])
+def test_classifier_label_errors_match_in_memory(labelled, labels, message):
+    X = labelled[0]
+    with pytest.raises(ValueError, match=message):
+        MixtureOfExpertsClassifier().fit(X, labels)
+    with pytest.raises(ValueError, match=message):
+        MixtureOfExpertsClassifier().fit(_as_dask(X, 700), _as_dask(labels, 700))
+
+
+def test_hierarchical_classifier_on_dask(labelled):
+    from sklearn.datasets import load_digits
+
+    from mixexp import HierarchicalMixtureOfExpertsClassifier
+
+    X, labels, _ = labelled
+    settings = {"branching": (2, 2), "random_state": 0, "max_iter": 60}
+    with _no_convergence_warnings():
+        expected = HierarchicalMixtureOfExpertsClassifier(**settings).fit(X, labels)
+        fitted = HierarchicalMixtureOfExpertsClassifier(**settings).fit(_as_dask(X, 700),
+                                                                        _as_dask(labels, 700))
+    assert fitted.n_iter_ == expected.n_iter_
+    assert fitted.log_likelihood_ == pytest.approx(expected.log_likelihood_,
+                                                   abs=LOG_LIKELIHOOD_ATOL)
+    # experts too large for one-pass EM need the multi-pass M-step: not under a tree
+    digits, classes = load_digits(return_X_y=True)
+    with pytest.raises(ValueError, match="a tree of gates .* trains there with one-pass"):
+        HierarchicalMixtureOfExpertsClassifier(branching=(2,), max_iter=2).fit(
+            _as_dask(digits[:300, 20:40], 150), _as_dask(classes[:300], 150))
+
+
+def test_predictions_on_a_dataframe_are_dask_arrays(labelled, classifier_reference):
+    # as dask-ml's ParallelPostFit (and scikit-learn for pandas input): arrays, one
+    # block per partition, which a DataFrame takes back as columns on its index
+    X = labelled[0]
+    frame = pd.DataFrame(X, index=np.arange(X.shape[0]) * 3)
+    ddf = dd.from_pandas(frame, npartitions=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # (fitted without feature names)
+        predicted = classifier_reference.predict(ddf)
+        proba = classifier_reference.predict_proba(ddf)
+    assert isinstance(predicted, da.Array) and isinstance(proba, da.Array)
+    assert predicted.numblocks == (3,) and proba.shape[1] == 3
+    table = ddf.assign(label=predicted).compute()
+    np.testing.assert_array_equal(table.index, frame.index)
+    np.testing.assert_array_equal(table["label"], classifier_reference.predict(X))
+
+
+def test_classifier_on_worker_processes(labelled, classifier_reference):
+    X, labels, _ = labelled
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster):
+        fitted = MixtureOfExpertsClassifier(**CLASSIFIER_SETTINGS).fit(_as_dask(X, 1000),
+                                                                       _as_dask(labels, 1000))
+    _assert_same_classifier(fitted, classifier_reference, X)
+
+
+def test_student_t_experts_on_dask_match_in_memory(data):
+    X, y, _ = data
+    y = y + 0.2 * np.random.default_rng(0).standard_t(3, size=y.size)
+    settings = {**SETTINGS, "expert": "student_t"}
+    expected = MixtureOfExpertsRegressor(**settings).fit(X, y)
+    fitted = MixtureOfExpertsRegressor(**settings).fit(_as_dask(X, 700), _as_dask(y, 700))
+    assert fitted.n_iter_ == expected.n_iter_
+    assert fitted.log_likelihood_ == pytest.approx(expected.log_likelihood_,
+                                                   abs=LOG_LIKELIHOOD_ATOL)
+
+
+def test_poisson_experts_on_dask_match_in_memory():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 2))
+    counts = rng.poisson(np.exp(0.5 + np.where(X[:, 0] > 0, X[:, 1], -X[:, 1])))
+    settings = {**SETTINGS, "n_experts": 2, "expert": "poisson"}
+    expected = MixtureOfExpertsRegressor(**settings).fit(X, counts)
+    fitted = MixtureOfExpertsRegressor(**settings).fit(_as_dask(X, 700), _as_dask(counts, 700))
+    assert fitted.n_iter_ == expected.n_iter_
+    assert fitted.log_likelihood_ == pytest.approx(expected.log_likelihood_,
+                                                   abs=LOG_LIKELIHOOD_ATOL)
+    # the count check runs on the blocks, with the in-memory messages
+    for bad in (counts - 3.0, counts + 0.5):
+        with pytest.raises(ValueError) as in_memory:
+            MixtureOfExpertsRegressor(**settings).fit(X, bad)
+        with pytest.raises(ValueError, match=re.escape(str(in_memory.value))):
+            MixtureOfExpertsRegressor(**settings).fit(_as_dask(X, 700), _as_dask(bad, 700))

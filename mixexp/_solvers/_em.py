@@ -63,6 +63,7 @@ import numpy as np
 from .._balance import balance_terms
 from .._resize import replace_expert
 from .._routing import posterior
+from ._em_rows import multi_pass_rows
 from ._monitor import ConvergenceMonitor
 from ._options import SolverOptions
 from ._result import SolverResult
@@ -210,7 +211,9 @@ def run_em(model, kernels, rows, params, *, max_iter, tol, verbose=0, options=No
     options = options or SolverOptions()
     monitor = ConvergenceMonitor("EM iteration", tol, verbose=bool(verbose))
     if options.classify or options.balance > 0 or not model.takes_one_pass(params):
-        current, params = _multi_pass(model, kernels, rows, params, max_iter, monitor, options)
+        # rows on a cluster keep no (n, K) buffers: every pass recomputes the E-step
+        multi_pass = _multi_pass if rows.local else multi_pass_rows
+        current, params = multi_pass(model, kernels, rows, params, max_iter, monitor, options)
     else:
         current, params = _one_pass(model, kernels, rows, params, max_iter, monitor, options)
     return SolverResult(

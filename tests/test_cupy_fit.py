@@ -16,15 +16,14 @@ rtol 1e-8 in float64, as the Numba backend does in ``test_kernels.py``.
 """
 
 import functools
-import importlib.util
 import pickle
 import shutil
 import sys
 import warnings
 from contextlib import contextmanager
-from pathlib import Path
 from types import SimpleNamespace
 
+import _kernel_harness as HARNESS  # tests/, on the path through conftest.py
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -37,18 +36,7 @@ from mixexp._kernels import _CACHE
 from mixexp.datasets import make_moe_classification, make_moe_regression
 
 
-def _load_emulation():
-    """tests/_cupy_emulation.py, loaded once by path (the tests are not a package)."""
-    name = "mixexp_tests_cupy_emulation"
-    if name not in sys.modules:
-        path = Path(__file__).with_name("_cupy_emulation.py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-EMULATION = _load_emulation()
+EMULATION = HARNESS.load_emulation()
 
 
 CUPY, NO_GPU_REASON = EMULATION.find_gpu()

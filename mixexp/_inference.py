@@ -71,8 +71,11 @@ class SingularInformationWarning(UserWarning):
 # ---------------------------------------------------------------------------
 # Expert families on the user's scale
 # ---------------------------------------------------------------------------
-class _GaussianPart:
-    """Linear-Gaussian experts: per expert and target ``[intercept, w_1..w_d, log sigma]``."""
+class _LinearPredictorPart:
+    """Experts with a linear predictor per target: ``[intercept, w_1..w_d]`` and then
+    the family's own ``TRAILING_TERMS`` per target (shared layout, labels and targets)."""
+
+    TRAILING_TERMS = ()
 
     def __init__(self, est):
         coef = np.asarray(est.expert_coef_, dtype=np.float64)
@@ -84,13 +87,14 @@ class _GaussianPart:
 
     @property
     def n_params(self):
-        return self.n_targets * (self.n_features + 2)
+        return self.n_targets * (self.n_features + 1 + len(self.TRAILING_TERMS))
 
     def terms(self, features):
         names = []
         for t in range(self.n_targets):
             prefix = f"y{t}:" if self.n_targets > 1 else ""
-            names += [prefix + name for name in ["intercept", *features, "sigma"]]
+            names += [prefix + name
+                      for name in ["intercept", *features, *self.TRAILING_TERMS]]
         return names
 
     def encode(self, est, y):
@@ -101,6 +105,12 @@ class _GaussianPart:
                 f"y has {Y.shape[1]} target(s) but the model was fitted on {self.n_targets}."
             )
         return Y
+
+
+class _GaussianPart(_LinearPredictorPart):
+    """Linear-Gaussian experts: per expert and target ``[intercept, w_1..w_d, log sigma]``."""
+
+    TRAILING_TERMS = ("sigma",)
 
     def theta(self, est, order):
         """(K, p) parameter rows, experts in ``order``."""
@@ -240,35 +250,11 @@ class _MultinomialPart:
                                         np.ones(self.n_features), self.n_classes)
 
 
-class _PoissonPart:
+class _PoissonPart(_LinearPredictorPart):
     """Poisson experts with a log link: per expert and target ``[intercept, w_1..w_d]``."""
 
-    def __init__(self, est):
-        coef = np.asarray(est.expert_coef_, dtype=np.float64)
-        self.n_experts = coef.shape[0]
-        self.multi = np.ndim(est.expert_intercept_) == 2
-        self.n_targets = coef.shape[1] if self.multi else 1
-        self.n_features = coef.shape[-1]
-        self.alpha = float(est.alpha)
-
-    @property
-    def n_params(self):
-        return self.n_targets * (self.n_features + 1)
-
-    def terms(self, features):
-        names = []
-        for t in range(self.n_targets):
-            prefix = f"y{t}:" if self.n_targets > 1 else ""
-            names += [prefix + name for name in ["intercept", *features]]
-        return names
-
     def encode(self, est, y):
-        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
-        Y = y.reshape(len(y), -1)
-        if Y.shape[1] != self.n_targets:
-            raise ValueError(
-                f"y has {Y.shape[1]} target(s) but the model was fitted on {self.n_targets}."
-            )
+        Y = super().encode(est, y)
         check_counts(Y)
         return Y
 

@@ -164,6 +164,24 @@ class _GaussianCoordinates(Coordinates):
         return value
 
 
+def raise_narrow_variances(experts, target_variance, previous_target_variance):
+    """``experts`` with each ``"variance"`` fitted to a target at least 4x narrower
+    than ``target_variance`` raised to it (see :meth:`GaussianExperts.adapt`)."""
+    grown = target_variance > 4.0 * previous_target_variance
+    if not np.any(grown):
+        return experts
+    adapted = copy_part(experts)
+    adapted["variance"][:, grown] = np.maximum(adapted["variance"][:, grown],
+                                               target_variance[grown])
+    return adapted
+
+
+def split_by_noise_scale(experts, j, rng):
+    """Expert ``j`` split in two, stepping in units of its noise scale sqrt("variance"),
+    per target; the other parameters (a Student-t's nu) are copied."""
+    return split_symmetrically(experts, j, rng, SPLIT_STEP * np.sqrt(experts["variance"][j]))
+
+
 class GaussianExperts(ExpertFamily):
     """Linear-Gaussian experts.
 
@@ -328,18 +346,11 @@ class GaussianExperts(ExpertFamily):
         shifted first batch) are raised to the stream's target variance: left
         as they were, the experts' densities are too sharp to learn from the
         wider data (and Adam moves in units of them)."""
-        grown = target_variance > 4.0 * previous_target_variance
-        if not np.any(grown):
-            return experts
-        adapted = copy_part(experts)
-        adapted["variance"][:, grown] = np.maximum(adapted["variance"][:, grown],
-                                                   target_variance[grown])
-        return adapted
+        return raise_narrow_variances(experts, target_variance, previous_target_variance)
 
     # ---- growing -----------------------------------------------------------
     def split(self, experts, j, rng):
-        # steps in units of the expert's noise standard deviation, per target
-        return split_symmetrically(experts, j, rng, SPLIT_STEP * np.sqrt(experts["variance"][j]))
+        return split_by_noise_scale(experts, j, rng)
 
     # ---- prediction --------------------------------------------------------
     @staticmethod

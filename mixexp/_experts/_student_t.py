@@ -25,15 +25,14 @@ from scipy.optimize import brentq, minimize_scalar
 from scipy.special import digamma, gammaln
 
 from .._backend import to_host
-from .._parameters import copy_part
-from ._family import (
-    SPLIT_STEP,
-    ExpertFamily,
-    active_experts,
-    penalty_stiffness,
-    split_symmetrically,
+from ._family import ExpertFamily, active_experts, penalty_stiffness
+from ._gaussian import (
+    _GaussianCoordinates,
+    raise_narrow_variances,
+    ridge_step,
+    split_by_noise_scale,
+    target_moments,
 )
-from ._gaussian import _GaussianCoordinates, ridge_step, target_moments
 
 # Degrees of freedom are kept in [MIN_DOF, MAX_DOF]. Below 0.5 the t has
 # hardly any mass near its centre to fit a line with; at 1e6 it is Gaussian
@@ -449,18 +448,11 @@ class StudentTExperts(ExpertFamily):
 
     def adapt(self, experts, target_variance, previous_target_variance):
         """Scales fitted to a target at least 4x narrower are raised (as Gaussian experts')."""
-        grown = target_variance > 4.0 * previous_target_variance
-        if not np.any(grown):
-            return experts
-        adapted = copy_part(experts)
-        adapted["variance"][:, grown] = np.maximum(adapted["variance"][:, grown],
-                                                   target_variance[grown])
-        return adapted
+        return raise_narrow_variances(experts, target_variance, previous_target_variance)
 
     # ---- growing -----------------------------------------------------------
     def split(self, experts, j, rng):
-        # steps in units of the expert's scale, per target; nu copied
-        return split_symmetrically(experts, j, rng, SPLIT_STEP * np.sqrt(experts["variance"][j]))
+        return split_by_noise_scale(experts, j, rng)
 
     # ---- prediction --------------------------------------------------------
     @staticmethod

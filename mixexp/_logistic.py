@@ -179,13 +179,8 @@ def _lbfgs_ascent(kernels, X, targets, coef, intercept, penalty, max_iter, log_p
     diagonal = np.empty((n_classes, d + 1))
     diagonal[:, :d] = kernels.to_host(curvature.T @ (X * X)) + 2.0 * penalty
     diagonal[:, d] = kernels.to_host(curvature.sum(axis=0))
-    diagonal /= total_weight
-    largest = diagonal.max()
-    diagonal = np.maximum(diagonal, 1e-12 * largest) if largest > 0 else np.ones_like(diagonal)
-    unit = 1.0 / np.sqrt(diagonal)
 
-    def negative_objective(u):  # per unit weight: tolerances independent of n
-        flat = u.reshape(n_classes, d + 1) * unit
+    def penalised(flat):
         # the logits by one BLAS product (the per-row kernels are slower at wide d)
         logits = X @ xp.asarray(flat[:, :d].T) + xp.asarray(flat[:, d])
         logits -= logits.max(axis=1, keepdims=True)
@@ -198,6 +193,30 @@ def _lbfgs_ascent(kernels, X, targets, coef, intercept, penalty, max_iter, log_p
         grad = np.empty((n_classes, d + 1))
         grad[:, :d] = kernels.to_host(residual.T @ X) - 2.0 * penalty * flat[:, :d]
         grad[:, d] = kernels.to_host(residual.sum(axis=0))
+        return value, grad
+
+    return preconditioned_lbfgs(penalised, coef, intercept, diagonal, total_weight, max_iter)
+
+
+def preconditioned_lbfgs(penalised, coef, intercept, diagonal, total_weight, max_iter):
+    """L-BFGS ascent of a penalised multinomial objective from (coef, intercept).
+
+    ``penalised(flat)`` gives the objective and its gradient (C, d + 1) at
+    ``flat = [coef, intercept]``; ``diagonal`` (C, d + 1, overwritten) is its
+    negative Hessian's diagonal at the start, on which the coordinates u = v *
+    sqrt(h / total_weight) are scaled (Jacobi preconditioning). The objective
+    is minimised per unit weight, so the tolerances do not depend on n. The
+    result is kept only if it is finite and no lower than the start;
+    otherwise (coef, intercept) come back unchanged.
+    """
+    n_classes, d = coef.shape
+    diagonal /= total_weight
+    largest = diagonal.max()
+    diagonal = np.maximum(diagonal, 1e-12 * largest) if largest > 0 else np.ones_like(diagonal)
+    unit = 1.0 / np.sqrt(diagonal)
+
+    def negative_objective(u):
+        value, grad = penalised(u.reshape(n_classes, d + 1) * unit)
         return -value / total_weight, -(grad * unit).ravel() / total_weight
 
     start = (np.concatenate([coef, intercept[:, None]], axis=1) / unit).ravel()

@@ -34,7 +34,6 @@ up to the rounding of sums taken in another order.
 """
 
 import numpy as np
-from scipy.optimize import minimize
 
 from .._balance import squared_cv
 from .._experts import GaussianExperts, LogisticExperts
@@ -43,15 +42,13 @@ from .._gates import SoftmaxGate
 from .._gates._softmax import BALANCED_GATE_STEPS, GATE_NEWTON_STEPS
 from .._logistic import (
     _ARMIJO,
-    _FTOL,
-    _GTOL,
-    _LBFGS_ITER_PER_STEP,
     _MAX_HALVINGS,
     NEWTON_MAX_PARAMS,
     boehning_bound,
     bound_step,
     center,
     penalised_newton_step,
+    preconditioned_lbfgs,
     rounding_resolution,
     softmax_gradient,
 )
@@ -301,34 +298,21 @@ def _lbfgs_expert(sums, coef, intercept, penalty, max_iter):
     of more than ``NEWTON_MAX_PARAMS`` parameters (``sums((coef, intercept, wants))``
     runs the pass). The experts run one after the other: many passes."""
     coef, intercept = center(coef, intercept)
-    n_classes, d = coef.shape
+    d = coef.shape[1]
     start_sums = sums((coef, intercept, ("total", "diagonal")))
     total_weight = max(start_sums["total"], 1e-300)
     diagonal = start_sums["diagonal"]
     diagonal[:, :d] += 2.0 * penalty
-    diagonal /= total_weight
-    largest = diagonal.max()
-    diagonal = np.maximum(diagonal, 1e-12 * largest) if largest > 0 else np.ones_like(diagonal)
-    unit = 1.0 / np.sqrt(diagonal)
 
-    def negative_objective(u):
-        flat = u.reshape(n_classes, d + 1) * unit
+    def penalised(flat):
         weights = np.ascontiguousarray(flat[:, :d])
         point = sums((weights, np.ascontiguousarray(flat[:, d]), ("objective", "gradient")))
         value = point["objective"] - float(np.sum(penalty * weights**2))
         grad = point["gradient"].copy()
         grad[:, :d] -= 2.0 * penalty * weights
-        return -value / total_weight, -(grad * unit).ravel() / total_weight
+        return value, grad
 
-    start = (np.concatenate([coef, intercept[:, None]], axis=1) / unit).ravel()
-    start_value = negative_objective(start)[0]
-    result = minimize(negative_objective, start, jac=True, method="L-BFGS-B",
-                      options={"maxiter": _LBFGS_ITER_PER_STEP * max_iter, "gtol": _GTOL,
-                               "ftol": _FTOL})
-    if not np.all(np.isfinite(result.x)) or not result.fun <= start_value:
-        return coef, intercept
-    flat = result.x.reshape(n_classes, d + 1) * unit
-    return center(flat[:, :d].copy(), flat[:, d].copy())
+    return preconditioned_lbfgs(penalised, coef, intercept, diagonal, total_weight, max_iter)
 
 
 class _Evaluation:

@@ -23,9 +23,10 @@ the multi-pass EM that recomputes the E-step in every pass
 (``mixexp._solvers._em_rows``: hard gating, load balancing, logistic
 experts above ``NEWTON_MAX_PARAMS`` parameters), or L-BFGS with one pass
 per evaluation (``mixexp._solvers._gradient.RowsObjective``); what needs
-all rows at once in one memory (Adam, partial_fit, resizing experts,
-estimators as experts, a tree gate's multi-pass M-step) is refused up
-front by :func:`check_supported`. A
+all rows at once in one memory (Adam, partial_fit, estimators as experts,
+a tree gate's multi-pass M-step) is refused up front by
+:func:`check_supported`. A warm start with another ``n_experts`` resizes
+the previous fit from K sums per pass (``mixexp._resize``), as in memory. A
 classifier's labels are found by one reduction (:func:`_checked_labels`).
 Prediction maps the estimator's chunk function over the input's blocks
 (:func:`map_rows`) and stays lazy.
@@ -119,13 +120,6 @@ def check_supported(estimator, kernels, what="fit"):
                 f"{setting}={value!r} with solver={estimator.solver!r} is not supported on "
                 "Dask input: on a cluster only EM trains hard gating and load balancing "
                 f"(several passes per iteration). Use solver='em'. {instead}")
-    if (estimator.warm_start and hasattr(estimator, "_params")
-            and estimator._fitted_n_experts != estimator.n_experts):
-        raise ValueError(
-            f"warm_start with a changed n_experts ({estimator._fitted_n_experts} -> "
-            f"{estimator.n_experts}) is not supported on Dask input: splitting or pruning "
-            "experts needs all rows in one memory. Keep n_experts, or set warm_start=False."
-        )
 
 
 def refuse_partial_fit(estimator):

@@ -135,9 +135,6 @@ def test_warm_start(data, reference):
     # from the converged fit: a couple of iterations, no lower objective
     assert again.n_iter_ <= 3
     assert again.log_likelihood_ >= reference.log_likelihood_ - LOG_LIKELIHOOD_ATOL
-    est.set_params(n_experts=4)
-    with pytest.raises(ValueError, match="warm_start with a changed n_experts"):
-        est.fit(dX, dy)
 
 
 class _Gathered:
@@ -189,6 +186,34 @@ def test_nothing_of_size_n_reaches_the_client(client, monkeypatch):
     assert isinstance(pred, da.Array) and pred.chunks == dX.chunks[:1]
     est.log_likelihood(dX, dy), est.score(dX, dy), est.bic(dX, dy)
     assert gathered.longest <= 1.1 * _MAX_INIT_ROWS
+
+
+@pytest.mark.parametrize("estimator", ["regressor", "classifier"])
+@pytest.mark.parametrize(("before", "after"), [(2, 3), (4, 3)], ids=["grow", "shrink"])
+def test_warm_start_with_another_n_experts_matches_in_memory(data, labelled, client,
+                                                             monkeypatch, estimator, before,
+                                                             after):
+    # grown (split) or pruned from the previous fit from K sums per pass, as in memory
+    if estimator == "classifier":
+        (X, y, weight), make = labelled, MixtureOfExpertsClassifier
+    else:
+        (X, y, weight), make = data, MixtureOfExpertsRegressor
+    settings = {"random_state": 0, "tol": 1e-5, "max_iter": 300, "warm_start": True}
+    expected = make(before, **settings).fit(X, y, sample_weight=weight)
+    dX, dy, dw = _as_dask(X, 700), _as_dask(y, 700), _as_dask(weight, 700)
+    fitted = make(before, **settings).fit(dX, dy, sample_weight=dw)
+    expected.set_params(n_experts=after).fit(X, y, sample_weight=weight)
+    gathered = _Gathered(monkeypatch)
+    fitted.set_params(n_experts=after).fit(dX, dy, sample_weight=dw)
+    # statistics only: no initial sample either (the start is the previous fit)
+    assert 0 < gathered.longest < 50
+    assert fitted.gate_coef_.shape[0] == after and fitted.expert_usage_.shape == (after,)
+    assert fitted.n_iter_ == expected.n_iter_
+    # the resized start, then the fit from it
+    assert fitted.objective_history_[0] == pytest.approx(expected.objective_history_[0],
+                                                         abs=LOG_LIKELIHOOD_ATOL)
+    assert fitted.log_likelihood_ == pytest.approx(expected.log_likelihood_,
+                                                   abs=LOG_LIKELIHOOD_ATOL)
 
 
 def test_predictions_of_an_in_memory_fit(data, reference, client):

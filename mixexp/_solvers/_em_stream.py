@@ -66,7 +66,7 @@ class _Evaluation:
             log_norm, W = _weighted_responsibilities(model, kernels, chunk, params, n_experts,
                                                      log_prior)
             return {"log_likelihood": float(chunk.sample_weight @ log_norm),
-                    "share": kernels.to_host(W.sum(axis=0)).astype(np.float64),
+                    "share": kernels.to_host(W.sum(axis=0, dtype=np.float64)),
                     "gate": model.gate.statistics(kernels, model.gate_view(chunk.X), W,
                                                   params["gate"], log_prior,
                                                   hessian_stride=hessian_stride)}

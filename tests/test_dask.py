@@ -688,7 +688,9 @@ def test_streamed_estimator_experts(data):
     assert first.objective_history_[-1] > first.objective_history_[0] + 0.1
     assert first.log_likelihood_ > single.log_likelihood_ + 1.0
     assert all(isinstance(e, SGDRegressor) for e in first.experts_)
-    assert isinstance(first.predict(_as_dask(X, 700)), da.Array)
+    predicted = first.predict(_as_dask(X, 700))
+    assert isinstance(predicted, da.Array)
+    np.testing.assert_allclose(predicted.compute(), first.predict(X), rtol=1e-12)
 
 
 def test_streamed_classifier_experts(labelled):

@@ -281,7 +281,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             params = self._params_from_user(model, x_mean, x_scale)
             if model.n_experts(params) != self.n_experts:
                 # a different n_experts grows (splits) or prunes the previous fit
-                params = resize_experts(model, kernels, rows.whole(), params, self.n_experts,
+                params = resize_experts(model, kernels, rows, params, self.n_experts,
                                         np.random.default_rng([seed, 2]))
             starts = [("warm", self._complete_warm_params(model, kernels, rows, params))]
         else:
@@ -491,7 +491,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 params = initial_params(model, kernels, data, params, resp)
             if model.n_experts(params) != self.n_experts:
                 params, state = resize_experts(
-                    model, kernels, rows.whole(), params, self.n_experts,
+                    model, kernels, rows, params, self.n_experts,
                     np.random.default_rng([seed, 2]),
                 ), None
         result = adam_partial_fit(model, kernels, rows, params, state,

@@ -21,11 +21,15 @@ the chunking), never all rows.
 What runs here is one-pass EM with soft gating (``mixexp._solvers._em``),
 the multi-pass EM that recomputes the E-step in every pass
 (``mixexp._solvers._em_rows``: hard gating, load balancing, logistic
-experts above ``NEWTON_MAX_PARAMS`` parameters), or L-BFGS with one pass
-per evaluation (``mixexp._solvers._gradient.RowsObjective``); what needs
-all rows at once in one memory (Adam, partial_fit, resizing experts,
-estimators as experts, a tree gate's multi-pass M-step) is refused up
-front by :func:`check_supported`. A
+experts above ``NEWTON_MAX_PARAMS`` parameters), L-BFGS with one pass per
+evaluation (``mixexp._solvers._gradient.RowsObjective``), or, for
+estimators as experts, EM with their ``partial_fit`` streamed through the
+blocks (``mixexp._solvers._em_stream``, over :meth:`DaskRows.fold`). What
+needs all rows at once in one memory (Adam, partial_fit, estimators
+without a weighted partial_fit, a tree gate's multi-pass M-step) is
+refused up front by :func:`check_supported`. A warm start with another
+``n_experts`` resizes the previous fit from K sums per pass
+(``mixexp._resize``), as in memory. A
 classifier's labels are found by one reduction (:func:`_checked_labels`).
 Prediction maps the estimator's chunk function over the input's blocks
 (:func:`map_rows`) and stays lazy.
@@ -43,6 +47,7 @@ from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.validation import _assert_all_finite, check_is_fitted, validate_data
 
 from ._backend import resolve_backend, single_threaded_blas
+from ._experts._estimator import partial_fit_takes_weights
 from ._experts._poisson import check_counts
 from ._rows import (
     InMemoryRows,
@@ -94,13 +99,9 @@ def check_supported(estimator, kernels, what="fit"):
             f"evaluation). {instead}"
         )
     expert = getattr(estimator, "expert", None)
-    if expert is not None and not isinstance(expert, str):
-        raise ValueError(
-            f"expert={type(expert).__name__}(...) cannot be fitted on Dask input: a "
-            "scikit-learn estimator as expert fits on all its rows in one memory. Use a "
-            f"built-in family (expert='gaussian', 'poisson', 'student_t' or 'logistic'). "
-            f"{instead}")
     tree = hasattr(estimator, "branching")  # a tree of gates: soft gating, no balance
+    if expert is not None and not isinstance(expert, str):
+        _check_streamed_expert(estimator, expert, tree, instead)
     for setting, value, default in (("gating", estimator.gating, "soft"),
                                     ("balance", estimator.balance, 0)):
         if value == default:
@@ -119,13 +120,32 @@ def check_supported(estimator, kernels, what="fit"):
                 f"{setting}={value!r} with solver={estimator.solver!r} is not supported on "
                 "Dask input: on a cluster only EM trains hard gating and load balancing "
                 f"(several passes per iteration). Use solver='em'. {instead}")
-    if (estimator.warm_start and hasattr(estimator, "_params")
-            and estimator._fitted_n_experts != estimator.n_experts):
+
+
+def _check_streamed_expert(estimator, expert, tree, instead):
+    """A scikit-learn estimator as expert trains on Dask input by ``partial_fit`` streamed
+    through the blocks (``mixexp._solvers._em_stream``): refuse what cannot."""
+    expert_name = f"expert={type(expert).__name__}(...)"
+    if not partial_fit_takes_weights(expert):
+        what = ("has no partial_fit" if not callable(getattr(expert, "partial_fit", None))
+                else "has a partial_fit without sample_weight")
         raise ValueError(
-            f"warm_start with a changed n_experts ({estimator._fitted_n_experts} -> "
-            f"{estimator.n_experts}) is not supported on Dask input: splitting or pruning "
-            "experts needs all rows in one memory. Keep n_experts, or set warm_start=False."
-        )
+            f"{expert_name} cannot be fitted on Dask input: its fit needs all rows in one "
+            "memory, so on Dask input each expert is trained by streaming the blocks through "
+            "partial_fit(X, y, sample_weight=...) (dask-ml's Incremental convention), and "
+            f"{type(expert).__name__} {what}. Use an estimator whose partial_fit takes "
+            "sample_weight (for example SGDRegressor, or SGDClassifier(loss='log_loss')), "
+            "or a built-in family (expert='gaussian', 'poisson', 'student_t' or "
+            f"'logistic'). {instead}")
+    settings = [f"{name}={value!r}" for name, value, default in (
+        ("gating", estimator.gating, "soft"), ("balance", estimator.balance, 0))
+        if value != default]
+    if tree or settings:
+        what = "a tree of gates" if tree else " and ".join(settings)
+        raise ValueError(
+            f"{expert_name} with {what} is not supported on Dask input: experts streamed "
+            "through partial_fit train under a flat gate with gating='soft' and balance=0 "
+            f"only. {instead}")
 
 
 def refuse_partial_fit(estimator):
@@ -511,6 +531,15 @@ def _block_pass(function, X, Y, weight, x_mean, x_scale, kernels):
     return rows.map_reduce(function)
 
 
+@single_threaded_blas
+def _block_fold(function, state, X, Y, weight, x_mean, x_scale, kernels):
+    """``state = function(chunk, state)`` over one block's chunks in order, on its worker."""
+    rows = InMemoryRows(X, Y, weight, x_mean, x_scale, kernels, buffers=_thread_buffers())
+    for chunk in rows.chunks():
+        state = function(chunk, state)
+    return state
+
+
 def _block_sample(X, Y, weight, offset, threshold):
     """The block's rows of the initial sample: positive weight, hash at most ``threshold``."""
     keep = weight > 0
@@ -576,6 +605,21 @@ class DaskRows:
                                                   self.x_scale, self.kernels)
                  for X, Y, weight in self._blocks]
         return dask.compute(_tree(parts, add_statistics))[0]
+
+    def fold(self, function, state):
+        """One sequential pass: ``state = function(chunk, state)`` over every chunk, in
+        block order, each block on its worker; the final state comes back.
+
+        The state (small: models streamed through the blocks, as dask-ml's
+        ``Incremental`` does) travels from block to block; the blocks stay
+        where they are. The tasks run one after another, so the pass takes
+        the sum of the blocks' times, not the longest.
+        """
+        self.passes += 1
+        for X, Y, weight in self._blocks:
+            state = delayed(_block_fold, pure=False)(function, state, X, Y, weight,
+                                                    self.x_mean, self.x_scale, self.kernels)
+        return dask.compute(state)[0]
 
     def canonical_sample(self, max_rows):
         """The in-memory fit's initial rows, gathered: ``(TrainingData, weight)``.

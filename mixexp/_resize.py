@@ -20,27 +20,52 @@ slot.
 
 The split step itself (which parameters the two halves get) belongs to the
 gate and the family (``split``); this module chooses which expert to split
-or drop.
+or drop, from K sums over the rows taken in one pass of the rows object
+(``map_reduce``): the same choice in memory and on Dask workers, where
+nothing of size n comes back to the client.
 """
 
 import numpy as np
 
 
-def _split_one(model, kernels, data, params, rng):
-    """Split the expert with the largest share of the expected negative log-likelihood."""
-    n_samples, n_experts = data.X.shape[0], model.n_experts(params)
-    resp = kernels.xp.empty((n_samples, n_experts), dtype=data.X.dtype)
-    model.e_step(kernels, data.X, data.Y, params, resp)
-    log_p = model.log_density(kernels, data.X, data.Y, params)
-    misfit = -kernels.to_host(data.sample_weight @ (resp * log_p))
-    return model.split(params, int(np.argmax(misfit)), rng)
+def _row_sums(rows, function):
+    """``function`` summed over ``rows``: a pass of a rows object (in memory or on
+    Dask workers, ``mixexp._rows``), or one call on TrainingData already in memory."""
+    if hasattr(rows, "map_reduce"):
+        return rows.map_reduce(function)
+    return function(rows)
 
 
-def _prune(model, kernels, data, params, n_experts):
-    gate = kernels.xp.exp(model.log_prior(kernels, data.X, params))
-    usage = kernels.to_host(data.sample_weight @ gate)
+def _split_one(model, kernels, rows, params, rng):
+    """Split the expert with the largest share of the expected negative log-likelihood.
+
+    The shares are K float64 sums over the rows, taken in one pass: no
+    per-row quantity outlives its chunk (on Dask, none leaves its worker).
+    """
+    n_experts = model.n_experts(params)
+
+    def misfit(chunk):
+        xp = kernels.xp
+        resp = xp.empty((chunk.X.shape[0], n_experts), dtype=chunk.X.dtype)
+        model.e_step(kernels, chunk.X, chunk.Y, params, resp)
+        log_p = model.log_density(kernels, chunk.X, chunk.Y, params)
+        # an expert with no responsibility for a row adds nothing (0 * -inf would be NaN)
+        expected = resp * xp.where(resp > 0, log_p, 0.0)
+        return -np.asarray(kernels.to_host(chunk.sample_weight @ expected), dtype=np.float64)
+
+    return model.split(params, int(np.argmax(_row_sums(rows, misfit))), rng)
+
+
+def _prune(model, kernels, rows, params, n_experts):
+    """Keep the ``n_experts`` most used experts (weighted mean gate, one pass)."""
+
+    def usage(chunk):
+        gate = kernels.xp.exp(model.log_prior(kernels, chunk.X, params))
+        return np.asarray(kernels.to_host(chunk.sample_weight @ gate), dtype=np.float64)
+
+    used = _row_sums(rows, usage)
     # the n_experts most used, in their original order
-    keep = np.sort(np.argsort(-usage, kind="stable")[:n_experts])
+    keep = np.sort(np.argsort(-used, kind="stable")[:n_experts])
     return model.take(params, keep)
 
 
@@ -58,15 +83,17 @@ def replace_expert(model, kernels, data, params, k, rng):
     return model.take(grown, order)
 
 
-def resize_experts(model, kernels, data, params, n_experts, rng):
+def resize_experts(model, kernels, rows, params, n_experts, rng):
     """Parameters with ``n_experts`` experts from those of a fit with another number.
 
     Parameters
     ----------
     model : MixtureModel
     kernels : kernel bundle
-    data : TrainingData
-        The data of the new fit (standardised), in the kernels' namespace.
+    rows : rows object or TrainingData
+        The rows of the new fit: ``InMemoryRows`` or ``mixexp._dask.DaskRows``
+        (one pass each to choose the expert to split, and one to prune), or
+        standardised TrainingData in the kernels' namespace.
     params : dict
         Internal parameters of the previous fit.
     n_experts : int
@@ -79,7 +106,7 @@ def resize_experts(model, kernels, data, params, n_experts, rng):
         With ``n_experts`` experts; the input is unchanged.
     """
     while model.n_experts(params) < n_experts:
-        params = _split_one(model, kernels, data, params, rng)
+        params = _split_one(model, kernels, rows, params, rng)
     if model.n_experts(params) > n_experts:
-        params = _prune(model, kernels, data, params, n_experts)
+        params = _prune(model, kernels, rows, params, n_experts)
     return params

@@ -30,12 +30,29 @@ L2 ``LogisticRegression`` ||w||^2 / (2 C)); other estimators' regularisation
 (tree depth, leaf sizes, unknown penalties) is not in the objective, which
 is then the plain log-likelihood (less the gate's penalty).
 
+On rows held on Dask workers a plain ``fit`` would need every row in one
+process. There the experts follow dask-ml's ``Incremental`` convention
+instead: an estimator whose ``partial_fit`` takes ``sample_weight`` (SGD
+models, naive Bayes) is *streamed* through the blocks. Each EM iteration
+copies every expert into a candidate (:meth:`_EstimatorExperts.stream_start`),
+one sequential pass over the blocks calls ``partial_fit`` on the candidates
+with the responsibilities at theta_t as weights
+(:meth:`_EstimatorExperts.stream_update`), a parallel pass sums the old
+experts' and the candidates' weighted log-likelihoods under those same
+weights (``stream_statistics``), and the guard keeps the better of the two
+(``stream_solve``): the generalised M-step above, with one more epoch of
+the estimator's online updates in place of a refit (``partial_fit`` is
+not ``fit``: the candidate continues from the current expert and need not
+be the weighted optimum). ``mixexp._solvers._em_stream`` drives it.
+
 Object arrays keep the protocol's "expert axis first": taking, appending
 and copying experts act on them as on float arrays. Clones are never
 changed after they are fitted (every M-step fits a new clone), so copies
 may share them.
 """
 
+import copy
+import inspect
 import numbers
 
 import numpy as np
@@ -159,6 +176,18 @@ def n_linear_parameters(estimator, n_features, n_outputs):
     return None
 
 
+def partial_fit_takes_weights(estimator):
+    """Whether ``estimator.partial_fit`` exists and takes ``sample_weight`` (what
+    streaming the experts through Dask blocks needs)."""
+    partial_fit = getattr(estimator, "partial_fit", None)
+    if not callable(partial_fit):
+        return False
+    try:
+        return "sample_weight" in inspect.signature(partial_fit).parameters
+    except (TypeError, ValueError):  # no signature to read
+        return False
+
+
 def _object_array(items):
     """A 1-D object array of ``items`` (never iterated into: a Pipeline is a sequence)."""
     array = np.empty(len(items), dtype=object)
@@ -229,6 +258,34 @@ class _EstimatorExperts(ExpertFamily):
         if unset:
             estimator.set_params(**{key: int(value) for key, value in unset.items()})
         return estimator.fit(X_user, y, **{sample_weight_key(estimator): weight})
+
+    def _partial_fit_clone(self, candidate, X_user, y, weight, k):
+        """``candidate`` (a clone of its own) moved by ``partial_fit`` on these rows."""
+        if candidate is None:  # (an expert never fitted: a fresh clone starts)
+            candidate = clone(self.estimator)
+        return candidate.partial_fit(X_user, y, **self._partial_fit_extra(candidate),
+                                     sample_weight=weight)
+
+    def _partial_fit_extra(self, candidate):
+        return {}
+
+    # ---- streaming through Dask blocks (see the module docstring) -----------
+    @staticmethod
+    def stream_start(experts):
+        """Candidates of one streamed M-step: a copy of each expert (K,) object array; the
+        fitted experts themselves are never changed."""
+        return _object_array([copy.deepcopy(estimator) for estimator in experts["estimator"]])
+
+    def stream_update(self, kernels, X, Y, W, candidates, active):
+        """``partial_fit`` of each active candidate on one chunk with weights ``W[:, k]``
+        (responsibilities x sample weights, (n, K)); returns the candidates."""
+        X_user = _user_rows(kernels, X, self.x_mean, self.x_scale)
+        W = kernels.to_host(W).astype(np.float64)
+        y = self._stream_targets(kernels.to_host(Y).astype(np.float64))
+        for k in np.flatnonzero(active):
+            if W[:, k].any():  # (a chunk none of whose rows is this expert's teaches nothing)
+                candidates[k] = self._partial_fit_clone(candidates[k], X_user, y, W[:, k], k)
+        return candidates
 
     # ---- gradient solvers: refused -------------------------------------------
     def gradient(self, kernels, X, Y, W, experts, penalty_scale=1.0):
@@ -320,11 +377,49 @@ class EstimatorRegressionExperts(_EstimatorExperts):
     def _scored(self, estimator, X_user, Y, weight, w_sum):
         """An expert's best variance and its expected log-likelihood less penalty (Q_k)."""
         residual = Y - self._predict(estimator, X_user, Y.shape[1])
+        return self._scored_spread(estimator, weight @ residual**2, w_sum)
+
+    def _scored_spread(self, estimator, squares, w_sum):
+        """:meth:`_scored` from the weighted sum of squared residuals (t,)."""
         penalty = known_penalty(estimator)
-        spread = weight @ residual**2 + (0.0 if penalty is None else penalty)  # (t,)
+        spread = squares + (0.0 if penalty is None else penalty)  # (t,)
         variance = np.maximum(spread / w_sum, self.variance_floor)
         q = -0.5 * float(np.sum(w_sum * np.log(variance) + spread / variance))
         return variance, q
+
+    def _stream_targets(self, Y):
+        return self._targets(Y)
+
+    def stream_statistics(self, kernels, X, Y, W, experts, candidates):
+        """What the guard of a streamed M-step compares, on one chunk (float64, additive):
+        the weights' sums (K,) and the weighted squared residuals (K, t) of the experts
+        (``"old"``) and of the candidates (``"new"``)."""
+        X_user = _user_rows(kernels, X, self.x_mean, self.x_scale)
+        Y = kernels.to_host(Y).astype(np.float64)
+        W = kernels.to_host(W).astype(np.float64)
+        squares = {}
+        for name, estimators in (("old", experts["estimator"]), ("new", candidates)):
+            squares[name] = np.stack([
+                W[:, k] @ (Y - self._predict(estimator, X_user, Y.shape[1]))**2
+                for k, estimator in enumerate(estimators)])
+        return {"w_sum": W.sum(axis=0), **squares}
+
+    def stream_solve(self, statistics, experts, candidates, active):
+        """The guarded M-step from :meth:`stream_statistics`: each active expert's candidate
+        with its variance, unless the expert (its variance refitted) scores higher."""
+        estimators = experts["estimator"].copy()
+        variance = experts["variance"].copy()
+        w_sum = statistics["w_sum"]
+        for k in np.flatnonzero(active):
+            new_variance, q = self._scored_spread(candidates[k], statistics["new"][k],
+                                                  w_sum[k])
+            old_variance, q_old = self._scored_spread(estimators[k], statistics["old"][k],
+                                                      w_sum[k])
+            if q_old > q:  # the candidate fits these weights worse: keep the expert
+                variance[k] = old_variance
+            else:
+                estimators[k], variance[k] = candidates[k], new_variance
+        return {"estimator": estimators, "variance": variance}
 
     def m_step(self, kernels, X, Y, W, experts):
         """Each active expert: a clone fitted with weights ``W[:, k]``, its variance from
@@ -463,6 +558,36 @@ class EstimatorClassificationExperts(_EstimatorExperts):
         log_p = EstimatorClassificationExperts._aligned_log_proba(estimator, X_user, Y.shape[1])
         penalty = known_penalty(estimator)
         return float(weight @ np.sum(Y * log_p, axis=1)) - (0.0 if penalty is None else penalty)
+
+    def _stream_targets(self, Y):
+        return np.argmax(Y, axis=1)  # class indices, as the clones are fitted on
+
+    def _partial_fit_extra(self, candidate):
+        # every class, on a candidate's first call (later calls must not change them)
+        return {} if hasattr(candidate, "classes_") else {"classes": np.arange(self.n_classes)}
+
+    def stream_statistics(self, kernels, X, Y, W, experts, candidates):
+        """The weighted log-likelihoods (K,) of the experts (``"old"``) and of the
+        candidates (``"new"``) on one chunk (float64, additive)."""
+        X_user = _user_rows(kernels, X, self.x_mean, self.x_scale)
+        Y = kernels.to_host(Y).astype(np.float64)
+        W = kernels.to_host(W).astype(np.float64)
+        return {name: np.array([
+            W[:, k] @ np.sum(Y * self._aligned_log_proba(estimator, X_user, Y.shape[1]),
+                             axis=1)
+            for k, estimator in enumerate(estimators)])
+            for name, estimators in (("old", experts["estimator"]), ("new", candidates))}
+
+    def stream_solve(self, statistics, experts, candidates, active):
+        """The guarded M-step from :meth:`stream_statistics` (see the regressor's)."""
+        estimators = experts["estimator"].copy()
+        for k in np.flatnonzero(active):
+            penalties = [known_penalty(e) for e in (estimators[k], candidates[k])]
+            q_old, q = (statistics[name][k] - (0.0 if p is None else p)
+                        for name, p in zip(("old", "new"), penalties, strict=True))
+            if not q_old > q:
+                estimators[k] = candidates[k]
+        return {"estimator": estimators}
 
     def m_step(self, kernels, X, Y, W, experts):
         """Each active expert: a clone fitted on the class indices with weights ``W[:, k]``,

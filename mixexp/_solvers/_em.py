@@ -209,6 +209,12 @@ def run_em(model, kernels, rows, params, *, max_iter, tol, verbose=0, options=No
         reported log-likelihood and responsibilities belong to them.
     """
     options = options or SolverOptions()
+    if not rows.local and hasattr(model.family, "stream_update"):
+        # estimators as experts on a cluster: partial_fit streamed through the blocks
+        from ._em_stream import run_streamed_em  # (it builds on this module)
+
+        return run_streamed_em(model, kernels, rows, params, max_iter=max_iter, tol=tol,
+                               verbose=verbose, options=options)
     monitor = ConvergenceMonitor("EM iteration", tol, verbose=bool(verbose))
     if options.classify or options.balance > 0 or not model.takes_one_pass(params):
         # rows on a cluster keep no (n, K) buffers: every pass recomputes the E-step

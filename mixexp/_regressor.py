@@ -483,12 +483,19 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         among them), so the t fit starts no lower than the Gaussian one."""
         if not isinstance(model.family, StudentTExperts) or hasattr(self, "expert_dof_"):
             return params
-        data = rows.whole()
-        resp = kernels.xp.empty((data.X.shape[0], model.n_experts(params)), dtype=data.X.dtype)
-        model.e_step(kernels, data.X, data.Y, params, resp)
-        resp *= data.sample_weight[:, None]
-        experts = model.family.fit_dof(kernels, model.expert_view(data.X), data.Y, resp,
-                                       params["experts"])
+        n_experts = model.n_experts(params)
+
+        def map_reduce(function):
+            def chunk_sums(chunk):
+                n = chunk.X.shape[0]
+                resp = chunk.scratch("resp", n_experts)[:n]
+                model.e_step(kernels, chunk.X, chunk.Y, params, resp)
+                resp *= chunk.sample_weight[:, None]
+                return function(model.expert_view(chunk.X), chunk.Y, resp)
+            return rows.map_reduce(chunk_sums)
+
+        # two passes over the rows, in memory or on a cluster alike
+        experts = model.family.fit_dof(kernels, map_reduce, params["experts"])
         return {**params, "experts": experts}
 
     def _check_solver_options(self):

@@ -640,6 +640,24 @@ def test_student_t_experts_on_dask_match_in_memory(data):
                                                    abs=LOG_LIKELIHOOD_ATOL)
 
 
+def test_student_t_warm_start_from_a_gaussian_fit_on_dask_matches_in_memory(data):
+    # nu is fitted to the Gaussian fit's residuals by passes over the blocks
+    X, y, _ = data
+    y = y + 0.2 * np.random.default_rng(0).standard_t(3, size=y.size)
+    X_dask, y_dask = _as_dask(X, 700), _as_dask(y, 700)
+    expected = MixtureOfExpertsRegressor(warm_start=True, **SETTINGS).fit(X, y)
+    fitted = MixtureOfExpertsRegressor(warm_start=True, **SETTINGS).fit(X_dask, y_dask)
+    gaussian_log_likelihood = fitted.log_likelihood_
+    expected.set_params(expert="student_t").fit(X, y)
+    fitted.set_params(expert="student_t").fit(X_dask, y_dask)
+    assert fitted.n_iter_ == expected.n_iter_
+    assert fitted.log_likelihood_ == pytest.approx(expected.log_likelihood_,
+                                                   abs=LOG_LIKELIHOOD_ATOL)
+    np.testing.assert_allclose(fitted.expert_dof_, expected.expert_dof_, rtol=1e-6)
+    # t nests the Gaussian experts: the warm-started fit is no worse
+    assert fitted.log_likelihood_ >= gaussian_log_likelihood - 1e-12
+
+
 def test_poisson_experts_on_dask_match_in_memory():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3000, 2))

@@ -801,10 +801,11 @@ def _covariance(est, X, y, sample_weight):
     cov[np.ix_(free, free)] = _invert_information(info[np.ix_(free, free)],
                                                   [model.index[i] for i in free])
     if model.fixed.any():
-        names = ", ".join(str(model.index[i]) for i in np.flatnonzero(model.fixed))
+        names = ", ".join(f"{model.index[i]} = {np.exp(theta[i]):g}"
+                          for i in np.flatnonzero(model.fixed))
         warnings.warn(
             f"The degrees of freedom of {int(model.fixed.sum())} Student-t expert(s) sit on "
-            f"a bound of the fit (nu = {MIN_DOF} or {MAX_DOF}): {names}. They are held "
+            f"a bound of the fit ([{MIN_DOF:g}, {MAX_DOF:g}]): {names}. They are held "
             "fixed: their standard errors and intervals are NaN, and the other standard "
             "errors are conditional on them. A nu at 1e6 means the expert's noise is "
             "Gaussian to the data's resolution; expert='gaussian' gives the same fit with "

@@ -12,7 +12,10 @@ the same vector to every row changes nothing), so they are reference-coded:
 the gate on expert 0 (rows for experts 1..K-1, ``v_k - v_0``), a classifier
 expert on its first class (``w_kc - w_k0``), as flexmix and statsmodels'
 MNLogit do. A Gaussian expert's noise enters as ``log sigma``; the table
-reports ``sigma`` (delta method).
+reports ``sigma`` (delta method). A Student-t expert's scale and degrees of
+freedom enter as ``log sigma`` and ``log nu`` and are reported as ``sigma``
+and ``dof`` likewise; a nu on its bound is held fixed (see
+:func:`_covariance`).
 
 Observed information
 --------------------
@@ -38,7 +41,16 @@ import warnings
 import numpy as np
 from scipy.linalg.blas import dsyrk
 from scipy.optimize import linear_sum_assignment
-from scipy.special import digamma, entr, gammaln, log_softmax, logsumexp, ndtr, ndtri, polygamma
+from scipy.special import (
+    digamma,
+    entr,
+    gammaln,
+    log_softmax,
+    logsumexp,
+    ndtr,
+    ndtri,
+    polygamma,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import (
@@ -253,7 +265,7 @@ class _StudentTPart(_GaussianPart):
     def _score_parts(self, cache, k, X1):
         """Rows ``a`` (n, T (d + 2)) with ``d delta / d theta = -2 a`` over the Gaussian
         block (``a = (z_t x / sigma_t, z_t^2)`` per target), and the nu score (n,)."""
-        z, inv_sigma, delta, u, dof = cache[k]
+        z, inv_sigma, delta, _, dof = cache[k]
         n, p = X1.shape[0], self.n_targets
         a = np.concatenate([(z * inv_sigma)[:, :, None] * X1[:, None, :], (z**2)[:, :, None]],
                            axis=2).reshape(n, -1)
@@ -970,7 +982,11 @@ class InferenceMixin:
         reference-coded on the first class of ``classes_`` (terms
         ``"<class>:<feature>"``); a Gaussian expert reports its noise
         standard deviation ``sigma`` (terms ``"y<t>:<feature>"`` for
-        multi-output targets).
+        multi-output targets); a Student-t expert its scale ``sigma`` and
+        its degrees of freedom ``dof`` (one per expert). A ``dof`` on its
+        bound ([0.5, 1e6]) is held fixed: NaN standard error and interval,
+        the other standard errors given it, listed in
+        ``table.attrs["fixed"]``.
 
         Parameters
         ----------
@@ -1005,9 +1021,10 @@ class InferenceMixin:
         table : pandas.DataFrame
             Index ``(part, expert, term)``; columns ``coef``, ``std_err``,
             ``z``, ``p_value`` (two-sided, normal), ``ci_lower``,
-            ``ci_upper``. ``z`` and ``p_value`` are NaN for ``sigma``
-            (testing sigma = 0 is meaningless). ``table.attrs`` records the
-            method and confidence.
+            ``ci_upper``. ``z`` and ``p_value`` are NaN for ``sigma`` and
+            ``dof`` (testing sigma = 0 is meaningless). ``table.attrs``
+            records the method and confidence (and, for
+            ``method="hessian"``, the rows held ``fixed``).
 
         Raises
         ------
@@ -1022,6 +1039,8 @@ class InferenceMixin:
         SingularInformationWarning
             When the information is (nearly) singular; the parameters
             involved are named and get NaN standard errors.
+        UserWarning
+            When a Student-t expert's ``dof`` is on a bound and held fixed.
 
         Examples
         --------
@@ -1046,8 +1065,9 @@ class InferenceMixin:
         """Covariance matrix of the reported parameters: the inverse observed information.
 
         The same parameters, order and labels as :meth:`summary`'s rows
-        (``sigma`` by the delta method from ``log sigma``); with
-        ``alpha > 0`` the inverse of the penalised information.
+        (``sigma`` and a Student-t ``dof`` by the delta method from their
+        logs); with ``alpha > 0`` the inverse of the penalised information.
+        A ``dof`` held fixed on its bound has NaN rows and columns.
 
         Parameters
         ----------

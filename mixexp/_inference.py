@@ -12,7 +12,10 @@ the same vector to every row changes nothing), so they are reference-coded:
 the gate on expert 0 (rows for experts 1..K-1, ``v_k - v_0``), a classifier
 expert on its first class (``w_kc - w_k0``), as flexmix and statsmodels'
 MNLogit do. A Gaussian expert's noise enters as ``log sigma``; the table
-reports ``sigma`` (delta method).
+reports ``sigma`` (delta method). A Student-t expert's scale and degrees of
+freedom enter as ``log sigma`` and ``log nu`` and are reported as ``sigma``
+and ``dof`` likewise; a nu on its bound is held fixed (see
+:func:`_covariance`).
 
 Observed information
 --------------------
@@ -38,7 +41,16 @@ import warnings
 import numpy as np
 from scipy.linalg.blas import dsyrk
 from scipy.optimize import linear_sum_assignment
-from scipy.special import entr, gammaln, log_softmax, logsumexp, ndtr, ndtri
+from scipy.special import (
+    digamma,
+    entr,
+    gammaln,
+    log_softmax,
+    logsumexp,
+    ndtr,
+    ndtri,
+    polygamma,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import (
@@ -52,6 +64,7 @@ from sklearn.utils.validation import (
 from ._backend import to_host
 from ._experts._logistic import class_penalty_factor
 from ._experts._poisson import check_counts
+from ._experts._student_t import MAX_DOF, MIN_DOF
 
 # Rows per block when summing the information: bounds the (rows, P)
 # temporaries (a few tens of MB at P of a few hundred).
@@ -62,6 +75,9 @@ _SINGULAR_RCOND = 1e-10
 # A parameter is named when its loading on a null direction is at least this
 # fraction of the direction's largest loading.
 _LOADING = 0.5
+# A Student-t expert's nu within this distance of a bound, in log nu, is on it:
+# the fit clips nu to [MIN_DOF, MAX_DOF] (in log nu for the gradient solvers).
+_ON_BOUND = 1e-6
 
 
 class SingularInformationWarning(UserWarning):
@@ -96,6 +112,10 @@ class _LinearPredictorPart:
             names += [prefix + name
                       for name in ["intercept", *features, *self.TRAILING_TERMS]]
         return names
+
+    def fixed(self):
+        """(K, p): parameters the table holds at their fitted values (none here)."""
+        return np.zeros((self.n_experts, self.n_params), dtype=bool)
 
     def encode(self, est, y):
         y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
@@ -180,7 +200,127 @@ class _GaussianPart(_LinearPredictorPart):
             hess[t, 1:q, t, 1:q] = s * np.eye(self.n_features)
             hess[t, 1:q, t, q] = hess[t, q, t, 1:q] = -2.0 * s * w
             hess[t, q, t, q] = 2.0 * s * (w @ w)
-        return grad.ravel(), hess.reshape(self.n_params, self.n_params)
+        size = grad.size
+        return grad.ravel(), hess.reshape(size, size)
+
+
+class _StudentTPart(_GaussianPart):
+    """Student-t experts: per expert the Gaussian part's rows per target ``[intercept,
+    w_1..w_d, log sigma]`` (sigma the t's scale), then one ``log nu`` (shared by the targets).
+
+    With ``z_t = (y_t - x beta_t) / sigma_t``, ``delta = sum_t z_t^2`` and the latent
+    weight ``u = (nu + p) / (nu + delta)``, each row's log-density is
+    ``log G((nu + p)/2) - log G(nu/2) - p/2 log(nu pi) - sum_t log sigma_t
+    - (nu + p)/2 log(1 + delta / nu)``. The layout, parameter rows and ridge penalty
+    (``alpha ||w||^2 / (2 sigma^2)``, free of nu) are the Gaussian part's plus the nu.
+    """
+
+    def __init__(self, est):
+        super().__init__(est)
+        self.dof = np.reshape(np.asarray(est.expert_dof_, dtype=np.float64), self.n_experts)
+
+    @property
+    def n_params(self):
+        return super().n_params + 1
+
+    def terms(self, features):
+        return super().terms(features) + ["dof"]
+
+    def theta(self, est, order):
+        log_dof = np.log(np.reshape(np.asarray(est.expert_dof_, dtype=np.float64),
+                                    self.n_experts)[order])
+        return np.concatenate([super().theta(est, order), log_dof[:, None]], axis=1)
+
+    def scale_mask(self):
+        """True where the parameter is a log sigma or the log nu (reported as sigma, nu)."""
+        return np.append(super().scale_mask(), True)
+
+    def fixed(self):
+        """(K, p): True for a nu on its bound (MIN_DOF, MAX_DOF), which the fit did not
+        estimate freely; the table holds it fixed (see :func:`_covariance`)."""
+        mask = np.zeros((self.n_experts, self.n_params), dtype=bool)
+        log_dof = np.log(self.dof)
+        mask[:, -1] = ((np.abs(log_dof - np.log(MIN_DOF)) <= _ON_BOUND)
+                       | (np.abs(log_dof - np.log(MAX_DOF)) <= _ON_BOUND))
+        return mask
+
+    def prepare(self, theta, X1, Y):
+        """Per-expert log density (n, K) and the row quantities the derivatives use."""
+        n, p = X1.shape[0], self.n_targets
+        log_f = np.zeros((n, self.n_experts))
+        cache = []
+        for k in range(self.n_experts):
+            beta, log_sigma = self._split(theta[k, :-1])
+            dof = np.exp(theta[k, -1])
+            inv_sigma = np.exp(-log_sigma)
+            z = (Y - X1 @ beta.T) * inv_sigma  # (n, T)
+            delta = np.sum(z**2, axis=1)
+            log_f[:, k] = (gammaln(0.5 * (dof + p)) - gammaln(0.5 * dof)
+                           - 0.5 * p * np.log(dof * np.pi) - np.sum(log_sigma)
+                           - 0.5 * (dof + p) * np.log1p(delta / dof))
+            u = (dof + p) / (dof + delta)
+            cache.append((z, inv_sigma, delta, u, dof))
+        return log_f, cache
+
+    def _score_parts(self, cache, k, X1):
+        """Rows ``a`` (n, T (d + 2)) with ``d delta / d theta = -2 a`` over the Gaussian
+        block (``a = (z_t x / sigma_t, z_t^2)`` per target), and the nu score (n,)."""
+        z, inv_sigma, delta, _, dof = cache[k]
+        n, p = X1.shape[0], self.n_targets
+        a = np.concatenate([(z * inv_sigma)[:, :, None] * X1[:, None, :], (z**2)[:, :, None]],
+                           axis=2).reshape(n, -1)
+        # d log f / d log nu; 1 - u written as (delta - p) / (nu + delta), which keeps
+        # its digits where nu is large
+        dof_score = 0.5 * dof * (digamma(0.5 * (dof + p)) - digamma(0.5 * dof)
+                                 - np.log1p(delta / dof) + (delta - p) / (dof + delta))
+        return a, dof_score
+
+    def score_rows(self, cache, k, X1):
+        """d log f_k / d theta_k per row: ``u a`` (and -1 on each log sigma), then nu: (n, p)."""
+        u = cache[k][3]
+        a, dof_score = self._score_parts(cache, k, X1)
+        score = u[:, None] * a
+        score[:, self.n_features + 1::self.n_features + 2] -= 1.0
+        return np.concatenate([score, dof_score[:, None]], axis=1)
+
+    def complete_information(self, cache, k, X1, weight):
+        """sum_i weight_i (-d2 log f_k): (p, p).
+
+        In the Gaussian block ``u/2 d2 delta - 2 u^2 / (nu + p) a a^T`` (``log f``
+        depends on it through delta only); with nu, ``-d(u a) / d log nu =
+        -nu (delta - p) / (nu + delta)^2 a``, and minus the derivative of the nu score.
+        """
+        z, inv_sigma, delta, u, dof = cache[k]
+        p, q = self.n_targets, self.n_features + 1
+        a, dof_score = self._score_parts(cache, k, X1)
+        P = self.n_params
+        info = np.zeros((P, P))
+        for t in range(p):
+            block = slice(t * (q + 1), (t + 1) * (q + 1))
+            inner = np.zeros((q + 1, q + 1))
+            wu = weight * u
+            inner[:q, :q] = _gram(X1, wu * inv_sigma[t] ** 2)
+            cross = 2.0 * inv_sigma[t] * (X1.T @ (wu * z[:, t]))
+            inner[:q, q] = inner[q, :q] = cross
+            inner[q, q] = 2.0 * wu @ z[:, t] ** 2
+            info[block, block] = inner
+        info[:-1, :-1] -= _gram(a, weight * 2.0 * u**2 / (dof + p))
+        spread = dof * (delta - p) / (dof + delta) ** 2  # d u / d log nu
+        cross = -(weight * spread) @ a
+        info[:-1, -1] = info[-1, :-1] = cross
+        # d (dof_score) / d log nu = dof_score + nu^2 dD/dnu, D = dof_score / nu
+        d_dof = 0.5 * (0.5 * (polygamma(1, 0.5 * (dof + p)) - polygamma(1, 0.5 * dof))
+                       + delta / (dof * (dof + delta)) - (delta - p) / (dof + delta) ** 2)
+        info[-1, -1] = -weight @ (dof_score + dof**2 * d_dof)
+        return info
+
+    def penalty(self, theta_k):
+        """The Gaussian part's ridge penalty on the lines and scales; nu is not penalised."""
+        grad, hess = super().penalty(theta_k[:-1])
+        P = self.n_params
+        full = np.zeros((P, P))
+        full[:-1, :-1] = hess
+        return np.append(grad, 0.0), full
 
 
 class _MultinomialPart:
@@ -199,6 +339,9 @@ class _MultinomialPart:
 
     def terms(self, features):
         return [f"{c}:{name}" for c in self.classes[1:] for name in ["intercept", *features]]
+
+    def fixed(self):
+        return np.zeros((self.n_experts, self.n_params), dtype=bool)
 
     def encode(self, est, y):
         y = np.asarray(y)
@@ -355,7 +498,8 @@ def _reference_coded_penalty(beta, alpha, weight_scale2, n_levels):
 # Each expert family's part of the likelihood on the user's scale (its parameter
 # rows, log-density, per-row score, complete-data information and penalty), by the
 # regressor's ``expert``; the classifier's experts are multinomial.
-_REGRESSOR_PARTS = {"gaussian": _GaussianPart, "poisson": _PoissonPart}
+_REGRESSOR_PARTS = {"gaussian": _GaussianPart, "poisson": _PoissonPart,
+                    "student_t": _StudentTPart}
 
 
 def _family_part(est):
@@ -400,6 +544,9 @@ class _Model:
         self.log_scale = np.concatenate(
             [np.zeros(self.n_gate, dtype=bool), np.tile(self.family.scale_mask(), K)]
         )
+        # parameters on a bound of the fit (a Student-t nu): no standard error
+        self.fixed = np.concatenate([np.zeros(self.n_gate, dtype=bool),
+                                     self.family.fixed().ravel()])
 
     def gate_view(self, a):
         """The gate's columns of ``a`` (its last axis)."""
@@ -651,14 +798,41 @@ def observed_information(est, X, y, sample_weight=None):
 
 
 def _covariance(est, X, y, sample_weight):
-    """(model, theta, covariance of theta) from the observed information."""
+    """(model, theta, covariance of theta) from the observed information.
+
+    Parameters on a bound of the fit (``model.fixed``: a Student-t nu at
+    MIN_DOF or MAX_DOF) are held fixed: the likelihood's maximum there is not
+    a stationary point, so a curvature-based standard error would be wrong.
+    Their rows and columns are NaN and the others are the covariance given
+    them (the inverse of the information with theirs left out); a warning
+    names them.
+    """
     model, theta, info = observed_information(est, X, y, sample_weight)
-    return model, theta, _invert_information(info, model.index)
+    free = np.flatnonzero(~model.fixed)
+    cov = np.full(info.shape, np.nan)
+    cov[np.ix_(free, free)] = _invert_information(info[np.ix_(free, free)],
+                                                  [model.index[i] for i in free])
+    if model.fixed.any():
+        names = ", ".join(f"{model.index[i]} = {np.exp(theta[i]):g}"
+                          for i in np.flatnonzero(model.fixed))
+        warnings.warn(
+            f"The degrees of freedom of {int(model.fixed.sum())} Student-t expert(s) sit on "
+            f"a bound of the fit ([{MIN_DOF:g}, {MAX_DOF:g}]): {names}. They are held "
+            "fixed: their standard errors and intervals are NaN, and the other standard "
+            "errors are conditional on them. A nu at 1e6 means the expert's noise is "
+            "Gaussian to the data's resolution; expert='gaussian' gives the same fit with "
+            "standard errors throughout.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return model, theta, cov
 
 
 def _reported_covariance(model, theta, cov):
     """Delta method: covariance of the reported parameters (sigma, not log sigma)."""
-    jac = np.where(model.log_scale, np.exp(theta), 1.0)
+    jac = np.ones_like(theta)
+    # (only the log-scale entries: exp of a large gate weight would overflow)
+    jac[model.log_scale] = np.exp(theta[model.log_scale])
     return cov * np.outer(jac, jac)
 
 
@@ -761,6 +935,7 @@ def summary(est, X, y, sample_weight, method, confidence, n_boot, n_jobs, random
         # intervals for sigma are built on the log scale (they stay positive)
         half = ndtri(0.5 + confidence / 2) * np.sqrt(np.diag(cov))
         lower, upper = model.reported(theta - half), model.reported(theta + half)
+        attrs["fixed"] = [model.index[i] for i in np.flatnonzero(model.fixed)]
     else:
         model, theta, draws = _bootstrap(est, X, y, sample_weight, n_boot, n_jobs,
                                          random_state)
@@ -807,7 +982,11 @@ class InferenceMixin:
         reference-coded on the first class of ``classes_`` (terms
         ``"<class>:<feature>"``); a Gaussian expert reports its noise
         standard deviation ``sigma`` (terms ``"y<t>:<feature>"`` for
-        multi-output targets).
+        multi-output targets); a Student-t expert its scale ``sigma`` and
+        its degrees of freedom ``dof`` (one per expert). A ``dof`` on its
+        bound ([0.5, 1e6]) is held fixed: NaN standard error and interval,
+        the other standard errors given it, listed in
+        ``table.attrs["fixed"]``.
 
         Parameters
         ----------
@@ -842,9 +1021,10 @@ class InferenceMixin:
         table : pandas.DataFrame
             Index ``(part, expert, term)``; columns ``coef``, ``std_err``,
             ``z``, ``p_value`` (two-sided, normal), ``ci_lower``,
-            ``ci_upper``. ``z`` and ``p_value`` are NaN for ``sigma``
-            (testing sigma = 0 is meaningless). ``table.attrs`` records the
-            method and confidence.
+            ``ci_upper``. ``z`` and ``p_value`` are NaN for ``sigma`` and
+            ``dof`` (testing sigma = 0 is meaningless). ``table.attrs``
+            records the method and confidence (and, for
+            ``method="hessian"``, the rows held ``fixed``).
 
         Raises
         ------
@@ -859,6 +1039,8 @@ class InferenceMixin:
         SingularInformationWarning
             When the information is (nearly) singular; the parameters
             involved are named and get NaN standard errors.
+        UserWarning
+            When a Student-t expert's ``dof`` is on a bound and held fixed.
 
         Examples
         --------
@@ -883,8 +1065,9 @@ class InferenceMixin:
         """Covariance matrix of the reported parameters: the inverse observed information.
 
         The same parameters, order and labels as :meth:`summary`'s rows
-        (``sigma`` by the delta method from ``log sigma``); with
-        ``alpha > 0`` the inverse of the penalised information.
+        (``sigma`` and a Student-t ``dof`` by the delta method from their
+        logs); with ``alpha > 0`` the inverse of the penalised information.
+        A ``dof`` held fixed on its bound has NaN rows and columns.
 
         Parameters
         ----------

@@ -97,8 +97,10 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         nu_k > 1); ``predict(return_std=True)`` uses the variance
         sigma_k^2 nu_k / (nu_k - 2), which is infinite for nu_k <= 2: the
         std is then ``inf`` on every row where such an expert has a
-        positive gate (never NaN). Not available in ``summary`` /
-        ``parameter_covariance`` yet.
+        positive gate (never NaN). ``summary`` / ``parameter_covariance``
+        report each expert's intercept, weights, scale ``sigma`` and
+        degrees of freedom ``dof``; a ``dof`` on its bound is held fixed
+        (NaN standard error, a warning).
         ``"poisson"``: Poisson regressions with a log link for non-negative
         integer counts, p_k(y | x) = Poisson(y; exp(x w_k + c_k)) (each
         target an independent count); ``fit`` refuses negative or

@@ -202,6 +202,21 @@ def central_differences(function, x, step=1e-6):
     return grad
 
 
+
+def central_second_differences(function, x, step=1e-4):
+    """Central finite differences of a scalar ``function`` at ``x`` (1-D): the Hessian."""
+    size = x.size
+    hessian = np.empty((size, size))
+    e = np.eye(size) * step
+    f0 = function(x)
+    for i in range(size):
+        hessian[i, i] = (function(x + e[i]) - 2 * f0 + function(x - e[i])) / step**2
+        for j in range(i):
+            hessian[i, j] = hessian[j, i] = (
+                function(x + e[i] + e[j]) - function(x + e[i] - e[j])
+                - function(x - e[i] + e[j]) + function(x - e[i] - e[j])) / (4 * step**2)
+    return hessian
+
 # ---- references for one expert -------------------------------------------------------
 def _weighted_standardised(X, sample_weight):
     keep = sample_weight > 0

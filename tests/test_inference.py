@@ -18,6 +18,7 @@ from mixexp._inference import (
     _validated,
     observed_information,
 )
+from mixexp._testing import central_second_differences
 from mixexp.datasets import make_moe_classification, make_moe_regression
 
 ignore_convergence = pytest.mark.filterwarnings(
@@ -38,20 +39,6 @@ def _fitted(kind, n_experts, n_features, n_samples=200, seed=0, n_targets=1, **p
                                           random_state=seed)
         est = MixtureOfExpertsClassifier(n_experts, random_state=0, max_iter=30, **params)
     return est.fit(X, y), X, y
-
-
-def _fd_hessian(f, theta, step=1e-4):
-    """Central second differences of a scalar function (test code only)."""
-    P = theta.size
-    H = np.empty((P, P))
-    E = np.eye(P) * step
-    f0 = f(theta)
-    for i in range(P):
-        H[i, i] = (f(theta + E[i]) - 2 * f0 + f(theta - E[i])) / step**2
-        for j in range(i):
-            H[i, j] = H[j, i] = (f(theta + E[i] + E[j]) - f(theta + E[i] - E[j])
-                                 - f(theta - E[i] + E[j]) + f(theta - E[i] - E[j])) / (4 * step**2)
-    return H
 
 
 # ---- the analytic information against finite differences ---------------------
@@ -83,7 +70,7 @@ def test_information_matches_finite_differences(kind, n_experts, n_features):
     info = model.score_and_information(theta, Xv, Y, w)[1]
     if theta.size <= 12:
         # second differences of the log-likelihood itself (O(P^2) evaluations)
-        fd_info = -_fd_hessian(loglik, theta)
+        fd_info = -central_second_differences(loglik, theta)
     else:
         # differences of the score, itself checked against the log-likelihood above
         fd_info = -np.array([(score(theta + e) - score(theta - e)) / (2 * step) for e in E])
@@ -102,7 +89,7 @@ def test_multi_output_regression_information():
     model, Xv, Y, w = _validated(est, X, y, None)
     theta = model.theta(est)
     info = model.score_and_information(theta, Xv, Y, w)[1]
-    fd_info = -_fd_hessian(lambda t: model.log_likelihood(t, Xv, Y, w), theta)
+    fd_info = -central_second_differences(lambda t: model.log_likelihood(t, Xv, Y, w), theta)
     assert np.abs(info - fd_info).max() <= 1e-4 * np.abs(fd_info).max()
 
 
@@ -423,7 +410,7 @@ def test_poisson_information_matches_finite_differences(n_experts, n_features, n
     fd_score = np.array([(loglik(theta + e) - loglik(theta - e)) / (2 * step)
                          for e in np.eye(theta.size) * step])
     np.testing.assert_allclose(score, fd_score, rtol=1e-4, atol=1e-4 * np.abs(fd_score).max())
-    fd_info = -_fd_hessian(loglik, theta)
+    fd_info = -central_second_differences(loglik, theta)
     scale = np.abs(fd_info).max()
     np.testing.assert_allclose(info, fd_info, rtol=1e-4, atol=1e-5 * scale)
     table = est.summary(X, y)
@@ -480,6 +467,6 @@ def test_column_selections_get_tables_of_their_own_columns(expert, gate_features
         est.log_likelihood(frame, y) * len(y), rel=1e-12)
     theta = theta + 0.05 * np.random.default_rng(1).standard_normal(theta.size)
     info = model.score_and_information(theta, Xv, Y, w)[1]
-    fd_info = -_fd_hessian(lambda t: model.log_likelihood(t, Xv, Y, w), theta)
+    fd_info = -central_second_differences(lambda t: model.log_likelihood(t, Xv, Y, w), theta)
     scale = np.abs(fd_info).max()
     np.testing.assert_allclose(info, fd_info, rtol=1e-4, atol=1e-5 * scale)

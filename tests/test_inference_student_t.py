@@ -16,6 +16,7 @@ from scipy.special import logsumexp
 from mixexp import MixtureOfExpertsRegressor
 from mixexp._experts._student_t import MAX_DOF, MIN_DOF
 from mixexp._inference import _validated, observed_information
+from mixexp._testing import central_second_differences
 
 ignore_convergence = pytest.mark.filterwarnings(
     "ignore::sklearn.exceptions.ConvergenceWarning"
@@ -66,20 +67,6 @@ def _scipy_log_likelihood(theta, X, Y, n_experts, n_targets):
     return float(logsumexp(log_gate + log_f, axis=1).sum())
 
 
-def _fd_hessian(f, theta, step=1e-4):
-    """Central second differences of a scalar function."""
-    P = theta.size
-    H = np.empty((P, P))
-    E = np.eye(P) * step
-    f0 = f(theta)
-    for i in range(P):
-        H[i, i] = (f(theta + E[i]) - 2 * f0 + f(theta - E[i])) / step**2
-        for j in range(i):
-            H[i, j] = H[j, i] = (f(theta + E[i] + E[j]) - f(theta + E[i] - E[j])
-                                 - f(theta - E[i] + E[j]) + f(theta - E[i] - E[j])) / (4 * step**2)
-    return H
-
-
 # ---- the analytic information against scipy.stats and finite differences ---------------
 @ignore_convergence
 @pytest.mark.parametrize("n_experts, n_targets", [(1, 1), (2, 1), (1, 2), (2, 2)])
@@ -97,7 +84,7 @@ def test_information_is_the_hessian_of_the_scipy_log_likelihood(n_experts, n_tar
     # the parametrisation is the estimator's, and its likelihood scipy's
     assert loglik(theta) == pytest.approx(est.log_likelihood(X, y) * len(X), rel=1e-10)
     info = model.score_and_information(theta, Xv, Y, w)[1]
-    fd_info = -_fd_hessian(loglik, theta)
+    fd_info = -central_second_differences(loglik, theta)
     scale = np.abs(fd_info).max()
     np.testing.assert_allclose(info, fd_info, rtol=1e-4, atol=1e-5 * scale)
     # the score too, away from the optimum, where it is not zero

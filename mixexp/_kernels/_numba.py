@@ -959,7 +959,19 @@ def _sample_hessian_rows(zt, g, w_row, s0, nb, stride, d, hz, hg, hs, n_held, f,
                          curv, hessian_weight, chunk):
     """Gather the block's rows i % stride == 0 (i counted from X's first row) for the
     gate's subsampled curvature, summed into curv whenever _BLOCK are held; returns
-    how many are held."""
+    how many are held. ``f`` holds the block's pair products of ``zt`` on entry.
+
+    With stride 1 nothing is gathered: the block is what would be held (none
+    is held before it, as blocks of a chunk are full but its last), so its
+    curvature is summed from ``zt``, ``g`` and ``f`` as they are, in the
+    same order (the same sums as gathering them; the pairs are not formed twice).
+    """
+    if stride == 1 and n_held == 0:
+        for i in range(nb):
+            hessian_weight[chunk] += w_row[i]
+        _softmax_curvature_weights(g, w_row, nb, curvature)
+        _accumulate_products_4x2(curvature, nb, f, curv)
+        return 0
     for i in range((stride - s0 % stride) % stride, nb, stride):
         for a in range(d):
             hz[a, n_held] = zt[a, i]

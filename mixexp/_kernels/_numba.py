@@ -32,7 +32,8 @@ No blanket ``fastmath``: -inf is a legal value in log space. Two flags are
 used where they pay, neither of which assumes finite values: ``contract``
 (fused multiply-add) in the exp and log polynomials, the linear maps and
 the sums of products; ``reassoc`` only in :func:`_accumulate_products`, the sums of
-products behind the M-step statistics, so that its dot products vectorise.
+products behind the M-step statistics, so that its dot products vectorise, and
+in :func:`_dot_block` / :func:`_sum_block`, the Student-t pass's sums over a block.
 
 Arrays with a sample axis are made C-contiguous (a copy only when they are
 not already), which keeps the compiled specialisations to one per dtype.
@@ -356,6 +357,25 @@ def _accumulate_products(A, nb, B, acc):
             for i in range(nb):
                 s += A[m, i] * B[q, i]
             acc[m, q] += s
+
+
+@njit(**_JIT, fastmath=_FMA | {"reassoc"})
+def _dot_block(a, b, nb):
+    """sum_{i < nb} a[i] b[i], reassociated (vectorised over i; the order is the
+    compiled code's, never the data's or the threads')."""
+    total = 0.0
+    for i in range(nb):
+        total += a[i] * b[i]
+    return total
+
+
+@njit(**_JIT, fastmath=_FMA | {"reassoc"})
+def _sum_block(a, nb):
+    """sum_{i < nb} a[i], reassociated as :func:`_dot_block`."""
+    total = 0.0
+    for i in range(nb):
+        total += a[i]
+    return total
 
 
 @njit(**_JIT)
@@ -939,7 +959,19 @@ def _sample_hessian_rows(zt, g, w_row, s0, nb, stride, d, hz, hg, hs, n_held, f,
                          curv, hessian_weight, chunk):
     """Gather the block's rows i % stride == 0 (i counted from X's first row) for the
     gate's subsampled curvature, summed into curv whenever _BLOCK are held; returns
-    how many are held."""
+    how many are held. ``f`` holds the block's pair products of ``zt`` on entry.
+
+    With stride 1 nothing is gathered: the block is what would be held (none
+    is held before it, as blocks of a chunk are full but its last), so its
+    curvature is summed from ``zt``, ``g`` and ``f`` as they are, in the
+    same order (the same sums as gathering them; the pairs are not formed twice).
+    """
+    if stride == 1 and n_held == 0:
+        for i in range(nb):
+            hessian_weight[chunk] += w_row[i]
+        _softmax_curvature_weights(g, w_row, nb, curvature)
+        _accumulate_products_4x2(curvature, nb, f, curv)
+        return 0
     for i in range((stride - s0 % stride) % stride, nb, stride):
         for a in range(d):
             hz[a, n_held] = zt[a, i]
@@ -1113,28 +1145,25 @@ def _student_t_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision
                     else:
                         _log1p_of_quad(q_row, nb, b, arg, lg, cand)
                         l_row = cand
-                    total_j = 0.0
-                    for i in range(nb):
-                        total_j += w_k[i] * l_row[i]
-                    dof_sums[chunk, k, j] += total_j
-            # the latent weights: W u replaces W for the experts' moments
+                    dof_sums[chunk, k, j] += _dot_block(w_k, l_row, nb)
+            # the latent weights: W u replaces W for the experts' moments (the
+            # sums apart, so that the loop over rows vectorises)
             for k in range(n_experts):
                 q_row, w_k, l_row = quad[k], wt[k], l1p[k]
                 nu, power = 2.0 / two_over_dof[k], 2.0 * half_power[k]
                 log_ratio = math.log1p(n_targets / nu)
-                sum_w, sum_log = 0.0, 0.0
+                w_sum[chunk, k] += _sum_block(w_k, nb)
                 for i in range(nb):
                     v = power / (nu + 2.0 * q_row[i])
                     small = v < _SMALLEST_NORMAL  # (floored, as the reference)
                     u = _SMALLEST_NORMAL if small else v
                     log_u = _LOG_SMALLEST_NORMAL if small else log_ratio - l_row[i]
-                    w = w_k[i]
-                    sum_w += w
-                    sum_log += w * (log_u - u)
-                    wu = w * u
+                    cand[i] = log_u - u
+                    arg[i] = u
+                log_sum[chunk, k] += _dot_block(w_k, cand, nb)
+                for i in range(nb):
+                    wu = w_k[i] * arg[i]
                     w_k[i] = wu if wu >= _SMALLEST_NORMAL else 0.0
-                w_sum[chunk, k] += sum_w
-                log_sum[chunk, k] += sum_log
             for m in range(n_means):
                 w_k, r_row, out = wt[m // n_targets], rt[m], weighted[n_experts + m]
                 for i in range(nb):

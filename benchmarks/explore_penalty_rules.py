@@ -4,7 +4,8 @@ Runs ``bench_defaults.py``'s protocol (5 folds, K by BIC over 1..6, each
 fold against Ridge(alpha=1)) with a ``MixtureOfExpertsRegressor`` whose
 penalties follow a rule that the estimator does not offer. It is a
 prototype, not a feature: it reaches into private methods
-(``_make_model``, ``_make_family``, the Gaussian family's ``ridge_step``)
+(``_make_model``, ``_make_family``, the Gaussian family's ``_weight_penalties``;
+``ridge_step`` takes a penalty per expert)
 to give the gate and each expert penalties of their own, so it may break
 when they change. A calibrated rule fits at the default penalty, chooses
 the penalties from that fit, and refits warm-started with them.
@@ -42,7 +43,6 @@ import mixexp.datasets
 from mixexp import _base, _regressor
 from mixexp._experts import _gaussian
 from mixexp._gates._softmax import SoftmaxGate
-from mixexp._linalg import solve_psd
 from mixexp._model import MixtureModel
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
@@ -54,31 +54,6 @@ CV_GATE_GRID = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
 
 
 # ---- per-expert and gate penalties, patched in -------------------------------------
-def _ridge_step(statistics, experts, weight_penalty, active):
-    """The Gaussian family's ridge step with a penalty per expert (K, d) or shared (d,)."""
-    gram, x_sum, w_sum = statistics["gram"], statistics["x_sum"], statistics["w_sum"]
-    xr, r_sum, rss = statistics["xr"], statistics["r_sum"], statistics["rss"]
-    coef, intercept = experts["coef"].copy(), experts["intercept"].copy()
-    d = coef.shape[2]
-    penalty = np.broadcast_to(weight_penalty, (coef.shape[0], d))
-    new_rss, moments = rss.copy(), np.empty((d + 1, d + 1))
-    for k in np.flatnonzero(active):
-        moments[:d, :d] = gram[k]
-        moments[:d, d] = moments[d, :d] = x_sum[k]
-        moments[d, d] = w_sum[k]
-        system = moments.copy()
-        system[np.arange(d), np.arange(d)] += penalty[k]
-        residual = np.concatenate([xr[k].T, r_sum[k][None, :]], axis=0)
-        rhs = residual.copy()
-        rhs[:d] -= penalty[k][:, None] * coef[k].T
-        step = solve_psd(system, rhs)
-        coef[k] += step[:d].T
-        intercept[k] += step[d]
-        new_rss[k] = (rss[k] - 2.0 * np.sum(step * residual, axis=0)
-                      + np.sum(step * (moments @ step), axis=0))
-    return coef, intercept, new_rss
-
-
 def _weight_penalties(self, coef):
     penalty = self.weight_penalty
     return np.sum((penalty[:, None, :] if penalty.ndim == 2 else penalty) * coef**2, axis=2)
@@ -100,7 +75,6 @@ def _make_family(self, x_scale, Y, sample_weight, alpha, x_mean=None):
     return family
 
 
-_gaussian.ridge_step = _ridge_step
 _gaussian.GaussianExperts._weight_penalties = _weight_penalties
 _base.BaseMixtureOfExperts._make_model = _make_model
 _regressor.MixtureOfExpertsRegressor._make_family = _make_family

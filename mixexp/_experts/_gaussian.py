@@ -79,7 +79,9 @@ def ridge_step(statistics, experts, weight_penalty, active):
     """Weighted ridge weights and intercepts of the ``active`` experts, and their RSS.
 
     ``statistics``: weighted moments of (x, 1) and of the residuals at the
-    current parameters (see :meth:`GaussianExperts.statistics`). Returns
+    current parameters (see :meth:`GaussianExperts.statistics`);
+    ``weight_penalty``: per standardised weight, (d,) for every expert or
+    (K, d) for each its own. Returns
     ``(coef, intercept, rss)``, the RSS (K, t) at the new parameters (not
     penalised); inactive experts keep their parameters and RSS. The system
     is solved for the step from the current parameters (right-hand side: the
@@ -95,6 +97,8 @@ def ridge_step(statistics, experts, weight_penalty, active):
     coef = experts["coef"].copy()
     intercept = experts["intercept"].copy()
     d = coef.shape[2]
+    # one penalty (d,) for every expert, or each expert's own (K, d)
+    penalty = np.broadcast_to(weight_penalty, (coef.shape[0], d))
     new_rss = rss.copy()
     moments = np.empty((d + 1, d + 1))
     for k in np.flatnonzero(active):
@@ -102,10 +106,10 @@ def ridge_step(statistics, experts, weight_penalty, active):
         moments[:d, d] = moments[d, :d] = x_sum[k]
         moments[d, d] = w_sum[k]
         system = moments.copy()
-        system[np.arange(d), np.arange(d)] += weight_penalty
+        system[np.arange(d), np.arange(d)] += penalty[k]
         residual = np.concatenate([xr[k].T, r_sum[k][None, :]], axis=0)  # (d + 1, t)
         rhs = residual.copy()
-        rhs[:d] -= weight_penalty[:, None] * coef[k].T
+        rhs[:d] -= penalty[k][:, None] * coef[k].T
         step = solve_psd(system, rhs)
         coef[k] += step[:d].T
         intercept[k] += step[d]

@@ -2,6 +2,7 @@
 
 import pickle
 
+import _kernel_harness as HARNESS  # tests/, on the path through conftest.py
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -418,20 +419,6 @@ def test_pipeline_experts_weight_their_final_step():
 
 
 # ---- CuPy (emulated): the clones run on host copies, the rest on the device ----------
-def _emulation():
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    name = "mixexp_tests_cupy_emulation"
-    if name not in sys.modules:
-        path = Path(__file__).with_name("_cupy_emulation.py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
 @pytest.fixture
 def emulated_cupy(tmp_path_factory, monkeypatch):
     import shutil
@@ -441,7 +428,7 @@ def emulated_cupy(tmp_path_factory, monkeypatch):
 
     if shutil.which("g++") is None:
         pytest.skip("no g++ to run the CUDA source on the host")
-    emulation = _emulation()
+    emulation = HARNESS.load_emulation()
     fake = emulation.emulated_cupy(tmp_path_factory.mktemp("cuda_on_host"), one_thread=True)
     monkeypatch.setitem(sys.modules, "cupy", fake)
     monkeypatch.setitem(sys.modules, "mixexp._kernels._cupy", emulation.load_cupy_kernels(fake))

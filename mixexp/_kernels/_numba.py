@@ -955,6 +955,21 @@ def _posterior_weights(e, total, s_row, g, nb, wt, w_row, weighted):
 
 
 @njit(**_JIT)
+def _block_posterior(z, nb, e, shift, total, norm, s_row, gate_norm, g, wt, w_row, weighted):
+    """From a block's joint log g_k + log p_k in z: the posterior weights, as
+    :func:`_posterior_weights` leaves them, and the block's weighted
+    log-likelihood sum_i s_i (log-sum-exp_k z_ki - gate_norm_i), returned."""
+    _lse_block(z, nb, e, shift, total, norm)
+    log_lik = 0.0
+    for i in range(nb):
+        log_lik += s_row[i] * (norm[i] - gate_norm[i])
+        # an impossible row (total 0) gets no responsibility
+        total[i] = 1.0 / total[i] if total[i] > 0.0 else 0.0
+    _posterior_weights(e, total, s_row, g, nb, wt, w_row, weighted)
+    return log_lik
+
+
+@njit(**_JIT)
 def _sample_hessian_rows(zt, g, w_row, s0, nb, stride, d, hz, hg, hs, n_held, f, curvature,
                          curv, hessian_weight, chunk):
     """Gather the block's rows i % stride == 0 (i counted from X's first row) for the
@@ -1035,15 +1050,9 @@ def _gaussian_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision,
                 for i in range(nb):
                     r_row[i] = y_row[i] - r_row[i]
             _gaussian_joint_from_residuals(rt, nb, half_precision, log_const, quad, z)
-            _lse_block(z, nb, e, shift, total, norm)
-            ll = 0.0
-            for i in range(nb):
-                ll += s_row[i] * (norm[i] - gate_norm[i])
-                # an impossible row (total 0) gets no responsibility
-                total[i] = 1.0 / total[i] if total[i] > 0.0 else 0.0
-            log_lik[chunk] += ll
             # W = s h (h as the E-step computes it), s' = sum_k W_k, W - g s'
-            _posterior_weights(e, total, s_row, g, nb, wt, w_row, weighted)
+            log_lik[chunk] += _block_posterior(z, nb, e, shift, total, norm, s_row, gate_norm, g,
+                                               wt, w_row, weighted)
             for m in range(n_means):
                 w_k, r_row, out = wt[m // n_targets], rt[m], weighted[n_experts + m]
                 for i in range(nb):
@@ -1127,14 +1136,9 @@ def _student_t_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, half_precision
                     fix = ((u - 1.0) - x) / u if u < np.inf else 0.0
                     l_row[i] = lg[i] - fix
                     z_row[i] += c - a * l_row[i]
-            _lse_block(z, nb, e, shift, total, norm)
-            ll = 0.0
-            for i in range(nb):
-                ll += s_row[i] * (norm[i] - gate_norm[i])
-                total[i] = 1.0 / total[i] if total[i] > 0.0 else 0.0
-            log_lik[chunk] += ll
             # W = s h; the gate's residuals W - g s' (from W, not W u)
-            _posterior_weights(e, total, s_row, g, nb, wt, w_row, weighted)
+            log_lik[chunk] += _block_posterior(z, nb, e, shift, total, norm, s_row, gate_norm, g,
+                                               wt, w_row, weighted)
             # the nu step's candidates (the current nu's log1p is the joint's)
             for k in range(n_experts):
                 q_row, w_k = quad[k], wt[k]
@@ -1368,13 +1372,8 @@ def _poisson_pass_rows(X, Y, S, gate_w, gate_b, mean_w, mean_b, table, stride, b
                 mu_row = mu[m]
                 for i in range(nb):
                     z_row[i] += y_row[i] * eta_row[i] - mu_row[i] - lf_row[i]
-            _lse_block(z, nb, e, shift, total, norm)
-            ll = 0.0
-            for i in range(nb):
-                ll += s_row[i] * (norm[i] - gate_norm[i])
-                total[i] = 1.0 / total[i] if total[i] > 0.0 else 0.0
-            log_lik[chunk] += ll
-            _posterior_weights(e, total, s_row, g, nb, wt, w_row, weighted)
+            log_lik[chunk] += _block_posterior(z, nb, e, shift, total, norm, s_row, gate_norm, g,
+                                               wt, w_row, weighted)
             for k in range(n_experts):
                 acc = 0.0
                 for i in range(nb):
@@ -1487,14 +1486,8 @@ def _logistic_pass_rows(X, Y, S, gate_w, gate_b, class_w, class_b, stride, bound
                         z_row[i] += term
                         lp[i] += term
                         row[i] = e_row[i] / total[i]
-            _lse_block(z, nb, e, shift, total, norm)
-            ll = 0.0
-            for i in range(nb):
-                ll += s_row[i] * (norm[i] - gate_norm[i])
-                # an impossible row (total 0) gets no responsibility
-                total[i] = 1.0 / total[i] if total[i] > 0.0 else 0.0
-            log_lik[chunk] += ll
-            _posterior_weights(e, total, s_row, g, nb, wt, w_row, weighted)
+            log_lik[chunk] += _block_posterior(z, nb, e, shift, total, norm, s_row, gate_norm, g,
+                                               wt, w_row, weighted)
             for k in range(n_experts):
                 w_k, lp = wt[k], log_py[k]
                 acc_w = 0.0

@@ -201,6 +201,16 @@ class MixtureModel:
         resp[...] = posterior
         return log_norm
 
+    def chunk_weights(self, kernels, chunk, params, log_gate_out=None):
+        """The E-step on one chunk of a rows object: ``(log p(y_i | x_i) (n,), W = s h (n, K))``,
+        W in the chunk's scratch (valid until the next chunk); ``log_gate_out`` as for
+        :meth:`e_step`."""
+        resp = chunk.scratch("resp", self.n_experts(params))[: chunk.X.shape[0]]
+        log_norm = self.e_step(kernels, chunk.X, chunk.Y, params, resp,
+                               log_gate_out=log_gate_out)
+        resp *= chunk.sample_weight[:, None]
+        return log_norm, resp
+
     def penalty(self, params):
         """Gate and experts' penalties, summed (subtracted from the summed log-likelihood)."""
         return self.family.penalty(params["experts"]) + self.gate.penalty(params["gate"])

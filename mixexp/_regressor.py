@@ -485,15 +485,11 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         among them), so the t fit starts no lower than the Gaussian one."""
         if not isinstance(model.family, StudentTExperts) or hasattr(self, "expert_dof_"):
             return params
-        n_experts = model.n_experts(params)
 
         def map_reduce(function):
             def chunk_sums(chunk):
-                n = chunk.X.shape[0]
-                resp = chunk.scratch("resp", n_experts)[:n]
-                model.e_step(kernels, chunk.X, chunk.Y, params, resp)
-                resp *= chunk.sample_weight[:, None]
-                return function(model.expert_view(chunk.X), chunk.Y, resp)
+                W = model.chunk_weights(kernels, chunk, params)[1]
+                return function(model.expert_view(chunk.X), chunk.Y, W)
             return rows.map_reduce(chunk_sums)
 
         # two passes over the rows, in memory or on a cluster alike

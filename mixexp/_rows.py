@@ -8,10 +8,11 @@ returns float64 statistics, and sums those in chunk order: no standardised
 copy of X and no (n, K) array outlives a chunk, and the result depends on
 the chunking only through the rounding of the final sums (and not at all on
 the thread count). Rows that fit in one chunk are standardised once, on the
-first pass, and their scratch is reused as it is by the later ones. It also owns the per-chunk work arrays row functions
-need (:meth:`InMemoryRows.scratch`), so solvers allocate nothing of size n.
-The object counts its passes over the data, so a solver's
-cost can be reported as passes per iteration. ``mixexp._dask.DaskRows``
+first pass, and their scratch is reused as it is by the later ones. It also
+owns the per-chunk work arrays row functions need
+(:meth:`InMemoryRows.scratch`), so solvers allocate nothing of size n. The
+object counts its passes over the data, so a solver's cost can be reported
+as passes per iteration. ``mixexp._dask.DaskRows``
 holds chunks on Dask workers behind the same methods.
 
 Code not yet written as row functions asks for :meth:`InMemoryRows.whole`:

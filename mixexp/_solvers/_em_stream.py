@@ -44,16 +44,6 @@ from ._options import SolverOptions
 from ._result import SolverResult
 
 
-def _weighted_responsibilities(model, kernels, chunk, params, n_experts, log_prior=None):
-    """E-step at ``params`` on one chunk: ``(log p(y | x) (n,), W = s h (n, K))``, W in the
-    chunk's scratch (and the log gate in ``log_prior`` if given)."""
-    n = chunk.X.shape[0]
-    resp = chunk.scratch("resp", n_experts)[:n]
-    log_norm = model.e_step(kernels, chunk.X, chunk.Y, params, resp, log_gate_out=log_prior)
-    resp *= chunk.sample_weight[:, None]
-    return log_norm, resp
-
-
 class _Evaluation:
     """The parallel pass at ``params``: objective, shares and the gate's statistics."""
 
@@ -63,8 +53,7 @@ class _Evaluation:
         def chunk_statistics(chunk):
             n = chunk.X.shape[0]
             log_prior = chunk.scratch("log_prior", n_experts)[:n]
-            log_norm, W = _weighted_responsibilities(model, kernels, chunk, params, n_experts,
-                                                     log_prior)
+            log_norm, W = model.chunk_weights(kernels, chunk, params, log_prior)
             return {"log_likelihood": float(chunk.sample_weight @ log_norm),
                     "share": kernels.to_host(W.sum(axis=0, dtype=np.float64)),
                     "gate": model.gate.statistics(kernels, model.gate_view(chunk.X), W,
@@ -81,17 +70,17 @@ class _Evaluation:
 def _streamed_experts(model, kernels, rows, params, active):
     """The experts' guarded M-step at ``params``: a sequential pass of partial_fit, then
     a parallel pass that scores the old experts against the candidates."""
-    family, n_experts = model.family, model.n_experts(params)
+    family = model.family
 
     def update(chunk, candidates):
-        W = _weighted_responsibilities(model, kernels, chunk, params, n_experts)[1]
+        W = model.chunk_weights(kernels, chunk, params)[1]
         return family.stream_update(kernels, model.expert_view(chunk.X), chunk.Y, W,
                                     candidates, active)
 
     candidates = rows.fold(update, family.stream_start(params["experts"]))
 
     def score(chunk):
-        W = _weighted_responsibilities(model, kernels, chunk, params, n_experts)[1]
+        W = model.chunk_weights(kernels, chunk, params)[1]
         return family.stream_statistics(kernels, model.expert_view(chunk.X), chunk.Y, W,
                                         params["experts"], candidates)
 

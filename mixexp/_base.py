@@ -34,6 +34,7 @@ from ._backend import (
     single_threaded_blas,
 )
 from ._constraints import IntInterval
+from ._experts._gaussian import GCV_PENALTY_GRID
 from ._gates import SoftmaxGate
 from ._init import (
     initial_params,
@@ -73,6 +74,20 @@ from ._validation import (
 # log-likelihood after 10 EM iterations within 5e-6 per sample) for half of
 # the start's cost.
 _MAX_INIT_ROWS = 10_000
+
+# alpha="auto": the gate's penalty per weight of a standardised feature. As a
+# prior it is N(0, 1 / (2 * 0.01)), a standard deviation of about 7 in the
+# logit's slope per standard deviation of the feature: it hardly moves a gate
+# the data determine, and keeps one whose regions separate perfectly (where
+# the likelihood alone would send the slope to infinity) from claiming
+# certainty it has not seen (see the user guide, "Regularisation").
+AUTO_GATE_ALPHA = 1e-2
+# alpha="auto": the experts' penalty where none is chosen by GCV (Poisson
+# experts; the fit that GCV is computed from): the earlier fixed default.
+AUTO_EXPERT_ALPHA = 1e-4
+# Penalties GCV chooses among, against rescaled sample weights, are capped here
+# (as the user-scale penalties are): finite whatever the weights' scale.
+_MAX_CHOSEN_PENALTY = 1e200
 # partial_fit refits a rescaled model by an EM step on a batch of at least this
 # many rows per free parameter (see BaseMixtureOfExperts._follow_stream).
 _REFIT_ROWS_PER_PARAMETER = 2
@@ -195,15 +210,37 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return params
 
     # ---- the model -------------------------------------------------------
-    def _penalty_alpha(self, weight_exponent):
-        """alpha against weights rescaled by 2^-weight_exponent (see rescaled_sample_weight)."""
-        return math.ldexp(float(self.alpha), -weight_exponent)
+    def _gate_alpha(self, weight_exponent=0):
+        """The gate's alpha against weights rescaled by 2^-weight_exponent (see
+        rescaled_sample_weight)."""
+        alpha = AUTO_GATE_ALPHA if isinstance(self.alpha, str) else float(self.alpha)
+        return math.ldexp(alpha, -weight_exponent)
+
+    def _expert_alpha(self, weight_exponent=0):
+        """The experts' alpha (before any choice by GCV), as :meth:`_gate_alpha`."""
+        alpha = AUTO_EXPERT_ALPHA if isinstance(self.alpha, str) else float(self.alpha)
+        return math.ldexp(alpha, -weight_exponent)
 
     def _make_model(self, family, weight_exponent=0, columns=(None, None)):
         """The model of ``family`` behind a softmax gate; ``columns``: the gate's and the
         experts' (see :meth:`_selected_columns`)."""
-        return MixtureModel(SoftmaxGate(self._penalty_alpha(weight_exponent)), family,
+        return MixtureModel(SoftmaxGate(self._gate_alpha(weight_exponent)), family,
                             *columns)
+
+    def _fitted_penalties(self):
+        """The fitted model's penalties against the original sample weights:
+        ``(gate, experts)``, the gate's per weight of a standardised input, the
+        experts' (K, d) per weight on the user's scale (None for estimator experts)."""
+        model = self._fitted_model
+        weight_scale = math.ldexp(1.0, getattr(self, "_weight_exponent", 0))
+        gate = model.gate.alpha * weight_scale
+        penalty = getattr(model.family, "weight_penalty", None)
+        if penalty is None:
+            return gate, None
+        coef = self._params["experts"]["coef"]
+        scale = np.asarray(select_columns(self._x_scale, model.expert_columns), dtype=float)
+        penalty = np.broadcast_to(penalty, (coef.shape[0], coef.shape[-1]))
+        return gate, penalty * scale**2 * weight_scale
 
     @property
     def _fitted_model(self):
@@ -271,7 +308,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         warm = self.warm_start and self._warm_startable(rows.n_features, Y.shape[1], columns)
         model = self._make_model(
             self._make_family(select_columns(x_scale, columns[1]), Y, sample_weight,
-                              self._penalty_alpha(weight_exponent),
+                              self._expert_alpha(weight_exponent),
                               x_mean=select_columns(x_mean, columns[1])),
             weight_exponent, columns)
         solve = SOLVERS[self.solver]
@@ -284,6 +321,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 params = resize_experts(model, kernels, rows, params, self.n_experts,
                                         np.random.default_rng([seed, 2]))
             starts = [("warm", self._complete_warm_params(model, kernels, rows, params))]
+            chosen = getattr(self, "_family_state", {}).get("weight_penalty")
+            if (self._chooses_expert_penalties(model) and np.ndim(chosen) == 2
+                    and np.shape(chosen) == np.shape(params["experts"]["coef"])[::2]):
+                # alpha="auto": continue at the penalties chosen last time (GCV then
+                # chooses again), not at the calibration's, which would move the fit away
+                model.family.weight_penalty = chosen
         else:
             starts = self._initial_starts(Y, sample_weight, rows, model, kernels)
 
@@ -303,6 +346,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             if best is None or result.objective > best.objective:
                 best = result
 
+        if self._chooses_expert_penalties(model):
+            best = self._refit_with_chosen_penalties(model, kernels, rows, best, weight_exponent,
+                                                     (seed, len(starts)))
+        else:
+            self.__dict__.pop("expert_alpha_", None)
         if not best.converged:
             self._warn_not_converged(len(starts), best)
         self._x_mean, self._x_scale = x_mean, x_scale
@@ -316,6 +364,48 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.objective_history_ = np.asarray(best.objective_history)
         self._finish_fit(model, kernels, rows, best)
         return self
+
+    def _chooses_expert_penalties(self, model):
+        """alpha="auto" with experts whose M-step is a weighted ridge regression."""
+        return isinstance(self.alpha, str) and hasattr(model.family, "choose_penalties")
+
+    def _refit_with_chosen_penalties(self, model, kernels, rows, best, weight_exponent, seed):
+        """alpha="auto": each expert's penalty by GCV, then the fit continued with them.
+
+        At the best start's fit, one pass over the rows gathers each
+        expert's weighted moments at its posterior weights; GCV chooses its
+        penalty per standardised weight from :data:`GCV_PENALTY_GRID`
+        (``model.family.choose_penalties``); the solver then continues from
+        the experts' M-step at these penalties (from the same statistics)
+        with the penalties fixed, so its objective is one function
+        throughout (EM stays monotone). Sets ``expert_alpha_``; returns the
+        continued fit's result (its histories and iterations are the fit's).
+        """
+        params = best.params
+        statistics = model.map_reduce_weighted(
+            kernels, rows, params,
+            lambda X, Y, W: model.family.penalty_choice_statistics(kernels, X, Y, W,
+                                                                   params["experts"]))
+        # rescaled weights (see rescaled_sample_weight): the grid and counts with them
+        weight_scale = math.ldexp(1.0, weight_exponent)
+        with np.errstate(over="ignore"):  # (weights whose mean is near 1e-308)
+            grid = np.minimum(GCV_PENALTY_GRID / weight_scale, _MAX_CHOSEN_PENALTY)
+        chosen = model.family.choose_penalties(statistics, params["experts"], grid,
+                                               count_scale=weight_scale)
+        n_weights = params["experts"]["coef"].shape[2]
+        model.family.weight_penalty = np.repeat(chosen[:, None], n_weights, axis=1)
+        # the experts' M-step at the chosen penalties from the same statistics: the
+        # continued run starts there (one expert: at its optimum, which gradient
+        # solvers would only approach)
+        params = {**params, "experts": model.family.solve(statistics, params["experts"])}
+        result = SOLVERS[self.solver](
+            model, kernels, rows, params, max_iter=self.max_iter, tol=self.tol,
+            verbose=self.verbose > 1, options=self._solver_options(seed))
+        if self.verbose:
+            print(f"Penalties chosen by GCV: {result.n_iter} more iterations, "
+                  f"log-likelihood {result.log_likelihood:.6f}, converged={result.converged}")
+        self.expert_alpha_ = chosen * weight_scale
+        return result
 
     # The estimators standardise the inputs themselves: scaling them is no
     # advice. What helps depends on the solver.
@@ -456,7 +546,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             # standardisation and the expert family, which follow the stream
             sample_weight, self._weight_exponent = rescaled_sample_weight(sample_weight)
             self._x_mean, self._x_scale = weighted_mean_and_scale(X, sample_weight)
-            alpha = self._penalty_alpha(self._weight_exponent)
+            alpha = self._expert_alpha(self._weight_exponent)
             columns = self._selected_columns(X.shape[1])
             family = self._make_family(select_columns(self._x_scale, columns[1]), Y,
                                        sample_weight, alpha)
@@ -552,7 +642,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         columns = getattr(self, "_columns", (None, None))
         family = self._make_family(select_columns(x_scale, columns[1]), moment_rows,
                                    np.full(2, 0.5),
-                                   self._penalty_alpha(getattr(self, "_weight_exponent", 0)))
+                                   self._expert_alpha(getattr(self, "_weight_exponent", 0)))
         rebuilt = self._make_model(family, getattr(self, "_weight_exponent", 0), columns)
         params = self._params_from_user(rebuilt, x_mean, x_scale)
         params["experts"] = family.adapt(params["experts"], y_variance, stream["y_variance"])

@@ -108,7 +108,7 @@ class _HierarchicalMixin:
         super()._check_solver_options()
 
     def _make_model(self, family, weight_exponent=0, columns=(None, None)):
-        return MixtureModel(TreeGate(self._penalty_alpha(weight_exponent),
+        return MixtureModel(TreeGate(self._gate_alpha(weight_exponent),
                                      check_branching(self.branching)), family, *columns)
 
     @property
@@ -220,9 +220,11 @@ class HierarchicalMixtureOfExpertsRegressor(_HierarchicalMixin, MixtureOfExperts
         As in :class:`MixtureOfExpertsRegressor`, at the leaves.
     top_k : int or None, default=None
         Prediction mixes only each sample's ``top_k`` most probable leaves.
-    alpha : float, default=1e-4
-        L2 penalty on every node's gate weights and on the expert weights
-        (as in the flat estimator).
+    alpha : "auto" or float, default="auto"
+        L2 penalty on every node's gate weights and on the expert weights,
+        as in :class:`MixtureOfExpertsRegressor`: with ``"auto"`` every
+        node's gate gets 0.01 per standardised weight and each leaf expert
+        its own penalty, chosen by generalised cross-validation.
     balance : float, default=0.0
         Load balancing of the leaves' usage, as in
         :class:`MixtureOfExpertsRegressor` (the squared coefficient of
@@ -253,6 +255,9 @@ class HierarchicalMixtureOfExpertsRegressor(_HierarchicalMixin, MixtureOfExperts
     expert_coef_, expert_intercept_, expert_variance_ : ndarray
         The leaf experts, as in :class:`MixtureOfExpertsRegressor` (leaves
         in depth-first order: leaf k is child k % b_last of its parent).
+    expert_alpha_ : ndarray of shape (n_leaves,)
+        With ``alpha="auto"``: each leaf expert's penalty per standardised
+        weight, as in :class:`MixtureOfExpertsRegressor`.
     expert_usage_, n_iter_, converged_, log_likelihood_ : as in the flat estimator
     log_likelihood_history_, objective_history_ : ndarray of shape (`n_iter_`,)
     n_features_in_ : int
@@ -292,7 +297,7 @@ class HierarchicalMixtureOfExpertsRegressor(_HierarchicalMixin, MixtureOfExperts
         solver="em",
         gating="soft",
         top_k=None,
-        alpha=1e-4,
+        alpha="auto",
         balance=0.0,
         variance_floor=1e-6,
         max_iter=300,

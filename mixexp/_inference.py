@@ -99,7 +99,8 @@ class _LinearPredictorPart:
         self.multi = np.ndim(est.expert_intercept_) == 2
         self.n_targets = coef.shape[1] if self.multi else 1
         self.n_features = coef.shape[-1]
-        self.alpha = float(est.alpha)
+        # each expert's penalty per weight on the user's scale: (K, d)
+        self.alpha = est._fitted_penalties()[1]
 
     @property
     def n_params(self):
@@ -186,20 +187,21 @@ class _GaussianPart(_LinearPredictorPart):
             info[t, q, t, q] = 2.0 * weight @ z2[:, t]
         return info.reshape(self.n_params, self.n_params)
 
-    def penalty(self, theta_k):
-        """Gradient and Hessian of alpha ||w||^2 / (2 sigma^2) (Ridge's convention)."""
+    def penalty(self, theta_k, k):
+        """Gradient and Hessian of sum_j alpha_kj w_j^2 / (2 sigma^2) for expert k
+        (Ridge's convention)."""
         q = self.n_features + 1
         grad = np.zeros((self.n_targets, q + 1))
         hess = np.zeros((self.n_targets, q + 1, self.n_targets, q + 1))
         beta, log_sigma = self._split(theta_k)
         for t in range(self.n_targets):
             w = beta[t, 1:]
-            s = self.alpha * np.exp(-2.0 * log_sigma[t])
+            s = self.alpha[k] * np.exp(-2.0 * log_sigma[t])  # (d,)
             grad[t, 1:q] = s * w
-            grad[t, q] = -s * (w @ w)
-            hess[t, 1:q, t, 1:q] = s * np.eye(self.n_features)
+            grad[t, q] = -(s * w) @ w
+            hess[t, 1:q, t, 1:q] = np.diag(s)
             hess[t, 1:q, t, q] = hess[t, q, t, 1:q] = -2.0 * s * w
-            hess[t, q, t, q] = 2.0 * s * (w @ w)
+            hess[t, q, t, q] = 2.0 * (s * w) @ w
         size = grad.size
         return grad.ravel(), hess.reshape(size, size)
 
@@ -314,9 +316,9 @@ class _StudentTPart(_GaussianPart):
         info[-1, -1] = -weight @ (dof_score + dof**2 * d_dof)
         return info
 
-    def penalty(self, theta_k):
+    def penalty(self, theta_k, k):
         """The Gaussian part's ridge penalty on the lines and scales; nu is not penalised."""
-        grad, hess = super().penalty(theta_k[:-1])
+        grad, hess = super().penalty(theta_k[:-1], k)
         P = self.n_params
         full = np.zeros((P, P))
         full[:-1, :-1] = hess
@@ -388,7 +390,7 @@ class _MultinomialPart:
     def complete_information(self, cache, k, X1, weight):
         return _softmax_information(cache[0][k], X1, weight)
 
-    def penalty(self, theta_k):
+    def penalty(self, theta_k, k):
         return _reference_coded_penalty(theta_k.reshape(self.n_classes - 1, -1), self.alpha,
                                         np.ones(self.n_features), self.n_classes)
 
@@ -437,14 +439,14 @@ class _PoissonPart(_LinearPredictorPart):
             info[block, block] = _gram(X1, weight * rate[:, t])
         return info
 
-    def penalty(self, theta_k):
-        """Gradient and Hessian of alpha ||w_t||^2 per target (the weights, user's scale)."""
+    def penalty(self, theta_k, k):
+        """Gradient and Hessian of sum_j alpha_kj w_tj^2 per target for expert k (the
+        weights, user's scale)."""
         q = self.n_features + 1
         beta = theta_k.reshape(self.n_targets, q)
         grad = np.zeros((self.n_targets, q))
-        grad[:, 1:] = 2.0 * self.alpha * beta[:, 1:]
-        diagonal = np.tile(np.concatenate([[0.0], np.full(self.n_features, 2.0 * self.alpha)]),
-                           self.n_targets)
+        grad[:, 1:] = 2.0 * self.alpha[k] * beta[:, 1:]
+        diagonal = np.tile(np.concatenate([[0.0], 2.0 * self.alpha[k]]), self.n_targets)
         return grad.ravel(), np.diag(diagonal)
 
 
@@ -529,7 +531,8 @@ class _Model:
         self.n_features = int(est.n_features_in_)
         self.gate_columns, self.expert_columns = getattr(est, "_columns", (None, None))
         self.family = _family_part(est)
-        self.alpha = float(est.alpha)
+        # the gate's penalty per weight of a standardised input (alpha="auto": its own)
+        self.alpha = est._fitted_penalties()[0]
         self.n_gate_features = np.shape(est.gate_coef_)[1]
         K, q = self.n_experts, self.n_gate_features + 1
         self.n_gate = (K - 1) * q
@@ -651,7 +654,7 @@ class _Model:
                 gate, self.alpha, gate_scale**2, self.n_experts)
         for k in range(self.n_experts):
             e = slice(G + k * p, G + (k + 1) * p)
-            grad[e], hess[e, e] = self.family.penalty(experts[k])
+            grad[e], hess[e, e] = self.family.penalty(experts[k], k)
         return grad, hess
 
 
@@ -927,7 +930,7 @@ def summary(est, X, y, sample_weight, method, confidence, n_boot, n_jobs, random
     if method == "bootstrap" and (not isinstance(n_boot, numbers.Integral) or n_boot < 2):
         raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}.")
     _check_supported(est, "summary")
-    attrs = {"method": method, "confidence": confidence, "alpha": float(est.alpha)}
+    attrs = {"method": method, "confidence": confidence, "alpha": est.alpha if isinstance(est.alpha, str) else float(est.alpha)}
     if method == "hessian":
         model, theta, cov = _covariance(est, X, y, sample_weight)
         coef = model.reported(theta)

@@ -211,6 +211,15 @@ class MixtureModel:
         resp *= chunk.sample_weight[:, None]
         return log_norm, resp
 
+    def map_reduce_weighted(self, kernels, rows, params, function):
+        """``function(X, Y, W)`` summed over the chunks of ``rows`` (in memory or on a
+        cluster): X the experts' columns, W = s h the E-step's weights at ``params``."""
+        def chunk_sums(chunk):
+            W = self.chunk_weights(kernels, chunk, params)[1]
+            return function(self.expert_view(chunk.X), chunk.Y, W)
+
+        return rows.map_reduce(chunk_sums)
+
     def penalty(self, params):
         """Gate and experts' penalties, summed (subtracted from the summed log-likelihood)."""
         return self.family.penalty(params["experts"]) + self.gate.penalty(params["gate"])

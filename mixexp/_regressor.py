@@ -170,15 +170,43 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         jumps where the kept set changes, which stalls L-BFGS), except with
         ``gate_noise > 0``: Adam then trains the noisy top-k model itself
         (Shazeer et al. 2017), which needs ``top_k >= 2``.
-    alpha : float, default=1e-4
-        L2 penalty ``alpha * ||w||^2`` added to the negative total
-        log-likelihood (Ridge's convention; intercepts are not penalised).
-        On the experts it acts on the weights on the user's scale, as in
-        :class:`~sklearn.linear_model.Ridge`; on the gate it acts on the
-        weights of the internally standardised inputs, so the gate does not
-        depend on how the features are scaled. The small default only keeps
-        the gate finite where regions are perfectly separated; increase it
-        for strong shrinkage, or set 0 for the plain maximum likelihood.
+    alpha : "auto" or float, default="auto"
+        L2 penalties on the gate's and the experts' weights (intercepts are
+        not penalised). A float ``alpha`` adds ``alpha * ||w||^2`` to the
+        negative total log-likelihood (Ridge's convention): on the experts
+        it acts on the weights on the user's scale, as in
+        :class:`~sklearn.linear_model.Ridge` (one Gaussian expert is
+        ``Ridge(alpha)``); on the gate it acts on the weights of the
+        internally standardised inputs, so the gate does not depend on how
+        the features are scaled. 0 gives the plain maximum likelihood (as R's
+        flexmix fits).
+
+        ``"auto"`` chooses the penalties for held-out predictions:
+
+        - the gate gets 0.01 per standardised weight, a Gaussian prior with
+          a standard deviation of about 7 on the logit's slope per standard
+          deviation of a feature. It hardly moves a gate that the data
+          determine, and keeps a gate whose regions separate perfectly on
+          the training rows (where the likelihood alone drives its slopes to
+          infinity) from predicting with certainty across boundaries it
+          has never seen;
+        - each Gaussian or Student-t expert gets its own penalty per
+          standardised weight, chosen by generalised cross-validation
+          (Golub, Heath & Wahba 1979; the criterion of ``MASS::lm.ridge``)
+          of the weighted ridge regression its M-step solves, from the grid
+          ``numpy.logspace(-4, 4, 33)``: after a fit at 1e-4, from its
+          posterior weights (one more pass over the rows), after which the
+          fit continues with the chosen penalties. A local expert is
+          shrunk as much as its own rows call for, wherever it sits;
+          ``expert_alpha_`` holds the choices;
+        - Poisson experts get 1e-4 per standardised weight, and
+          scikit-learn estimators as experts their own regularisation.
+
+        With ``"auto"`` the fit does not depend on the features' scales.
+        ``partial_fit`` does not choose (it sees one batch at a time): it
+        uses the gate's 0.01 and 1e-4 per standardised weight for the
+        experts. See the user guide,
+        "Regularisation".
     balance : float, default=0.0
         Strength of a load-balancing penalty against the gate collapsing
         onto a few experts: ``balance * CV^2(I)``, where I_k is the mean
@@ -297,9 +325,14 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         mean of the gate that prediction uses (one-hot for hard gating,
         renormalised top-k with ``top_k``). Sums to 1; near-zero entries
         show a collapsed gate (see ``balance``).
+    expert_alpha_ : ndarray of shape (n_experts,)
+        With ``alpha="auto"`` and Gaussian or Student-t experts (fitted by
+        ``fit``): each expert's penalty per weight of a standardised
+        feature, chosen by generalised cross-validation.
     n_iter_ : int
         Iterations of the returned run (Adam: epochs; ``partial_fit``
-        counts one per call).
+        counts one per call; with ``alpha="auto"``, those of the fit
+        continued at the chosen penalties).
     converged_ : bool
         Whether the returned run met ``tol``.
     log_likelihood_ : float
@@ -359,6 +392,7 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         "expert": [StrOptions({"gaussian", "poisson", "student_t"})],
         "variance_floor": [Interval(Real, 0, None, closed="neither")],
     }
+    _parameter_constraints["alpha"] = [*_parameter_constraints["alpha"], StrOptions({"auto"})]
     # or any scikit-learn regressor (checked by check_expert_estimator when fitting)
     _parameter_constraints["expert"] = [*_parameter_constraints["expert"],
                                         HasMethods(["fit", "predict"])]
@@ -375,7 +409,7 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
         solver="em",
         gating="soft",
         top_k=None,
-        alpha=1e-4,
+        alpha="auto",
         balance=0.0,
         gate_noise=0.0,
         variance_floor=1e-6,
@@ -487,10 +521,7 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
             return params
 
         def map_reduce(function):
-            def chunk_sums(chunk):
-                W = model.chunk_weights(kernels, chunk, params)[1]
-                return function(model.expert_view(chunk.X), chunk.Y, W)
-            return rows.map_reduce(chunk_sums)
+            return model.map_reduce_weighted(kernels, rows, params, function)
 
         # two passes over the rows, in memory or on a cluster alike
         experts = model.family.fit_dof(kernels, map_reduce, params["experts"])
@@ -510,12 +541,15 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
                 estimator=clone(self.expert), x_mean=to_host(x_mean), x_scale=to_host(x_scale),
                 variance_floor=variance_floor(Y, sample_weight, self.variance_floor),
                 seed=check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        # alpha="auto" penalises standardised weights (a float: the user's, as Ridge)
+        weight_penalty = (np.full(len(x_scale), alpha) if isinstance(self.alpha, str)
+                          else user_scale_penalty(alpha, x_scale))
         if self.expert == "poisson":
-            return PoissonExperts(weight_penalty=user_scale_penalty(alpha, x_scale),
+            return PoissonExperts(weight_penalty=weight_penalty,
                                   target_mean=target_means(Y, sample_weight))
         family = StudentTExperts if self.expert == "student_t" else GaussianExperts
         return family(
-            weight_penalty=user_scale_penalty(alpha, x_scale),
+            weight_penalty=weight_penalty,
             variance_floor=variance_floor(Y, sample_weight, self.variance_floor),
         )
 
@@ -625,7 +659,7 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
 
         ``A_k = G_k + P`` is the system of expert k's weighted ridge fit
         (``G_k`` its design moments, P the penalty per standardised weight,
-        intercepts unpenalised): the penalty alpha ||w||^2 / (2 sigma_k^2)
+        the experts' or expert k's own, intercepts unpenalised): the penalty alpha ||w||^2 / (2 sigma_k^2)
         is in units of the noise (see ``GaussianExperts.solve``), so the
         precision of the fitted line is ``A_k / sigma_k^2`` and
         ``sigma_k^2 x' A_k^-1 x`` the variance of its mean at x. Eigenvalues
@@ -641,7 +675,7 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
             if not gram[k, d, d] > 0:  # an expert with no data: no line to be unsure of
                 continue
             precision = gram[k].copy()
-            precision[np.arange(d), np.arange(d)] += penalty
+            precision[np.arange(d), np.arange(d)] += penalty[k] if penalty.ndim == 2 else penalty
             values, vectors = np.linalg.eigh(precision)
             # relative to the data's moments, not the penalised system's: a penalty
             # capped at 1e200 (a feature of scale 1e-100) would floor every data

@@ -125,7 +125,17 @@ def check_one_expert(estimator, X, y, sample_weight=None):
     weight = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
     # weights whose total overflows: the same problem at a representable scale
     weight, exponent = rescaled_sample_weight(weight)
-    alpha = math.ldexp(float(estimator.alpha), -exponent)
+    reference_X = X
+    if isinstance(estimator.alpha, str):
+        if not hasattr(estimator, "expert_alpha_"):  # alpha="auto" without a GCV choice
+            return None
+        # alpha="auto": Ridge at the chosen penalty per standardised weight
+        # (centred first: a column of offset 1e6 and spread 1e-8 divided by its
+        # spread alone would lose its digits)
+        reference_X = (np.asarray(X, dtype=np.float64) - estimator._x_mean) / estimator._x_scale
+        alpha = math.ldexp(float(estimator.expert_alpha_[0]), -exponent)
+    else:
+        alpha = math.ldexp(float(estimator.alpha), -exponent)
     if hasattr(estimator, "predict_proba"):
         try:
             with np.errstate(all="ignore"):
@@ -149,7 +159,7 @@ def check_one_expert(estimator, X, y, sample_weight=None):
         rounding = 1e-5 if np.asarray(X).dtype == np.float32 else 1e-9
         unit = np.maximum(spread, rounding * np.abs(Y[keep]).max(axis=0))
         unit = np.where(unit > 0, unit, 1.0)
-        reference = ridge_predictions(X, y, alpha, weight)
+        reference = ridge_predictions(reference_X, y, alpha, weight)
         prediction = np.asarray(estimator.predict(X), dtype=np.float64).reshape(reference.shape)
         # compared on the weighted rows only: with fewer of them than parameters and
         # a negligible penalty, predictions elsewhere are not determined

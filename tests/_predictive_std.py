@@ -2,12 +2,28 @@
 
 Built from public attributes and the training data only: each expert's
 weighted design moments on the user's scale, from the responsibilities
-training uses, with the penalty alpha on the user's weights.
+training uses, with each expert's penalty on the user's weights.
 """
 
 import numpy as np
 from scipy.special import logsumexp
 from scipy.stats import norm
+
+
+def user_penalties(est, X_train, sample_weight=None):
+    """Each expert's penalty per weight on the user's scale: (K, d).
+
+    A float alpha is that penalty; alpha="auto" chose ``expert_alpha_`` per
+    weight of the standardised features (weighted mean 0, population std 1).
+    """
+    n_experts, d = est.predict_gate(X_train[:1]).shape[1], X_train.shape[1]
+    if not isinstance(est.alpha, str):
+        return np.full((n_experts, d), float(est.alpha))
+    weight = np.ones(len(X_train)) if sample_weight is None else np.asarray(sample_weight, float)
+    mean = weight @ X_train / weight.sum()
+    scale = np.sqrt(weight @ (X_train - mean) ** 2 / weight.sum())
+    scale = np.where(scale > 0, scale, 1.0)
+    return np.asarray(est.expert_alpha_)[:, None] * scale**2
 
 
 def expert_leverage(est, X_train, y_train, X, sample_weight=None):
@@ -26,11 +42,12 @@ def expert_leverage(est, X_train, y_train, X, sample_weight=None):
     design = np.column_stack([X_train, np.ones(len(X_train))])
     rows = np.column_stack([X, np.ones(len(X))])
     d = X_train.shape[1]
+    penalties = user_penalties(est, X_train, sample_weight)
     leverage = np.empty((len(X), resp.shape[1], 1))
     for k in range(resp.shape[1]):
         precision = (design * resp[:, [k]]).T @ design
         # the ridge system: the penalty is in units of the expert's noise
-        precision[np.arange(d), np.arange(d)] += est.alpha
+        precision[np.arange(d), np.arange(d)] += penalties[k]
         leverage[:, k, 0] = np.einsum("nj,nj->n", rows, np.linalg.solve(precision, rows.T).T)
     return leverage
 

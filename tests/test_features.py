@@ -137,7 +137,9 @@ def test_empty_selections():
 
 def test_warm_start_keeps_or_restarts_with_the_selection():
     X, y, _ = _concomitant_data(n=600)
-    est = MixtureOfExpertsRegressor(2, gate_features=[2], expert_features=[0, 1],
+    # (alpha fixed: "auto" would choose other penalties for the grown model, another
+    # objective)
+    est = MixtureOfExpertsRegressor(2, gate_features=[2], expert_features=[0, 1], alpha=1e-4,
                                     warm_start=True, random_state=0).fit(X, y)
     first = est.objective_history_[-1]
     est.set_params(n_experts=3).fit(X, y)  # grown by a split from the previous fit

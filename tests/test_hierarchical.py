@@ -238,6 +238,9 @@ def test_sample_weight_warm_start_pickle_and_clone():
     restored = pickle.loads(pickle.dumps(est))
     assert_allclose(restored.predict(X), est.predict(X))
     assert clone(est).get_params() == est.get_params()
+    # a warm start continues a fit at fixed penalties (alpha="auto" chooses them again)
+    est.set_params(alpha=1e-4)
+    _quiet(est.fit, X, y, sample_weight=weight)
     before = est.log_likelihood_
     est.set_params(warm_start=True, max_iter=5)
     _quiet(est.fit, X, y, sample_weight=weight)

@@ -106,8 +106,9 @@ def test_every_solver_reports_the_same_objective_for_the_same_parameters():
 
 def test_adam_history_is_the_best_so_far_and_stops_without_improvement(regression_data):
     X, y = regression_data
+    # (alpha fixed: "auto" continues the fit at its chosen penalties, a second run)
     est = MixtureOfExpertsRegressor(3, solver="adam", n_iter_no_change=3, tol=1e-3,
-                                    random_state=0).fit(X, y)
+                                    alpha=1e-4, random_state=0).fit(X, y)
     assert est.converged_ and est.n_iter_ < 300
     # the returned parameters are the best epoch's, whose objective ends the history
     assert est.log_likelihood_history_[-1] == pytest.approx(est.log_likelihood_, rel=1e-12)
@@ -132,10 +133,12 @@ def test_adam_is_reproducible_and_batches_matter(regression_data):
 
 def test_noisy_top_k_gating_trains_the_top_k_model(regression_data):
     X, y = regression_data
-    noisy = MixtureOfExpertsRegressor(3, solver="adam", top_k=2, gate_noise=0.3,
+    # (alpha fixed: the first epoch's history is the first run's)
+    noisy = MixtureOfExpertsRegressor(3, solver="adam", top_k=2, gate_noise=0.3, alpha=1e-4,
                                       random_state=0).fit(X, y)
     # without noise, training fits the dense model and top_k only routes prediction
-    dense = MixtureOfExpertsRegressor(3, solver="adam", top_k=2, random_state=0).fit(X, y)
+    dense = MixtureOfExpertsRegressor(3, solver="adam", top_k=2, alpha=1e-4,
+                                      random_state=0).fit(X, y)
     # measured, under top-2 routing: trained with noise -0.3025, dense fit
     # -2.681 (experts outside the top 2 matter where gates overlap); the
     # noisy fit after its first epoch -1.547

@@ -69,6 +69,8 @@ def user_scale_penalty(alpha, x_scale):
 def penalty_stiffness(weight_penalty, reference, curvature=1.0):
     """Per-feature unit of the gradient solvers' weight coordinates: (d,), 1 normally.
 
+    ``weight_penalty``: (d,), or (K, d) for penalties of each expert's own.
+
     The objective is a mean over the total weight S, so a feature's penalty
     adds curvature ``curvature * penalty_j / S`` to that of the data (about
     1 per standardised weight in the families' units). A tiny-scale feature
@@ -78,6 +80,9 @@ def penalty_stiffness(weight_penalty, reference, curvature=1.0):
     is about as curved as in the other directions. Where the penalty is
     weaker than the data (any ordinary fit), the unit is exactly 1.
     """
+    weight_penalty = np.asarray(weight_penalty)
+    if weight_penalty.ndim == 2:  # each expert's own: the stiffest sets the unit
+        weight_penalty = weight_penalty.max(axis=0)
     total = reference.get("total_weight") if reference else None
     if total is None:  # a state saved without it
         return np.ones_like(weight_penalty)

@@ -118,6 +118,67 @@ def ridge_step(statistics, experts, weight_penalty, active):
     return coef, intercept, new_rss
 
 
+# The penalties per standardised weight that alpha="auto" chooses among (by
+# generalised cross-validation): from the old fixed default to strong shrinkage.
+GCV_PENALTY_GRID = np.logspace(-4, 4, 33)
+
+
+def gcv_penalties(statistics, experts, grid=GCV_PENALTY_GRID, counts=None):
+    """Each expert's ridge penalty minimising generalised cross-validation: (K,).
+
+    For expert k, the weighted ridge regression of the targets on the
+    standardised inputs (intercept free) that its M-step solves, with the
+    weights W of ``statistics`` (see :meth:`GaussianExperts.statistics`):
+    GCV(lambda) = RSS(lambda) / (n_k - df(lambda))^2 (Golub, Heath & Wahba
+    1979), with df(lambda) = tr of the centred hat matrix
+    = sum_j s_j / (s_j + lambda) over the eigenvalues s_j of the centred
+    weighted Gram matrix and n_k the expert's count of rows (``counts``,
+    default sum_i W_ik), as ``MASS::lm.ridge`` computes it. Several targets
+    share one penalty: their RSS, each in units of the expert's noise
+    variance, are summed. The RSS of every candidate comes from the
+    statistics at the current parameters (the targets' centred moments are
+    the residuals' plus the current fit's), so no pass over the rows is
+    needed. Experts with no weight, or fewer rows than the least df, keep
+    the grid's smallest penalty.
+    """
+    gram, x_sum, w_sum = statistics["gram"], statistics["x_sum"], statistics["w_sum"]
+    xr, r_sum, rss = statistics["xr"], statistics["r_sum"], statistics["rss"]
+    counts = w_sum if counts is None else counts
+    grid = np.asarray(grid, dtype=float)
+    coef, variance = experts["coef"], experts["variance"]
+    chosen = np.full(coef.shape[0], grid[0])
+    for k in np.flatnonzero(active_experts(w_sum)):
+        total = w_sum[k]
+        centred_gram = gram[k] - np.outer(x_sum[k], x_sum[k]) / total
+        centred_xr = xr[k] - r_sum[k][:, None] * x_sum[k][None, :] / total  # (t, d)
+        centred_rss = rss[k] - r_sum[k] ** 2 / total  # (t,)
+        # the targets' centred moments: y = r + x . w at the current weights w
+        cross = centred_xr + coef[k] @ centred_gram  # (t, d)
+        syy = (centred_rss + 2.0 * np.sum(coef[k] * centred_xr, axis=1)
+               + np.sum(coef[k] * (coef[k] @ centred_gram), axis=1))
+        eigenvalues, vectors = np.linalg.eigh(centred_gram)
+        eigenvalues = np.maximum(eigenvalues, 0.0)
+        projected = (cross @ vectors) ** 2  # (t, d)
+        denominator = eigenvalues[None, :] + grid[:, None]  # (G, d)
+        # RSS(lambda) = syy - sum_j p_j^2 (s_j + 2 lambda) / (s_j + lambda)^2
+        # (divided twice, not by the square: penalties may be as large as 1e200)
+        fitted = projected @ ((eigenvalues[None, :] + 2.0 * grid[:, None])
+                              / denominator / denominator).T
+        residual = np.maximum(syy[:, None] - fitted, 0.0)  # (t, G)
+        df = np.sum(eigenvalues[None, :] / denominator, axis=1)  # (G,)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score = np.sum(residual / variance[k][:, None], axis=0) / (counts[k] - df) ** 2
+        score = np.where(counts[k] > df, score, np.inf)
+        if np.any(np.isfinite(score)):
+            chosen[k] = grid[int(np.argmin(score))]
+    return chosen
+
+
+def per_expert(weight_penalty):
+    """A (d,) penalty shared by the experts, or each one's (K, d), against coef (K, t, d)."""
+    return weight_penalty[:, None, :] if weight_penalty.ndim == 2 else weight_penalty
+
+
 class _GaussianCoordinates(Coordinates):
     """Each expert in units of its noise level at the start.
 
@@ -191,7 +252,7 @@ class GaussianExperts(ExpertFamily):
 
     Parameters
     ----------
-    weight_penalty : ndarray of shape (d,)
+    weight_penalty : ndarray of shape (d,) or (K, d)
         Penalty per standardised weight: alpha / scale_j**2, so that it
         equals alpha * ||w||^2 on the user's scale. It enters the negative
         log-likelihood as alpha ||w_k||^2 / (2 sigma2_k): Ridge's convention
@@ -239,7 +300,7 @@ class GaussianExperts(ExpertFamily):
 
     def _weight_penalties(self, coef):
         """alpha ||w_kt||^2 on the user's scale, per expert and target: (K, t)."""
-        return np.sum(self.weight_penalty * coef**2, axis=2)
+        return np.sum(per_expert(self.weight_penalty) * coef**2, axis=2)
 
     def penalty(self, experts):
         """Ridge penalty alpha ||w_kt||^2 / (2 sigma2_kt), summed over experts and targets."""
@@ -327,7 +388,8 @@ class GaussianExperts(ExpertFamily):
         xr, r_sum, rss = kernels.gaussian_residual_moments(X, Y, W, coef, experts["intercept"])
         penalties = penalty_scale * self._weight_penalties(coef)
         return {
-            "coef": (xr - penalty_scale * self.weight_penalty * coef) / variance[:, :, None],
+            "coef": (xr - penalty_scale * per_expert(self.weight_penalty) * coef)
+            / variance[:, :, None],
             "intercept": r_sum / variance,
             "variance": 0.5 * ((rss + penalties) / variance
                                - kernels.to_host(W.sum(axis=0))[:, None]),
@@ -344,6 +406,16 @@ class GaussianExperts(ExpertFamily):
         return _GaussianCoordinates(experts, reference["center"], reference["scale"],
                                     self.variance_floor,
                                     penalty_stiffness(self.weight_penalty, reference))
+
+    # ---- alpha="auto" ------------------------------------------------------
+    def penalty_choice_statistics(self, kernels, X, Y, W, experts):
+        """Additive statistics of rows for :meth:`choose_penalties`: :meth:`statistics`."""
+        return self.statistics(kernels, X, Y, W, experts)
+
+    def choose_penalties(self, statistics, experts, grid, count_scale=1.0):
+        """Each expert's penalty per standardised weight by GCV (:func:`gcv_penalties`):
+        (K,); ``count_scale`` turns the statistics' weights into counts of rows."""
+        return gcv_penalties(statistics, experts, grid, statistics["w_sum"] * count_scale)
 
     def adapt(self, experts, target_variance, previous_target_variance):
         """Noise levels fitted to a target at least 4x narrower (a constant or

@@ -28,6 +28,8 @@ from .._backend import to_host
 from ._family import ExpertFamily, active_experts, penalty_stiffness
 from ._gaussian import (
     _GaussianCoordinates,
+    gcv_penalties,
+    per_expert,
     raise_narrow_variances,
     ridge_step,
     split_by_noise_scale,
@@ -183,7 +185,7 @@ class StudentTExperts(ExpertFamily):
 
     Parameters
     ----------
-    weight_penalty : ndarray of shape (d,)
+    weight_penalty : ndarray of shape (d,) or (K, d)
         Penalty per standardised weight: alpha / scale_j**2. It enters the
         negative log-likelihood as alpha ||w_k||^2 / (2 sigma2_k), as for
         Gaussian experts (the t's scale in place of the variance).
@@ -229,7 +231,7 @@ class StudentTExperts(ExpertFamily):
 
     def _weight_penalties(self, coef):
         """alpha ||w_kt||^2 on the user's scale, per expert and target: (K, t)."""
-        return np.sum(self.weight_penalty * coef**2, axis=2)
+        return np.sum(per_expert(self.weight_penalty) * coef**2, axis=2)
 
     def penalty(self, experts):
         """Ridge penalty alpha ||w_kt||^2 / (2 sigma2_kt), summed over experts and targets."""
@@ -458,7 +460,7 @@ class StudentTExperts(ExpertFamily):
         dof_term = w_sum * (digamma(0.5 * (dof + p)) - digamma(0.5 * dof)
                             - np.log1p(p / dof) + 1.0) + moments["log_weight_sum"]
         return {
-            "coef": (moments["xr"] - penalty_scale * self.weight_penalty * coef)
+            "coef": (moments["xr"] - penalty_scale * per_expert(self.weight_penalty) * coef)
             / variance[:, :, None],
             "intercept": moments["r_sum"] / variance,
             "variance": 0.5 * ((moments["rss"] + penalties) / variance - w_sum[:, None]),
@@ -476,6 +478,19 @@ class StudentTExperts(ExpertFamily):
         return _StudentTCoordinates(experts, reference["center"], reference["scale"],
                                     self.variance_floor,
                                     penalty_stiffness(self.weight_penalty, reference))
+
+    # ---- alpha="auto" ------------------------------------------------------
+    def penalty_choice_statistics(self, kernels, X, Y, W, experts):
+        """Additive statistics of rows for :meth:`choose_penalties`: the moments at the
+        weights W u (no candidates' sums)."""
+        return self._latent_moments(kernels, X, Y, W, experts, candidates=False)
+
+    def choose_penalties(self, statistics, experts, grid, count_scale=1.0):
+        """Each expert's penalty per standardised weight by GCV (:func:`gcv_penalties`)
+        of the weighted ridge regression its ECM cycle solves (weights W u), with
+        n_k = sum_i W_ik rows: (K,)."""
+        moments = {**statistics, "w_sum": statistics["wu_sum"]}
+        return gcv_penalties(moments, experts, grid, statistics["w_sum"] * count_scale)
 
     def adapt(self, experts, target_variance, previous_target_variance):
         """Scales fitted to a target at least 4x narrower are raised (as Gaussian experts')."""

@@ -76,6 +76,10 @@ def _assert_same_fit(fitted, reference):
     np.testing.assert_allclose(fitted.expert_coef_, reference.expert_coef_, rtol=1e-4,
                                atol=1e-6)
     np.testing.assert_allclose(fitted.gate_coef_, reference.gate_coef_, rtol=1e-4, atol=1e-5)
+    # alpha="auto" (the default): the penalties GCV chose, from one pass over the blocks
+    assert hasattr(fitted, "expert_alpha_") == hasattr(reference, "expert_alpha_")
+    if hasattr(reference, "expert_alpha_"):
+        np.testing.assert_array_equal(fitted.expert_alpha_, reference.expert_alpha_)
 
 
 @pytest.mark.parametrize("rows", [1000, 701])
@@ -174,12 +178,18 @@ def test_nothing_of_size_n_reaches_the_client(client, monkeypatch):
                                   random_state=1)
     dX, dy = _as_dask(X, 5000), _as_dask(y, 5000)
     gathered = _Gathered(monkeypatch)
-    est = MixtureOfExpertsRegressor(n_experts=2, random_state=0, max_iter=20, tol=1e-4)
+    # alpha="auto" (the default) chooses the experts' penalties after a first run,
+    # which n_iter_ does not count: it is checked for what it gathers below
+    est = MixtureOfExpertsRegressor(n_experts=2, random_state=0, max_iter=20, tol=1e-4,
+                                    alpha=1e-4)
     est.fit(dX, dy)
     # the initial sample (about _MAX_INIT_ROWS rows) is the largest thing gathered
     assert 0 < gathered.longest <= 1.1 * _MAX_INIT_ROWS
     # one compute per pass, plus the first pass and the sample
     assert gathered.calls <= 2 * est.n_iter_ + 4
+    est.set_params(alpha="auto").fit(dX, dy)
+    assert hasattr(est, "expert_alpha_")
+    assert 0 < gathered.longest <= 1.1 * _MAX_INIT_ROWS
     before = gathered.calls
     pred, _ = est.predict(dX, return_std=True)
     est.predict_gate(dX), est.predict_experts(dX), est.predict_responsibilities(dX, dy)

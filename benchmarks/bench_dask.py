@@ -83,7 +83,8 @@ else:
     X, y = data[:, :d], data[:, d]
 
 def make(max_iter, tol=0.0):
-    return MixtureOfExpertsRegressor(k, n_init=1, random_state=0, max_iter=max_iter, tol=tol)
+    return MixtureOfExpertsRegressor(k, alpha=1e-4, n_init=1, random_state=0, max_iter=max_iter,
+                                     tol=tol)
 
 def timed(est):
     start = time.perf_counter()

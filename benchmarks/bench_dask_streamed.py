@@ -73,11 +73,12 @@ def main():
         return SGDRegressor(shuffle=False, random_state=0)
 
     modes = {
-        "gaussian-dask": (lambda m: MixtureOfExpertsRegressor(args.k, random_state=0,
+        "gaussian-dask": (lambda m: MixtureOfExpertsRegressor(args.k, alpha=1e-4, random_state=0,
                                                               max_iter=m, tol=0), True),
-        "sgd-dask": (lambda m: MixtureOfExpertsRegressor(args.k, expert=sgd(), random_state=0,
+        "sgd-dask": (lambda m: MixtureOfExpertsRegressor(args.k, alpha=1e-4, expert=sgd(),
+                                                         random_state=0,
                                                          max_iter=m, tol=0), True),
-        "sgd-memory": (lambda m: MixtureOfExpertsRegressor(args.k, expert=sgd(),
+        "sgd-memory": (lambda m: MixtureOfExpertsRegressor(args.k, alpha=1e-4, expert=sgd(),
                                                            random_state=0, max_iter=m, tol=0),
                        False),
     }

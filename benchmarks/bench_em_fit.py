@@ -22,7 +22,8 @@ from mixexp.datasets import make_moe_regression
 
 def make_estimator(backend):
     # tol=0 forces exactly max_iter iterations, so every n does the same work
-    return MixtureOfExpertsRegressor(3, max_iter=20, tol=0.0, backend=backend, random_state=0)
+    return MixtureOfExpertsRegressor(3, alpha=1e-4, max_iter=20, tol=0.0, backend=backend,
+                                     random_state=0)
 
 
 def main():

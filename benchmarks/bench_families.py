@@ -45,7 +45,7 @@ def make_data(n):
 def time_fit(X, y, family, backend, repeat):
     times = []
     for _ in range(repeat):
-        est = MixtureOfExpertsRegressor(3, expert=family, max_iter=20, tol=0.0,
+        est = MixtureOfExpertsRegressor(3, alpha=1e-4, expert=family, max_iter=20, tol=0.0,
                                         backend=backend, random_state=0)
         start = time.perf_counter()
         est.fit(X, y)
@@ -83,7 +83,8 @@ def main():
         X, targets = make_data(n)
         # compile the Numba kernels outside the timings
         for family in FAMILIES:
-            MixtureOfExpertsRegressor(3, expert=family, max_iter=2, tol=0.0, backend="numba",
+            MixtureOfExpertsRegressor(3, alpha=1e-4, expert=family, max_iter=2, tol=0.0,
+                                      backend="numba",
                                       random_state=0).fit(X[:5000], targets[family][:5000])
         fits, e_steps = {}, {}
         for family in FAMILIES:

@@ -10,8 +10,8 @@ Prints two tables:
   the float64 log-likelihood once) per second, and that as a fraction of
   the device's memory bandwidth, measured in the same run by a large
   device-to-device copy (2 x bytes / time);
-* a whole fit, ``MixtureOfExpertsRegressor(n_experts=8, max_iter=50,
-  tol=0)`` on ``make_moe_regression`` data of ``--fit-n`` rows, with
+* a whole fit, ``MixtureOfExpertsRegressor(n_experts=8, alpha=1e-4,
+  max_iter=50, tol=0)`` on ``make_moe_regression`` data of ``--fit-n`` rows, with
   backend="cupy" (CuPy arrays in) and backend="numba" (NumPy arrays in),
   and their ratio. Each fit runs once after a small warm-up fit per
   backend (compilation). The issue's target fit is ``--fit-n 1e7``.
@@ -104,7 +104,8 @@ def e_step_table(cupy, n, repeat, bandwidth):
 
 
 def timed_fit(cupy, backend, X, y):
-    estimator = MixtureOfExpertsRegressor(n_experts=K, max_iter=50, tol=0, backend=backend,
+    estimator = MixtureOfExpertsRegressor(n_experts=K, alpha=1e-4, max_iter=50, tol=0,
+                                          backend=backend,
                                           random_state=0)
     start = time.perf_counter()
     estimator.fit(X, y)
@@ -115,7 +116,8 @@ def timed_fit(cupy, backend, X, y):
 def fit_table(cupy, fit_n):
     X, y, _ = make_moe_regression(n_samples=fit_n, n_features=D, n_experts=K, noise=0.5,
                                   random_state=0)
-    print(f"\nwhole fit: MixtureOfExpertsRegressor(n_experts={K}, max_iter=50, tol=0), "
+    print(f"\nwhole fit: MixtureOfExpertsRegressor(n_experts={K}, alpha=1e-4, max_iter=50, "
+          "tol=0), "
           f"n={fit_n:.0e}, d={D}; one fit each after a warm-up")
     print(f"{'dtype':>8} {'numba (s)':>10} {'cupy (s)':>10} {'numba / cupy':>13}")
     for dtype in (np.float32, np.float64):

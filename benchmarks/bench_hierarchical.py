@@ -43,7 +43,7 @@ def main():
     n = int(args.n)
     X, y, _ = make_moe_regression(n_samples=n, n_features=5, n_experts=4, noise=0.3,
                                   random_state=0)
-    settings = dict(max_iter=args.max_iter, tol=0.0, backend="numba", random_state=0)
+    settings = dict(alpha=1e-4, max_iter=args.max_iter, tol=0.0, backend="numba", random_state=0)
     print(f"n={n:.0e}, d=5, {args.max_iter} EM iterations, numba; median of {args.repeat}")
     print(f"{'model':>28} {'seconds':>9} {'vs flat':>8}")
     for n_experts, trees in [(4, [(4,), (2, 2)]), (8, [(2, 4), (2, 2, 2)])]:

@@ -109,7 +109,7 @@ def fit_seconds(backend, X, y, n_experts, measure_memory=False):
         # tol=0 forces exactly max_iter iterations, so every backend does the same work
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            MixtureOfExpertsRegressor(n_experts, max_iter=20, tol=0.0, backend=backend,
+            MixtureOfExpertsRegressor(n_experts, alpha=1e-4, max_iter=20, tol=0.0, backend=backend,
                                       random_state=0).fit(X, y)
 
     start = time.perf_counter()

@@ -67,7 +67,7 @@ def main():
     print(f"{'data':>14} {'iter':>5} {'all':>6} {'conv':>5} {'log-lik':>10} {'time (s)':>9} "
           f"{'coef err':>9}  dof")
     for name, X, y, kwargs in cases():
-        est = MixtureOfExpertsRegressor(expert="student_t", verbose=1, **kwargs)
+        est = MixtureOfExpertsRegressor(alpha=1e-4, expert="student_t", verbose=1, **kwargs)
         out = io.StringIO()
         with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(out):
             warnings.simplefilter("always", ConvergenceWarning)

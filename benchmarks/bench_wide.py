@@ -57,7 +57,8 @@ def time_fits(n, d, n_experts, backend, tol, max_iter, repeat):
                                   random_state=0)
 
     def make():
-        return MixtureOfExpertsRegressor(n_experts, backend=backend, tol=tol, max_iter=max_iter,
+        return MixtureOfExpertsRegressor(n_experts, alpha=1e-4, backend=backend, tol=tol,
+                                         max_iter=max_iter,
                                          random_state=0)
 
     make().set_params(max_iter=1).fit(X[:200], y[:200])  # compile / load the kernels first

@@ -157,17 +157,27 @@ def gcv_penalties(statistics, experts, grid=GCV_PENALTY_GRID, counts=None):
         syy = (centred_rss + 2.0 * np.sum(coef[k] * centred_xr, axis=1)
                + np.sum(coef[k] * (coef[k] @ centred_gram), axis=1))
         eigenvalues, vectors = np.linalg.eigh(centred_gram)
-        eigenvalues = np.maximum(eigenvalues, 0.0)
-        projected = (cross @ vectors) ** 2  # (t, d)
-        denominator = eigenvalues[None, :] + grid[:, None]  # (G, d)
+        top = eigenvalues.max(initial=0.0)
+        if not top > 0:  # no spread in any column: nothing to shrink
+            continue
+        # in units of the largest eigenvalue (weights rescaled to any scale, penalties
+        # from 1e-300 to 1e200 stay representable); directions with no data (rounding
+        # noise below 1e-12 of it) neither fit nor count
+        kept = eigenvalues > 1e-12 * top
+        values = eigenvalues[kept] / top
+        projected = (cross @ vectors[:, kept]) ** 2 / top  # (t, r)
+        with np.errstate(over="ignore"):
+            penalty = np.minimum(grid / top, 1e300)
+        denominator = values[None, :] + penalty[:, None]  # (G, r)
         # RSS(lambda) = syy - sum_j p_j^2 (s_j + 2 lambda) / (s_j + lambda)^2
-        # (divided twice, not by the square: penalties may be as large as 1e200)
-        fitted = projected @ ((eigenvalues[None, :] + 2.0 * grid[:, None])
+        fitted = projected @ ((values[None, :] + 2.0 * penalty[:, None])
                               / denominator / denominator).T
         residual = np.maximum(syy[:, None] - fitted, 0.0)  # (t, G)
-        df = np.sum(eigenvalues[None, :] / denominator, axis=1)  # (G,)
+        df = np.sum(values[None, :] / denominator, axis=1)  # (G,)
+        # n^2 GCV = RSS / (1 - df / n)^2: the same argmin, and no square of a count that
+        # rescaled weights (see rescaled_sample_weight) may have made huge
         with np.errstate(divide="ignore", invalid="ignore"):
-            score = np.sum(residual / variance[k][:, None], axis=0) / (counts[k] - df) ** 2
+            score = np.sum(residual / variance[k][:, None], axis=0) / (1.0 - df / counts[k]) ** 2
         score = np.where(counts[k] > df, score, np.inf)
         if np.any(np.isfinite(score)):
             chosen[k] = grid[int(np.argmin(score))]

@@ -34,6 +34,7 @@ from ._backend import (
     single_threaded_blas,
 )
 from ._constraints import IntInterval
+from ._experts._family import MAX_WEIGHT_PENALTY
 from ._experts._gaussian import GCV_PENALTY_GRID
 from ._gates import SoftmaxGate
 from ._init import (
@@ -85,9 +86,6 @@ AUTO_GATE_ALPHA = 1e-2
 # alpha="auto": the experts' penalty where none is chosen by GCV (Poisson
 # experts; the fit that GCV is computed from): the earlier fixed default.
 AUTO_EXPERT_ALPHA = 1e-4
-# Penalties GCV chooses among, against rescaled sample weights, are capped here
-# (as the user-scale penalties are): finite whatever the weights' scale.
-_MAX_CHOSEN_PENALTY = 1e200
 # partial_fit refits a rescaled model by an EM step on a batch of at least this
 # many rows per free parameter (see BaseMixtureOfExperts._follow_stream).
 _REFIT_ROWS_PER_PARAMETER = 2
@@ -388,8 +386,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                                                                    params["experts"]))
         # rescaled weights (see rescaled_sample_weight): the grid and counts with them
         weight_scale = math.ldexp(1.0, weight_exponent)
-        with np.errstate(over="ignore"):  # (weights whose mean is near 1e-308)
-            grid = np.minimum(GCV_PENALTY_GRID / weight_scale, _MAX_CHOSEN_PENALTY)
+        # capped as the user-scale penalties are (weights whose mean is near 1e-308)
+        with np.errstate(over="ignore"):
+            grid = np.minimum(GCV_PENALTY_GRID / weight_scale, MAX_WEIGHT_PENALTY)
         chosen = model.family.choose_penalties(statistics, params["experts"], grid,
                                                count_scale=weight_scale)
         n_weights = params["experts"]["coef"].shape[2]

@@ -930,7 +930,8 @@ def summary(est, X, y, sample_weight, method, confidence, n_boot, n_jobs, random
     if method == "bootstrap" and (not isinstance(n_boot, numbers.Integral) or n_boot < 2):
         raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}.")
     _check_supported(est, "summary")
-    attrs = {"method": method, "confidence": confidence, "alpha": est.alpha if isinstance(est.alpha, str) else float(est.alpha)}
+    alpha = est.alpha if isinstance(est.alpha, str) else float(est.alpha)
+    attrs = {"method": method, "confidence": confidence, "alpha": alpha}
     if method == "hessian":
         model, theta, cov = _covariance(est, X, y, sample_weight)
         coef = model.reported(theta)

@@ -659,9 +659,9 @@ class MixtureOfExpertsRegressor(InferenceMixin, RegressorMixin, BaseMixtureOfExp
 
         ``A_k = G_k + P`` is the system of expert k's weighted ridge fit
         (``G_k`` its design moments, P the penalty per standardised weight,
-        the experts' or expert k's own, intercepts unpenalised): the penalty alpha ||w||^2 / (2 sigma_k^2)
-        is in units of the noise (see ``GaussianExperts.solve``), so the
-        precision of the fitted line is ``A_k / sigma_k^2`` and
+        the experts' or expert k's own, intercepts unpenalised): the penalty
+        alpha ||w||^2 / (2 sigma_k^2) is in units of the noise (see
+        ``GaussianExperts.solve``), so the precision of the fitted line is ``A_k / sigma_k^2`` and
         ``sigma_k^2 x' A_k^-1 x`` the variance of its mean at x. Eigenvalues
         below 1e-12 of the largest moment of the data are raised to it: a
         direction the fit saw no data along is very uncertain, not infinitely.

@@ -51,7 +51,7 @@ def split_symmetrically(experts, j, rng, scale, keys=("coef", "intercept")):
 
 # Penalties per weight are capped here: far beyond any data's curvature (the
 # weight is zero to ~1e-200 either way), and finite for any feature scale.
-_MAX_WEIGHT_PENALTY = 1e200
+MAX_WEIGHT_PENALTY = 1e200
 
 
 def user_scale_penalty(alpha, x_scale):
@@ -63,7 +63,7 @@ def user_scale_penalty(alpha, x_scale):
     x_scale = np.asarray(x_scale, dtype=float)
     with np.errstate(over="ignore", divide="ignore", under="ignore"):
         # alpha may be huge too (scaled with sample weights that vanish): capped after
-        return np.minimum(alpha * np.minimum(1.0 / x_scale, 1e150) ** 2, _MAX_WEIGHT_PENALTY)
+        return np.minimum(alpha * np.minimum(1.0 / x_scale, 1e150) ** 2, MAX_WEIGHT_PENALTY)
 
 
 def penalty_stiffness(weight_penalty, reference, curvature=1.0):
